@@ -1,0 +1,341 @@
+"""Configuration: one class per model whose attributes are the defaults.
+
+Each attribute declared with :class:`Option` is a setting with its help text
+beside it. Subclasses override only what differs, with a plain value that
+keeps the parent's help and choices::
+
+    class Pix2PixConfig(ImageConfig):
+        model = 'pix2pix'
+        netG = 'unet_256'                                   # new default
+        lambda_L1 = Option(100.0, 'weight of the L1 loss')  # new setting
+
+A config is built from keywords only (``CycleGANConfig(crop_size=32)``), needs
+no global flag parsing, rejects unknown names and wrong types, and is frozen
+once built. Command-line flags are registered from the same classes, with the
+flag type inferred from the default (bool before int), by
+:func:`define_flags`; :func:`from_flags` turns parsed flags into a config.
+The effective config is saved as JSON with every run (:meth:`Config.save`) and
+read back by :func:`load`, so sample.py rebuilds exactly the trained graph.
+"""
+
+import json
+import os
+import tempfile
+
+from absl import flags
+
+
+class ConfigError(ValueError):
+    """A bad setting: unknown name, wrong type, value outside its choices."""
+
+
+class Option:
+    """A setting's default, help text and, optionally, its allowed values."""
+
+    def __init__(self, default, help, choices=None):
+        if choices is not None and default not in choices:
+            raise ValueError(f'default {default!r} is not one of {choices}')
+        self.default = default
+        self.help = help
+        self.choices = tuple(choices) if choices is not None else None
+
+    def with_default(self, default):
+        return Option(default, self.help, self.choices)
+
+    @property
+    def type(self):
+        """The flag type, from the default: bool is tested before int."""
+        for kind in (bool, int, float, str):
+            if isinstance(self.default, kind):
+                return kind
+        raise TypeError(f'unsupported option type {type(self.default)}')
+
+    def check(self, name, value):
+        """Returns ``value`` converted to this option's type, or raises."""
+        kind = self.type
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is not bool and isinstance(value, bool) or not isinstance(value, kind):
+            raise ConfigError(f'{name} must be of type {kind.__name__}, got {value!r}')
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(f'{name} must be one of {", ".join(map(str, self.choices))}; '
+                              f'got {value!r}')
+        return value
+
+
+class Config:
+    """Settings shared by every model: the run, the optimizer, the loop."""
+
+    model = Option('cycle_gan', 'which model to train',
+                   choices=('cycle_gan', 'pix2pix', 'colorization', 'toy_gan'))
+    name = Option('', 'experiment name: the run lives in <runs_dir>/<name> '
+                      '(default: <dataset>_<model>)')
+    runs_dir = Option('./runs', 'folder holding one sub-folder per run')
+    seed = Option(0, 'random seed of the graph, the data order and the image pool')
+
+    # Optimization. Defaults are the paper's: Adam(2e-4, 0.5), 100 epochs at
+    # constant rate, then 100 epochs of linear decay to zero.
+    batch_size = Option(1, 'input batch size')
+    lr = Option(0.0002, 'initial learning rate for Adam')
+    beta1 = Option(0.5, 'momentum term of Adam')
+    n_epochs = Option(100, 'number of epochs with the initial learning rate')
+    n_epochs_decay = Option(100, 'number of epochs to linearly decay the learning rate to zero')
+    lr_policy = Option('linear', 'learning rate policy', choices=('linear', 'step', 'cosine'))
+    lr_decay_iters = Option(50, 'step policy: multiply by 0.1 every lr_decay_iters epochs')
+    gan_mode = Option('lsgan', 'GAN objective: least squares, the original cross-entropy '
+                               '(on logits) or Wasserstein with gradient penalty',
+                      choices=('lsgan', 'vanilla', 'wgangp'))
+    lambda_gp = Option(10.0, 'weight of the gradient penalty (gan_mode wgangp)')
+    max_steps = Option(0, 'stop after this many iterations (0: run all epochs)')
+
+    # The loop's periodic actions, in iterations.
+    print_freq = Option(100, 'frequency of log lines')
+    summary_freq = Option(100, 'frequency of scalar summaries (losses, learning rate)')
+    display_freq = Option(400, 'frequency of sample grids, in TensorBoard and samples/')
+    save_freq = Option(5000, 'frequency of checkpoints (also saved at the end of each epoch)')
+    trace_freq = Option(0, 'frequency of full run traces (time and memory per op) '
+                           'in TensorBoard (0: never)')
+
+    _options = {}  # name -> Option, filled for each class by _collect_options
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _collect_options(cls)
+
+    def __init__(self, **overrides):
+        unknown = sorted(set(overrides) - set(self._options))
+        if unknown:
+            raise ConfigError(f'unknown option(s) for {type(self).__name__}: '
+                              f'{", ".join(unknown)}')
+        for name, option in self._options.items():
+            value = option.check(name, overrides.get(name, option.default))
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError('a config is frozen: use config.replace(name=value)')
+
+    @classmethod
+    def options(cls):
+        """The settings of this class, name -> Option, in declaration order."""
+        return dict(cls._options)
+
+    def replace(self, **overrides):
+        return type(self)(**{**self.to_dict(), **overrides})
+
+    def to_dict(self):
+        return {name: getattr(self, name) for name in self._options}
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        changed = {k: v for k, v in self.to_dict().items() if v != self._options[k].default}
+        args = ', '.join(f'{k}={v!r}' for k, v in changed.items())
+        return f'{type(self).__name__}({args})'
+
+    @property
+    def run_name(self):
+        return self.name or f'{os.path.basename(os.path.normpath(str(self.dataset)))}_{self.model}'
+
+    @property
+    def run_dir(self):
+        return os.path.join(self.runs_dir, self.run_name)
+
+    def save(self, path):
+        """Writes the config as JSON, atomically: a reader sees old or new, never half."""
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.config-', suffix='.json')
+        try:
+            with os.fdopen(fd, 'w') as f:
+                json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+                f.write('\n')
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+
+def _collect_options(cls):
+    """Sets ``cls._options``: the parent's settings, then this class's own
+    Options and plain-value overrides of inherited ones (help kept)."""
+    options = {}
+    for base in cls.__bases__:
+        options.update(getattr(base, '_options', {}))
+    for name, value in vars(cls).items():
+        if name.startswith('_') or callable(value) or isinstance(
+                value, (property, classmethod, staticmethod)):
+            continue
+        if isinstance(value, Option):
+            options[name] = value
+        elif name in options:
+            options[name] = options[name].with_default(options[name].check(name, value))
+        else:
+            raise TypeError(f'{cls.__name__}.{name} overrides no option; '
+                            f'declare it with Option(default, help)')
+    cls._options = options
+
+
+_collect_options(Config)
+
+
+class ImageConfig(Config):
+    """Settings of the image-to-image models: data, preprocessing, networks."""
+
+    dataset = Option('shapes2stripes', 'a dataset name (downloaded into data_root on first '
+                                       'use), or the path of a folder in the reference layout')
+    data_root = Option('./datasets', 'folder where datasets are downloaded and looked up')
+    download_url = Option('', 'base URL of the dataset server, for mirrors (default: '
+                              '$CYCLEGAN_DATASETS_URL, else the official server)')
+    direction = Option('AtoB', 'translate A to B or B to A', choices=('AtoB', 'BtoA'))
+    input_nc = Option(3, 'number of input image channels: 3 for RGB, 1 for grayscale')
+    output_nc = Option(3, 'number of output image channels: 3 for RGB, 1 for grayscale')
+
+    # Preprocessing, as the official implementation: resize to load_size, then
+    # a random crop_size crop and a random horizontal flip.
+    preprocess = Option('resize_and_crop', 'scaling and cropping of images at load time',
+                        choices=('resize_and_crop', 'crop', 'scale_width',
+                                 'scale_width_and_crop', 'none'))
+    load_size = Option(286, 'scale images to this size')
+    crop_size = Option(256, 'then crop to this size')
+    no_flip = Option(False, 'do not flip the images for data augmentation')
+    serial_batches = Option(False, 'take B in order, not at random (unaligned data)')
+    max_dataset_size = Option(0, 'use at most this many images per domain (0: all)')
+    num_threads = Option(4, 'threads decoding images')
+
+    # Networks.
+    ngf = Option(64, 'number of generator filters in the last conv layer')
+    ndf = Option(64, 'number of discriminator filters in the first conv layer')
+    netG = Option('resnet_9blocks', 'generator architecture',
+                  choices=('resnet_9blocks', 'resnet_6blocks', 'unet_256', 'unet_128'))
+    netD = Option('basic', 'discriminator: basic is the 70x70 PatchGAN, n_layers uses '
+                           'n_layers_D, pixel is the 1x1 PixelGAN',
+                  choices=('basic', 'n_layers', 'pixel'))
+    n_layers_D = Option(3, 'number of stride-2 layers of the n_layers discriminator')
+    norm = Option('instance', 'normalization: instance (no affine parameters), batch or none',
+                  choices=('instance', 'batch', 'none'))
+    init_type = Option('normal', 'weight initialization',
+                       choices=('normal', 'xavier', 'kaiming', 'orthogonal'))
+    init_gain = Option(0.02, 'scaling factor of normal, xavier and orthogonal initialization')
+    no_dropout = Option(False, 'no dropout in the generator')
+
+
+class CycleGANConfig(ImageConfig):
+    """CycleGAN (Zhu et al. 2017) with the paper's and the official defaults."""
+
+    model = 'cycle_gan'
+    no_dropout = True
+    lambda_A = Option(10.0, 'weight of the cycle loss A -> B -> A')
+    lambda_B = Option(10.0, 'weight of the cycle loss B -> A -> B')
+    lambda_identity = Option(0.5, 'weight of the identity loss, relative to lambda_A and '
+                                  'lambda_B (0: no identity loss)')
+    pool_size = Option(50, 'size of the history of generated images shown to the '
+                           'discriminators (0: no history)')
+
+
+class Pix2PixConfig(ImageConfig):
+    """pix2pix (Isola et al. 2017) with the official defaults. The official
+    commands train facades with --direction BtoA (labels to photos)."""
+
+    model = 'pix2pix'
+    dataset = 'facades'
+    netG = 'unet_256'
+    norm = 'batch'
+    gan_mode = 'vanilla'
+    lambda_L1 = Option(100.0, 'weight of the L1 loss between output and target')
+
+
+# Name -> config class, for every model that train.py knows. Models in other
+# modules add themselves here (see register).
+CONFIGS = {'cycle_gan': CycleGANConfig, 'pix2pix': Pix2PixConfig}
+
+
+def register(config_class):
+    """Makes a config class known to flags and to :func:`load`; usable as decorator."""
+    CONFIGS[config_class.model] = config_class
+    return config_class
+
+
+def config_class(model):
+    try:
+        return CONFIGS[model]
+    except KeyError:
+        raise ConfigError(f'unknown model {model!r}; choose one of {", ".join(CONFIGS)}') \
+            from None
+
+
+def _flag_options():
+    """The union of all models' settings, each with its default for cycle_gan
+    (or its first model) and the other models' defaults noted in the help."""
+    merged = {}
+    for model, cls in CONFIGS.items():
+        for name, option in cls.options().items():
+            merged.setdefault(name, (option, {}))[1][model] = option.default
+    result = {}
+    for name, (option, defaults) in merged.items():
+        others = {m: d for m, d in defaults.items() if d != option.default}
+        help_text = option.help
+        if name == 'model':
+            others = {}
+        if len(defaults) < len(CONFIGS):
+            help_text += f' [{", ".join(defaults)} only]'
+        if others:
+            help_text += ' [default ' + ', '.join(f'for {m}: {d}' for m, d in others.items()) + ']'
+        result[name] = Option(option.default, help_text, option.choices)
+    return result
+
+
+def define_flags(flag_values=None, module_name='config'):
+    """Registers one flag per setting of every known model. Idempotent."""
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    for name, option in _flag_options().items():
+        if name in flag_values:
+            continue
+        kwargs = dict(flag_values=flag_values, module_name=module_name)
+        if option.choices is not None:
+            flags.DEFINE_enum(name, option.default, list(option.choices), option.help, **kwargs)
+        else:
+            define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
+                      float: flags.DEFINE_float, str: flags.DEFINE_string}[option.type]
+            define(name, option.default, option.help, **kwargs)
+    return flag_values
+
+
+def from_flags(flag_values=None, argv=None):
+    """The config of ``--model`` with the flags given on the command line.
+
+    Flags left at their default take the model's own default (pix2pix gets
+    unet_256 even though the flag's default is resnet_9blocks). A flag that does
+    not apply to the chosen model is an error. ``argv``, when given, is parsed
+    first, so tests never depend on ``sys.argv``.
+    """
+    flag_values = define_flags(flag_values)
+    if argv is not None:
+        try:
+            flag_values(argv)
+        except flags.Error as e:
+            raise ConfigError(str(e)) from None
+    cls = config_class(flag_values['model'].value)
+    given = {name: flag_values[name].value for name in _flag_options()
+             if flag_values[name].present and name != 'model'}
+    foreign = sorted(set(given) - set(cls.options()))
+    if foreign:
+        raise ConfigError(f'--{foreign[0]} does not apply to --model {cls.model}')
+    return cls(**given)
+
+
+def load(path):
+    """Reads a config saved by :meth:`Config.save`; its class comes from 'model'."""
+    try:
+        with open(path) as f:
+            values = json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f'no config at {path}') from None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f'cannot read config {path}: {e}') from None
+    if not isinstance(values, dict) or 'model' not in values:
+        raise ConfigError(f'{path} is not a config saved by this project')
+    return config_class(values['model'])(**values)
