@@ -1,0 +1,423 @@
+"""Models: the abstract Model and its contract, and CycleGAN.
+
+Names in the code and in the CycleGAN paper (Zhu et al. 2017, fig. 3):
+
+    code    paper   what
+    G_A     G       generator A -> B (X -> Y)
+    G_B     F       generator B -> A (Y -> X)
+    D_A     D_Y     discriminator of domain B: real_B vs fake_B = G_A(real_A)
+    D_B     D_X     discriminator of domain A: real_A vs fake_A = G_B(real_B)
+    rec_A   F(G(x)) cycle A -> B -> A; rec_B = G(F(y))
+    idt_A   G(y)    identity of G_A on B; idt_B = F(x)
+
+These are the official PyTorch implementation's names, so its papers,
+issues and flags read the same here.
+"""
+
+import abc
+import json
+import math
+
+import numpy as np
+import tensorflow as tf
+
+import modules
+
+tf1 = tf.compat.v1
+
+
+# ---------------------------------------------------------------- losses
+
+
+def gan_loss(logits, target_is_real, mode):
+    """The GAN objective on discriminator logits, mean over the patch map.
+
+    lsgan: (D(x) - target)^2; vanilla: cross-entropy of sigmoid(D(x)), on the
+    logits so it stays finite for any logit; wgangp: -D(x) for real, D(x)
+    for fake (the gradient penalty is :func:`gradient_penalty`).
+    """
+    if mode == 'lsgan':
+        return tf.reduce_mean(tf.square(logits - (1.0 if target_is_real else 0.0)))
+    if mode == 'vanilla':
+        labels = tf.ones_like(logits) if target_is_real else tf.zeros_like(logits)
+        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels,
+                                                                      logits=logits))
+    if mode == 'wgangp':
+        return -tf.reduce_mean(logits) if target_is_real else tf.reduce_mean(logits)
+    raise ValueError(f'unknown gan_mode {mode!r}')
+
+
+def gradient_penalty(discriminator, real, fake, weight):
+    """WGAN-GP (Gulrajani et al. 2017): weight * E[(|grad D(x_hat)|_2 - 1)^2]
+    at random points x_hat on lines between real and fake images."""
+    alpha = tf.random.uniform(tf.stack([tf.shape(real)[0], 1, 1, 1]))
+    interpolated = real + alpha * (fake - real)
+    grads = tf.gradients(discriminator(interpolated), [interpolated])[0]
+    norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-16)
+    return weight * tf.reduce_mean(tf.square(norms - 1.0))
+
+
+def l1(a, b):
+    return tf.reduce_mean(tf.abs(a - b))
+
+
+# ------------------------------------------------------- learning rate
+
+
+def lr_factor(epoch, cfg):
+    """The learning rate of 0-based ``epoch``, relative to cfg.lr.
+
+    linear: 1 for n_epochs epochs, then 1 - k / (n_epochs_decay + 1) in the
+    k-th decay epoch, so the last epoch runs at lr / (n_epochs_decay + 1)
+    (the official rule with its scheduler stepped at the end of each epoch);
+    step: x0.1 every lr_decay_iters epochs; cosine: from 1 to 0 over n_epochs.
+    """
+    if cfg.lr_policy == 'linear':
+        return 1.0 - max(0, epoch + 1 - cfg.n_epochs) / float(cfg.n_epochs_decay + 1)
+    if cfg.lr_policy == 'step':
+        return 0.1 ** (epoch // cfg.lr_decay_iters)
+    if cfg.lr_policy == 'cosine':
+        return 0.5 * (1.0 + math.cos(math.pi * min(epoch, cfg.n_epochs) / cfg.n_epochs))
+    raise ValueError(f'unknown lr_policy {cfg.lr_policy!r}')
+
+
+def learning_rate(epoch, cfg):
+    """The schedule as a tensor of the epoch variable: a lookup in a table of
+    :func:`lr_factor`, so graph and Python share one formula. Past the last
+    epoch the rate stays at its final value (zero for linear)."""
+    last = cfg.n_epochs + cfg.n_epochs_decay
+    table = [cfg.lr * max(0.0, lr_factor(e, cfg)) for e in range(last)] + [0.0]
+    if cfg.lr_policy != 'linear':
+        table[-1] = table[-2] if last else cfg.lr
+    index = tf.clip_by_value(epoch, 0, last)
+    return tf.gather(tf.constant(table, tf.float32), index, name='learning_rate')
+
+
+# ---------------------------------------------------------- image pool
+
+
+class ImagePool:
+    """A history of generated images (Shrivastava et al. 2017), with the
+    reference semantics: until full, store each image and return it; then
+    for each image, with probability 1/2 return a random stored image and
+    store the new one in its place, else return the new one. Size 0 returns
+    its input. State (images and random generator) can be saved and loaded,
+    so a resumed run continues with the same history.
+    """
+
+    def __init__(self, size, seed=0):
+        self.size = size
+        self.images = []
+        self.rng = np.random.default_rng(seed)
+
+    def query(self, images):
+        """images: [N, H, W, C] array -> [N, H, W, C] array."""
+        if self.size == 0:
+            return images
+        result = []
+        for image in images:
+            if len(self.images) < self.size:
+                self.images.append(image.copy())
+                result.append(image)
+            elif self.rng.uniform() > 0.5:
+                index = int(self.rng.integers(self.size))
+                result.append(self.images[index])
+                self.images[index] = image.copy()
+            else:
+                result.append(image)
+        return np.stack(result).astype(images.dtype, copy=False)
+
+    def state(self):
+        """Numpy arrays that :meth:`load_state` accepts (np.savez-able)."""
+        return {'images': np.stack(self.images) if self.images else np.zeros([0]),
+                'rng': np.array(json.dumps(self.rng.bit_generator.state))}
+
+    def load_state(self, state):
+        self.images = list(state['images'])[:self.size]
+        self.rng.bit_generator.state = json.loads(str(state['rng']))
+
+    def as_op(self, images, name):
+        """The pool as a graph op: one query per session run that evaluates it."""
+        pooled = tf1.numpy_function(self.query, [images], images.dtype, stateful=True, name=name)
+        pooled.set_shape(images.shape)
+        return pooled
+
+
+# --------------------------------------------------------------- Model
+
+
+class Model(abc.ABC):
+    """A trainable model, built once into the default graph.
+
+    The constructor builds the whole training graph; a subclass implements
+    ``_build()`` and there provides:
+
+    - ``self.inputs``: dict batch key -> placeholder, under name scope
+      ``inputs``; a batch is a dict of numpy arrays with those keys.
+    - ``self.networks``: dict name -> :class:`modules.Network`, each under its
+      own top-level variable scope of that name.
+    - ``self.losses``: dict name -> scalar tensor, under name scope ``losses``;
+      each is logged as ``loss/<name>``.
+    - one optimizer per network through :meth:`_minimize`, which keeps
+      ``self.optimizers`` (name -> tf optimizer, ``Adam_<name>``) and
+      ``self.var_lists`` (name -> the variables it updates: exactly its
+      network's trainable variables);
+    - ``self.train_op``: one op running every update of one iteration in the
+      model's order (documented by the subclass), then incrementing
+      ``global_step`` once;
+    - ``self.visuals``: dict name -> image tensor in [-1, 1], and
+      ``self.visual_rows``: how those names form a sample grid.
+
+    The base class adds ``global_step``, the ``epoch`` variable and the
+    ``learning_rate`` tensor (a function of ``epoch``) before ``_build``, and
+    the scalar summaries after it, then checks that every trainable variable
+    belongs to exactly one optimizer. Everything the model needs at train
+    time is built here, so the caller can finalize the graph.
+
+    Subclasses also implement ``build_inference(cfg, training)``: the
+    networks sample.py needs, restorable from a training checkpoint. State
+    kept outside the graph (CycleGAN's image pools) goes through
+    ``host_state()`` / ``load_host_state()``.
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        tf1.get_default_graph().seed = cfg.seed
+        self.networks, self.losses, self.optimizers, self.var_lists = {}, {}, {}, {}
+        self.visuals, self.visual_rows = {}, []
+        self.global_step = tf1.train.get_or_create_global_step()
+        self.epoch = tf1.get_variable('epoch', [], tf.int64, trainable=False,
+                                      initializer=tf1.zeros_initializer())
+        with tf.name_scope('optimizers/'):
+            self._new_epoch = tf1.placeholder(tf.int64, [], name='new_epoch')
+            self._set_epoch = tf1.assign(self.epoch, self._new_epoch, name='set_epoch')
+            self.learning_rate = learning_rate(self.epoch, cfg)
+        self._build()
+        self._check_optimizers()
+        with tf.name_scope('summaries/'):
+            scalars = [tf.raw_ops.ScalarSummary(tags=f'loss/{name}', values=loss, name=name)
+                       for name, loss in self.losses.items()]
+            scalars.append(tf.raw_ops.ScalarSummary(tags='lr', values=self.learning_rate,
+                                                    name='lr'))
+            self.summary_op = tf1.summary.merge(scalars, name='scalars')
+
+    @abc.abstractmethod
+    def _build(self):
+        """Builds inputs, networks, losses, optimizers and ``self.train_op``."""
+
+    @classmethod
+    @abc.abstractmethod
+    def build_inference(cls, cfg, *, training=False):
+        """Builds the generators for sampling into the default graph.
+
+        Returns (inputs, outputs): dicts of placeholders (batch key ->
+        [None, None, None, C]) and of output tensors in [-1, 1]. Variable
+        names match the training graph, so a training checkpoint restores it.
+        """
+
+    def _add_network(self, network):
+        self.networks[network.name] = network
+        return network
+
+    def _minimize(self, loss, networks, *, after=()):
+        """One Adam optimizer per network, each restricted to its network's
+        variables, applying the gradients of ``loss`` computed once for all
+        of them (separate minimize calls would backpropagate once each).
+        The updates run after the ops in ``after``, and after the networks'
+        batch-norm moving-average updates. Returns the grouped update op."""
+        var_lists = [network.variables for network in networks]
+        with tf.name_scope('optimizers/'):
+            flat = [v for variables in var_lists for v in variables]
+            grads = tf.gradients(loss, flat, name='gradients_' + '_'.join(
+                network.name for network in networks))
+            missing = [v.name for v, g in zip(flat, grads) if g is None]
+            if missing:
+                raise ValueError(f'the loss does not depend on {missing[0]}')
+            updates = [op for network in networks for op in network.update_ops]
+            applied, start = [], 0
+            with tf.control_dependencies(list(after) + updates):
+                for network, variables in zip(networks, var_lists):
+                    name = network.name
+                    pairs = list(zip(grads[start:start + len(variables)], variables))
+                    start += len(variables)
+                    optimizer = tf1.train.AdamOptimizer(self.learning_rate, self.cfg.beta1,
+                                                        name=f'Adam_{name}')
+                    with tf.name_scope(f'Adam_{name}'):  # names its beta powers
+                        applied.append(optimizer.apply_gradients(pairs))
+                    self.optimizers[name], self.var_lists[name] = optimizer, variables
+            return tf.group(applied)
+
+    def _count_step(self, *, after):
+        """Increments global_step once, after ``after``; returns the op that
+        does, which is the iteration's ``train_op``."""
+        with tf.name_scope('optimizers/'), tf.control_dependencies(after):
+            return tf1.assign_add(self.global_step, 1, name='train_op').op
+
+    def _check_optimizers(self):
+        trainable = [v.name for v in tf1.trainable_variables()]
+        owned = [v.name for variables in self.var_lists.values() for v in variables]
+        if not owned or any(not v for v in self.var_lists.values()):
+            raise AssertionError('every optimizer needs a non-empty var_list')
+        if len(owned) != len(set(owned)) or set(owned) != set(trainable):
+            raise AssertionError('every trainable variable must belong to exactly one optimizer')
+
+    def set_epoch(self, sess, epoch):
+        """Moves the learning-rate schedule to 0-based ``epoch``."""
+        sess.run(self._set_epoch, {self._new_epoch: epoch})
+
+    def feed_dict(self, batch):
+        return {placeholder: batch[key] for key, placeholder in self.inputs.items()}
+
+    def train_step(self, sess, batch, *, summaries=False, visuals=False, options=None,
+                   run_metadata=None):
+        """Runs one iteration on ``batch``: one session run.
+
+        Returns a dict: 'losses' (name -> float, before this step's updates),
+        and, when asked, 'summary' (serialized scalar summaries) and 'visuals'
+        (name -> array in [-1, 1], the images this step trained on).
+        """
+        fetches = {'train': self.train_op, 'losses': self.losses}
+        if summaries:
+            fetches['summary'] = self.summary_op
+        if visuals:
+            fetches['visuals'] = self.visuals
+        result = sess.run(fetches, self.feed_dict(batch), options=options,
+                          run_metadata=run_metadata)
+        result.pop('train')
+        result['losses'] = {k: float(v) for k, v in result['losses'].items()}
+        return result
+
+    def host_state(self):
+        """Training state kept outside the graph, as a dict of numpy arrays."""
+        return {}
+
+    def load_host_state(self, state):
+        """Restores what :meth:`host_state` returned."""
+
+
+# ------------------------------------------------------------ CycleGAN
+
+
+class CycleGAN(Model):
+    """CycleGAN: two generators, two discriminators, adversarial + cycle +
+    identity losses, discriminators trained on a history of fakes.
+
+    One iteration, in one session run, in the official order: forward
+    (fake_B, rec_A, fake_A, rec_B, idt_A, idt_B); update G_A and G_B on
+    L_G = L_GAN(G_A) + L_GAN(G_B) + lambda_A L_cyc_A + lambda_B L_cyc_B
+    + identity terms, judged by the discriminators before their update; then
+    update D_A and D_B on the same iteration's fakes (through the pools, no
+    second generator pass) with 0.5 (L_real + L_fake); then global_step += 1.
+    """
+
+    def _build(self):
+        cfg = self.cfg
+        size = cfg.crop_size if 'crop' in cfg.preprocess else None
+        with tf.name_scope('inputs/'):
+            real_A = tf1.placeholder(tf.float32, [None, size, size, cfg.input_nc], name='real_A')
+            real_B = tf1.placeholder(tf.float32, [None, size, size, cfg.output_nc], name='real_B')
+        self.inputs = {'A': real_A, 'B': real_B}
+
+        G_A, G_B = self._generators(cfg)
+        G_A, G_B = self._add_network(G_A), self._add_network(G_B)
+        D_A = self._add_network(modules.define_D(cfg, 'D_A', input_nc=cfg.output_nc))
+        D_B = self._add_network(modules.define_D(cfg, 'D_B', input_nc=cfg.input_nc))
+
+        fake_B = tf.identity(G_A(real_A), name='fake_B')
+        rec_A = tf.identity(G_B(fake_B), name='rec_A')
+        fake_A = tf.identity(G_B(real_B), name='fake_A')
+        rec_B = tf.identity(G_A(fake_A), name='rec_B')
+        self.visuals = dict(real_A=real_A, fake_B=fake_B, rec_A=rec_A,
+                            real_B=real_B, fake_A=fake_A, rec_B=rec_B)
+        self.visual_rows = [['real_A', 'fake_B', 'rec_A'], ['real_B', 'fake_A', 'rec_B']]
+        identity = cfg.lambda_identity > 0
+        if identity:
+            if cfg.input_nc != cfg.output_nc:
+                raise ValueError('the identity loss needs input_nc == output_nc; '
+                                 'set --lambda_identity 0')
+            idt_A = tf.identity(G_A(real_B), name='idt_A')
+            idt_B = tf.identity(G_B(real_A), name='idt_B')
+            self.visuals.update(idt_B=idt_B, idt_A=idt_A)
+            self.visual_rows[0].append('idt_B')
+            self.visual_rows[1].append('idt_A')
+
+        losses = self.losses
+        with tf.name_scope('losses/'):
+            losses['G_A'] = gan_loss(D_A(fake_B), True, cfg.gan_mode)
+            losses['G_B'] = gan_loss(D_B(fake_A), True, cfg.gan_mode)
+            losses['cycle_A'] = cfg.lambda_A * l1(rec_A, real_A)
+            losses['cycle_B'] = cfg.lambda_B * l1(rec_B, real_B)
+            if identity:
+                losses['idt_A'] = cfg.lambda_B * cfg.lambda_identity * l1(idt_A, real_B)
+                losses['idt_B'] = cfg.lambda_A * cfg.lambda_identity * l1(idt_B, real_A)
+            loss_G = tf.add_n(list(losses.values()), name='G')
+
+        with tf.name_scope('image_pool/'):
+            self.pools = {'A': ImagePool(cfg.pool_size, cfg.seed + 1),
+                          'B': ImagePool(cfg.pool_size, cfg.seed + 2)}
+            # The discriminators see this iteration's fakes, never recomputed.
+            pool_fake_B = self.pools['B'].as_op(tf.stop_gradient(fake_B), 'fake_B')
+            pool_fake_A = self.pools['A'].as_op(tf.stop_gradient(fake_A), 'fake_A')
+
+        with tf.name_scope('losses/'):
+            losses['D_A'] = self._discriminator_loss(D_A, real_B, pool_fake_B)
+            losses['D_B'] = self._discriminator_loss(D_B, real_A, pool_fake_A)
+
+        train_G = self._minimize(loss_G, [G_A, G_B])
+        with tf.name_scope('losses/'):
+            loss_D = tf.add(losses['D_A'], losses['D_B'], name='D')
+        train_D = self._minimize(loss_D, [D_A, D_B], after=[train_G])
+        self.train_op = self._count_step(after=[train_D])
+
+    def _discriminator_loss(self, D, real, fake):
+        cfg = self.cfg
+        loss = 0.5 * (gan_loss(D(real), True, cfg.gan_mode) +
+                      gan_loss(D(fake), False, cfg.gan_mode))
+        if cfg.gan_mode == 'wgangp':
+            # The official code defines the penalty but never calls it in
+            # CycleGAN; WGAN without it is unconstrained, so we apply it.
+            loss += gradient_penalty(D, real, fake, cfg.lambda_gp)
+        return loss
+
+    @staticmethod
+    def _generators(cfg):
+        G_A = modules.define_G(cfg, 'G_A', input_nc=cfg.input_nc, output_nc=cfg.output_nc)
+        G_B = modules.define_G(cfg, 'G_B', input_nc=cfg.output_nc, output_nc=cfg.input_nc)
+        return G_A, G_B
+
+    @classmethod
+    def build_inference(cls, cfg, *, training=False):
+        """A -> fake_B -> rec_A and B -> fake_A -> rec_B; feed A, B or both."""
+        with tf.name_scope('inputs/'):
+            real_A = tf1.placeholder(tf.float32, [None, None, None, cfg.input_nc], name='real_A')
+            real_B = tf1.placeholder(tf.float32, [None, None, None, cfg.output_nc], name='real_B')
+        G_A, G_B = cls._generators(cfg)
+        fake_B = tf.identity(G_A(real_A, training=training), name='fake_B')
+        fake_A = tf.identity(G_B(real_B, training=training), name='fake_A')
+        outputs = dict(fake_B=fake_B, rec_A=tf.identity(G_B(fake_B, training=training), 'rec_A'),
+                       fake_A=fake_A, rec_B=tf.identity(G_A(fake_A, training=training), 'rec_B'))
+        return {'A': real_A, 'B': real_B}, outputs
+
+    def host_state(self):
+        return {f'pool_{domain}/{key}': value for domain, pool in self.pools.items()
+                for key, value in pool.state().items()}
+
+    def load_host_state(self, state):
+        for domain, pool in self.pools.items():
+            prefix = f'pool_{domain}/'
+            pool.load_state({k[len(prefix):]: v for k, v in state.items()
+                             if k.startswith(prefix)})
+
+
+# Name (config.model) -> Model class.
+MODELS = {'cycle_gan': CycleGAN}
+
+
+def create(cfg):
+    """Builds the model of ``cfg.model`` into the default graph."""
+    try:
+        cls = MODELS[cfg.model]
+    except KeyError:
+        raise ValueError(f'unknown model {cfg.model!r}; choose one of {", ".join(MODELS)}') \
+            from None
+    return cls(cfg)

@@ -1,0 +1,279 @@
+"""Networks composed from ops: ResNet and U-Net generators, PatchGAN and
+pixel discriminators, and a small MLP for the toy GAN.
+
+A network is configured once (``G = ResnetGenerator('G_A', ...)``), builds
+its variables on the first call (``fake_B = G(real_A)``) and re-enters the
+same variable scope with reuse=True on every later call (``rec_B = G(fake_A)``).
+All its ops land in one name scope, so TensorBoard shows one box per network.
+Making a second network of the same name in the same graph raises: share a
+network by calling the same object, never by rebuilding it.
+
+All networks work on NHWC tensors; generators map [-1, 1] images to [-1, 1]
+images (tanh), discriminators return logits.
+"""
+
+import re
+
+import tensorflow as tf
+
+import ops
+
+tf1 = tf.compat.v1
+
+
+class Network:
+    """Base class: a named, reusable piece of graph with its own variables.
+
+    Subclasses implement ``_build(x, training)`` and may override
+    ``_check_input(x)`` to reject inputs at graph-build time.
+    """
+
+    def __init__(self, name):
+        with tf1.variable_scope(name) as captured:
+            pass
+        fresh = ('/' + captured.original_name_scope).endswith('/' + name + '/')
+        if not fresh or tf1.get_collection(
+                tf1.GraphKeys.GLOBAL_VARIABLES, scope=re.escape(captured.name) + '/'):
+            raise ValueError(f'a network named {captured.name!r} already exists in this graph: '
+                             f'call that network again instead of creating a second one')
+        self.name = name
+        self._scope = captured
+        self._built = False
+
+    @property
+    def scope_name(self):
+        """Full variable-scope name, e.g. 'G_A' (or 'outer/G_A' if nested)."""
+        return self._scope.name
+
+    def __call__(self, x, *, training=True):
+        """Applies the network to ``x``; creates the variables on the first call."""
+        x = tf.convert_to_tensor(x)
+        self._check_input(x)
+        with tf1.variable_scope(self._scope, reuse=self._built, auxiliary_name_scope=False), \
+                tf.name_scope(self._scope.original_name_scope):
+            y = self._build(x, training)
+        self._built = True
+        return y
+
+    def _check_input(self, x):
+        pass
+
+    def _build(self, x, training):
+        raise NotImplementedError
+
+    def _collect(self, key):
+        if not self._built:
+            raise RuntimeError(f'{self.name} has no variables before its first call')
+        return tf1.get_collection(key, scope=re.escape(self._scope.name) + '/')
+
+    @property
+    def variables(self):
+        """Trainable variables of this network and of no other (exact scope)."""
+        return self._collect(tf1.GraphKeys.TRAINABLE_VARIABLES)
+
+    @property
+    def global_variables(self):
+        """All variables under this network's scope, batch-norm averages included."""
+        return self._collect(tf1.GraphKeys.GLOBAL_VARIABLES)
+
+    @property
+    def update_ops(self):
+        """Batch-norm moving-average updates made by this network's calls."""
+        if not self._built:
+            return []
+        prefix = self._scope.original_name_scope
+        return [op for op in tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)
+                if op.name.startswith(prefix)]
+
+    @property
+    def num_params(self):
+        return sum(v.shape.num_elements() for v in self.variables)
+
+
+class ImageNetwork(Network):
+    """A network of NHWC images with ``input_nc`` channels whose height and
+    width must be multiples of ``multiple`` (checked at graph-build time)."""
+
+    multiple = 1
+
+    def __init__(self, name, *, input_nc, norm='instance', init_type='normal', init_gain=0.02):
+        super().__init__(name)
+        if norm not in ops.NORMS:
+            raise ValueError(f'unknown norm {norm!r}; choose one of {ops.NORMS}')
+        self.input_nc = input_nc
+        self.norm_kind = norm
+        self.init = ops.initializer(init_type, init_gain)
+        # The official init_weights draws batch-norm scales from N(1, init_gain).
+        self.gamma_init = tf1.random_normal_initializer(1.0, init_gain)
+
+    def _norm(self, training):
+        return ops.Norm(self.norm_kind, training, self.gamma_init)
+
+    def _check_input(self, x):
+        if x.shape.rank != 4 or x.shape[-1] != self.input_nc:
+            raise ValueError(f'{self.name} takes [N, H, W, {self.input_nc}] images, '
+                             f'got shape {x.shape}')
+        for axis, size in (('height', x.shape[1]), ('width', x.shape[2])):
+            if size is not None and size % self.multiple:
+                raise ValueError(f'{self.name} ({type(self).__name__}) needs image {axis} '
+                                 f'a multiple of {self.multiple}, got {size}')
+
+
+class ResnetGenerator(ImageNetwork):
+    """Johnson et al.'s generator, as in the official CycleGAN.
+
+    reflect-pad 3, conv7 (ngf), two stride-2 convs (2 ngf, 4 ngf),
+    ``n_blocks`` residual blocks, two transposed convs back, reflect-pad 3,
+    conv7 (output_nc), tanh. [N, H, W, input_nc] -> [N, H, W, output_nc];
+    H and W must be multiples of 4. Variables: input, down_1, down_2,
+    res_block_0 ... res_block_{n-1}, up_1, up_2, output.
+    """
+
+    multiple = 4
+
+    def __init__(self, name, *, input_nc=3, output_nc=3, ngf=64, n_blocks=9, use_dropout=False,
+                 **kwargs):
+        super().__init__(name, input_nc=input_nc, **kwargs)
+        self.output_nc, self.ngf, self.n_blocks = output_nc, ngf, n_blocks
+        self.dropout_rate = 0.5 if use_dropout else 0.0
+
+    def _build(self, x, training):
+        norm, init = self._norm(training), self.init
+        y = ops.conv_norm_act(x, self.ngf, 7, norm=norm, padding='reflect', init=init,
+                              name='input')
+        for i in (1, 2):
+            y = ops.conv_norm_act(y, self.ngf * 2 ** i, 3, 2, norm=norm, init=init,
+                                  name=f'down_{i}')
+        for i in range(self.n_blocks):
+            y = ops.res_block(y, norm=norm, dropout_rate=self.dropout_rate, init=init,
+                              name=f'res_block_{i}')
+        for i in (1, 2):
+            y = ops.deconv_norm_act(y, self.ngf * 2 ** (2 - i), 3, norm=norm, init=init,
+                                    name=f'up_{i}')
+        y = ops.conv2d(y, self.output_nc, 7, padding='reflect', init=init, name='output')
+        return tf.tanh(y)
+
+
+class UnetGenerator(ImageNetwork):
+    """The pix2pix U-Net with ``num_downs`` stride-2 levels (8 for unet_256,
+    7 for unet_128), as the official recursive UnetSkipConnectionBlock.
+
+    Down: 4x4 stride-2 convs with leaky ReLU 0.2 and norm (none on the first
+    and innermost); up: ReLU, 4x4 transposed convs and norm, each level's
+    output concatenated with the matching encoder features; dropout 0.5 on
+    the ``num_downs - 5`` innermost decoder levels of ngf*8 channels when
+    ``use_dropout``. [N, H, W, input_nc] -> [N, H, W, output_nc]; H and W must
+    be multiples of 2**num_downs (a 1x1 bottleneck at 256 px for unet_256).
+    Variables: down_1 ... down_n, up_n ... up_1.
+    """
+
+    def __init__(self, name, *, input_nc=3, output_nc=3, num_downs=8, ngf=64, use_dropout=False,
+                 **kwargs):
+        super().__init__(name, input_nc=input_nc, **kwargs)
+        if num_downs < 5:
+            raise ValueError(f'a U-Net needs at least 5 levels, got num_downs={num_downs}')
+        self.output_nc, self.num_downs, self.ngf = output_nc, num_downs, ngf
+        self.use_dropout = use_dropout
+        self.multiple = 2 ** num_downs
+
+    def _filters(self, level):
+        return self.ngf * min(2 ** (level - 1), 8)
+
+    def _build(self, x, training):
+        norm, init, n = self._norm(training), self.init, self.num_downs
+        features = [ops.conv2d(x, self.ngf, 4, 2, bias=norm.conv_bias, init=init, name='down_1')]
+        for level in range(2, n + 1):
+            with tf1.variable_scope(f'down_{level}'):
+                y = ops.lrelu(features[-1])
+                y = ops.conv2d(y, self._filters(level), 4, 2, bias=norm.conv_bias, init=init,
+                               name='conv')
+                features.append(y if level == n else norm(y))
+        y = features[-1]
+        for level in range(n, 1, -1):
+            with tf1.variable_scope(f'up_{level}'):
+                y = ops.deconv2d(ops.relu(y), self._filters(level - 1), 4, bias=norm.conv_bias,
+                                 init=init, name='deconv')
+                y = norm(y)
+                y = ops.dropout(y, 0.5 if self.use_dropout and 5 <= level < n else 0.0,
+                                training=training)
+            y = tf.concat([features[level - 2], y], axis=-1, name=f'skip_{level - 1}')
+        y = ops.deconv2d(ops.relu(y), self.output_nc, 4, init=init, name='up_1')
+        return tf.tanh(y)
+
+
+class NLayerDiscriminator(ImageNetwork):
+    """The PatchGAN: 4x4 convs, ``n_layers`` of stride 2, then two of stride 1.
+
+    With n_layers 3 each output sees a 70x70 patch and a 256x256 input gives
+    a 30x30 map of logits: [N, H, W, input_nc] -> [N, H/8 - 2, W/8 - 2, 1].
+    Variables: layer_0 ... layer_{n_layers}, output.
+    """
+
+    def __init__(self, name, *, input_nc=3, ndf=64, n_layers=3, **kwargs):
+        super().__init__(name, input_nc=input_nc, **kwargs)
+        self.ndf, self.n_layers = ndf, n_layers
+
+    def output_size(self, size):
+        """The logits map's side for an input side ``size`` (may be < 1)."""
+        for _ in range(self.n_layers):
+            size = (size + 2 - 4) // 2 + 1
+        return size - 2
+
+    def _check_input(self, x):
+        super()._check_input(x)
+        for size in x.shape[1:3]:
+            if size is not None and self.output_size(size) < 1:
+                raise ValueError(f'{self.name}: a {size} px input is too small for a PatchGAN '
+                                 f'with n_layers={self.n_layers}')
+
+    def _build(self, x, training):
+        norm, init = self._norm(training), self.init
+        y = ops.lrelu(ops.conv2d(x, self.ndf, 4, 2, init=init, name='layer_0'))
+        for n in range(1, self.n_layers + 1):
+            stride = 2 if n < self.n_layers else 1
+            y = ops.conv_norm_act(y, self.ndf * min(2 ** n, 8), 4, stride, norm=norm,
+                                  activation=ops.lrelu, init=init, name=f'layer_{n}')
+        return ops.conv2d(y, 1, 4, init=init, name='output')
+
+
+class PixelDiscriminator(ImageNetwork):
+    """The 1x1 PixelGAN: every pixel is judged alone.
+    [N, H, W, input_nc] -> [N, H, W, 1] logits."""
+
+    def __init__(self, name, *, input_nc=3, ndf=64, **kwargs):
+        super().__init__(name, input_nc=input_nc, **kwargs)
+        self.ndf = ndf
+
+    def _build(self, x, training):
+        norm, init = self._norm(training), self.init
+        y = ops.lrelu(ops.conv2d(x, self.ndf, 1, init=init, name='layer_0'))
+        y = ops.conv_norm_act(y, self.ndf * 2, 1, norm=norm, activation=ops.lrelu, init=init,
+                              name='layer_1')
+        return ops.conv2d(y, 1, 1, bias=norm.conv_bias, init=init, name='output')
+
+
+def define_G(cfg, name, *, input_nc=None, output_nc=None):
+    """The generator named by ``cfg.netG``, configured from an ImageConfig."""
+    input_nc = cfg.input_nc if input_nc is None else input_nc
+    output_nc = cfg.output_nc if output_nc is None else output_nc
+    common = dict(input_nc=input_nc, output_nc=output_nc, ngf=cfg.ngf,
+                  use_dropout=not cfg.no_dropout, norm=cfg.norm, init_type=cfg.init_type,
+                  init_gain=cfg.init_gain)
+    if cfg.netG.startswith('resnet_'):
+        return ResnetGenerator(name, n_blocks=int(cfg.netG[7:-6]), **common)
+    if cfg.netG.startswith('unet_'):
+        size = int(cfg.netG[5:])
+        return UnetGenerator(name, num_downs=size.bit_length() - 1, **common)
+    raise ValueError(f'unknown netG {cfg.netG!r}')
+
+
+def define_D(cfg, name, *, input_nc=None):
+    """The discriminator named by ``cfg.netD``, configured from an ImageConfig."""
+    common = dict(input_nc=cfg.output_nc if input_nc is None else input_nc, ndf=cfg.ndf,
+                  norm=cfg.norm, init_type=cfg.init_type, init_gain=cfg.init_gain)
+    if cfg.netD in ('basic', 'n_layers'):
+        n_layers = 3 if cfg.netD == 'basic' else cfg.n_layers_D
+        return NLayerDiscriminator(name, n_layers=n_layers, **common)
+    if cfg.netD == 'pixel':
+        return PixelDiscriminator(name, **common)
+    raise ValueError(f'unknown netD {cfg.netD!r}')

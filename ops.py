@@ -1,0 +1,239 @@
+"""Layers as small functions of tensors, each in a scope of its own name.
+
+Every op takes an NHWC tensor and explicit arguments and returns a tensor.
+The ``@scope`` decorator opens a variable scope named after the op (``name=``
+overrides it), so ``conv2d(x, 64, 7, name='conv_0')`` creates
+``conv_0/weights`` and ``conv_0/biases``. Two ops of the same name in the
+same scope raise (``Variable conv_0/weights already exists``): repeated
+blocks need numbered names, and an accidental second build is never shared
+silently. Reuse is opened by the network that owns the variables
+(modules.Network), not here.
+
+Initialization follows the official PyTorch implementation: conv weights
+from N(0, init_gain) (or xavier / kaiming / orthogonal), biases zero,
+batch-norm scale from N(1, init_gain).
+"""
+
+import dataclasses
+import functools
+
+import tensorflow as tf
+
+tf1 = tf.compat.v1
+
+PADDINGS = ('zero', 'reflect', 'valid')
+NORMS = ('instance', 'batch', 'none')
+
+
+def scope(op):
+    """Runs ``op`` inside a variable scope named after it, or ``name=``."""
+
+    @functools.wraps(op)
+    def wrapper(*args, name=None, **kwargs):
+        with tf1.variable_scope(name or op.__name__):
+            return op(*args, **kwargs)
+
+    return wrapper
+
+
+def initializer(init_type='normal', gain=0.02):
+    """The weight initializer of the official ``init_weights``."""
+    if init_type == 'normal':
+        return tf1.random_normal_initializer(0.0, gain)
+    if init_type == 'xavier':  # xavier_normal_(gain): std = gain * sqrt(2 / (fan_in + fan_out))
+        return tf1.variance_scaling_initializer(gain ** 2, 'fan_avg', 'untruncated_normal')
+    if init_type == 'kaiming':  # kaiming_normal_(a=0, mode='fan_in'): std = sqrt(2 / fan_in)
+        return tf1.variance_scaling_initializer(2.0, 'fan_in', 'untruncated_normal')
+    if init_type == 'orthogonal':
+        return tf1.orthogonal_initializer(gain)
+    raise ValueError(f'unknown init_type {init_type!r}')
+
+
+@dataclasses.dataclass(frozen=True)
+class Norm:
+    """A normalization and the mode it runs in, passed as one object so that
+    no block can drop either (vanhuyz's residual blocks ignored their norm
+    flag because one call site did not pass it on).
+
+    kind: 'instance' (no affine parameters, per-image statistics), 'batch'
+    (scale and offset, batch statistics when training, moving averages
+    otherwise) or 'none'. ``gamma_init`` initializes the batch-norm scale.
+    """
+
+    kind: str = 'instance'
+    training: bool = True
+    gamma_init: object = None
+
+    def __post_init__(self):
+        if self.kind not in NORMS:
+            raise ValueError(f'unknown norm {self.kind!r}; choose one of {NORMS}')
+
+    @property
+    def conv_bias(self):
+        """Convs before a batch norm need no bias: its offset plays that role.
+
+        The official code also drops the bias for norm='none', a side effect of
+        how it detects the norm type; we keep it there, where nothing absorbs it.
+        """
+        return self.kind != 'batch'
+
+    def __call__(self, x, name='norm'):
+        if self.kind == 'instance':
+            return instance_norm(x, name=name)
+        if self.kind == 'batch':
+            return batch_norm(x, training=self.training, gamma_init=self.gamma_init, name=name)
+        return x
+
+
+def _pad(x, pad, mode):
+    if pad == 0:
+        return x
+    return tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]],
+                  mode='REFLECT' if mode == 'reflect' else 'CONSTANT')
+
+
+@scope
+def reflect_pad(x, pad):
+    """[N, H, W, C] -> [N, H + 2 pad, W + 2 pad, C], mirrored at the border."""
+    return _pad(x, pad, 'reflect')
+
+
+@scope
+def conv2d(x, filters, kernel_size, stride=1, *, padding='zero', pad=None, bias=True,
+           init=None):
+    """Convolution as PyTorch's Conv2d(kernel_size, stride, padding=pad).
+
+    x: [N, H, W, C] -> [N, (H + 2 pad - k) // stride + 1, ..., filters].
+    padding: 'zero' or 'reflect' pads ``pad`` pixels on each side (default
+    (k - 1) // 2, which keeps the size at stride 1 for odd k and gives PyTorch's
+    padding=1 for k = 3 and 4); 'valid' pads nothing.
+    """
+    if padding not in PADDINGS:
+        raise ValueError(f'unknown padding {padding!r}; choose one of {PADDINGS}')
+    pad = 0 if padding == 'valid' else (kernel_size - 1) // 2 if pad is None else pad
+    in_channels = x.shape[-1]
+    weights = tf1.get_variable('weights', [kernel_size, kernel_size, in_channels, filters],
+                               initializer=init or initializer())
+    y = tf.nn.conv2d(_pad(x, pad, padding), weights, strides=stride, padding='VALID')
+    if bias:
+        y = tf.nn.bias_add(y, tf1.get_variable('biases', [filters],
+                                               initializer=tf1.zeros_initializer()))
+    return y
+
+
+@scope
+def deconv2d(x, filters, kernel_size=3, *, bias=True, init=None):
+    """Transposed convolution that exactly doubles height and width.
+
+    x: [N, H, W, C] -> [N, 2H, 2W, filters]; PyTorch's ConvTranspose2d with
+    stride 2 and padding=1 (plus output_padding=1 for odd k) has the same size.
+    """
+    in_channels = x.shape[-1]
+    weights = tf1.get_variable('weights', [kernel_size, kernel_size, filters, in_channels],
+                               initializer=init or initializer())
+    shape = tf.shape(x)
+    out_shape = tf.stack([shape[0], 2 * shape[1], 2 * shape[2], filters])
+    y = tf.nn.conv2d_transpose(x, weights, out_shape, strides=2, padding='SAME')
+    static = x.shape
+    y.set_shape([static[0], None if static[1] is None else 2 * static[1],
+                 None if static[2] is None else 2 * static[2], filters])
+    if bias:
+        y = tf.nn.bias_add(y, tf1.get_variable('biases', [filters],
+                                               initializer=tf1.zeros_initializer()))
+    return y
+
+
+@scope
+def linear(x, units, *, bias=True, init=None):
+    """Fully connected layer: [N, C] -> [N, units]."""
+    weights = tf1.get_variable('weights', [x.shape[-1], units],
+                               initializer=init or initializer())
+    y = tf.matmul(x, weights)
+    if bias:
+        y = tf.nn.bias_add(y, tf1.get_variable('biases', [units],
+                                               initializer=tf1.zeros_initializer()))
+    return y
+
+
+@scope
+def instance_norm(x, epsilon=1e-5):
+    """Normalizes each image and channel over its pixels; no parameters, as
+    PyTorch's InstanceNorm2d(affine=False, track_running_stats=False)."""
+    mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+    return (x - mean) * tf.math.rsqrt(variance + epsilon)
+
+
+@scope
+def batch_norm(x, *, training, momentum=0.1, epsilon=1e-5, gamma_init=None):
+    """Batch normalization as PyTorch's BatchNorm2d (affine, running stats).
+
+    training=True normalizes with the batch's statistics and adds the
+    moving-average updates to UPDATE_OPS (run them with the train op);
+    training=False uses the moving averages. momentum is PyTorch's: the
+    weight of the new batch in the moving average. PyTorch keeps the unbiased
+    batch variance in its running average; so do we.
+    """
+    channels = x.shape[-1]
+    gamma = tf1.get_variable('gamma', [channels],
+                             initializer=gamma_init or tf1.ones_initializer())
+    beta = tf1.get_variable('beta', [channels], initializer=tf1.zeros_initializer())
+    moving_mean = tf1.get_variable('moving_mean', [channels], trainable=False,
+                                   initializer=tf1.zeros_initializer())
+    moving_variance = tf1.get_variable('moving_variance', [channels], trainable=False,
+                                       initializer=tf1.ones_initializer())
+    if not training:
+        return tf.nn.batch_normalization(x, moving_mean, moving_variance, beta, gamma, epsilon)
+    mean, variance = tf.nn.moments(x, axes=[0, 1, 2])
+    count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), x.dtype)
+    unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
+    for average, value in ((moving_mean, mean), (moving_variance, unbiased)):
+        update = tf1.assign_sub(average, momentum * (average - value))
+        tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, update)
+    return tf.nn.batch_normalization(x, mean, variance, beta, gamma, epsilon)
+
+
+def lrelu(x, alpha=0.2, name='lrelu'):
+    """Leaky ReLU, max(x, alpha x)."""
+    return tf.nn.leaky_relu(x, alpha, name=name)
+
+
+def relu(x, name='relu'):
+    return tf.nn.relu(x, name=name)
+
+
+def dropout(x, rate, *, training, seed=None, name='dropout'):
+    """Zeroes a fraction ``rate`` of activations when training (scaling the
+    rest by 1 / (1 - rate)); the identity otherwise."""
+    if not training or rate == 0:
+        return x
+    return tf.nn.dropout(x, rate=rate, seed=seed, name=name)
+
+
+@scope
+def conv_norm_act(x, filters, kernel_size, stride=1, *, norm, activation=relu, padding='zero',
+                  init=None):
+    """conv2d, then ``norm``, then ``activation`` (the conv has no bias before
+    a batch norm). Shapes as conv2d."""
+    y = conv2d(x, filters, kernel_size, stride, padding=padding, bias=norm.conv_bias, init=init,
+               name='conv')
+    return activation(norm(y))
+
+
+@scope
+def deconv_norm_act(x, filters, kernel_size=3, *, norm, activation=relu, init=None):
+    """deconv2d (doubling height and width), then ``norm``, then ``activation``."""
+    y = deconv2d(x, filters, kernel_size, bias=norm.conv_bias, init=init, name='deconv')
+    return activation(norm(y))
+
+
+@scope
+def res_block(x, *, norm, dropout_rate=0.0, padding='reflect', init=None):
+    """The ResNet generator's block: x + (pad, conv3, norm, relu, [dropout],
+    pad, conv3, norm)(x). Shape preserved: [N, H, W, C] -> [N, H, W, C]."""
+    channels = x.shape[-1]
+    y = conv2d(x, channels, 3, padding=padding, bias=norm.conv_bias, init=init, name='conv_0')
+    y = relu(norm(y, name='norm_0'))
+    y = dropout(y, dropout_rate, training=norm.training)
+    y = conv2d(y, channels, 3, padding=padding, bias=norm.conv_bias, init=init, name='conv_1')
+    y = norm(y, name='norm_1')
+    return x + y
