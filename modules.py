@@ -38,6 +38,7 @@ class Network:
                              f'call that network again instead of creating a second one')
         self.name = name
         self._scope = captured
+        self._graph = tf1.get_default_graph()
         self._built = False
 
     @property
@@ -51,12 +52,16 @@ class Network:
         self._check_input(x)
         with tf1.variable_scope(self._scope, reuse=self._built, auxiliary_name_scope=False), \
                 tf.name_scope(self._scope.original_name_scope):
-            y = self._build(x, training)
+            y = self._build(self._check_dynamic_input(x), training)
         self._built = True
         return y
 
     def _check_input(self, x):
-        pass
+        """Raises ValueError for an input this network cannot take."""
+
+    def _check_dynamic_input(self, x):
+        """Returns ``x``, with run-time checks of what is unknown at build time."""
+        return x
 
     def _build(self, x, training):
         raise NotImplementedError
@@ -64,7 +69,7 @@ class Network:
     def _collect(self, key):
         if not self._built:
             raise RuntimeError(f'{self.name} has no variables before its first call')
-        return tf1.get_collection(key, scope=re.escape(self._scope.name) + '/')
+        return self._graph.get_collection(key, scope=re.escape(self._scope.name) + '/')
 
     @property
     def variables(self):
@@ -82,7 +87,7 @@ class Network:
         if not self._built:
             return []
         prefix = self._scope.original_name_scope
-        return [op for op in tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)
+        return [op for op in self._graph.get_collection(tf1.GraphKeys.UPDATE_OPS)
                 if op.name.startswith(prefix)]
 
     @property
@@ -117,6 +122,16 @@ class ImageNetwork(Network):
             if size is not None and size % self.multiple:
                 raise ValueError(f'{self.name} ({type(self).__name__}) needs image {axis} '
                                  f'a multiple of {self.multiple}, got {size}')
+
+    def _check_dynamic_input(self, x):
+        if self.multiple == 1 or None not in x.shape[1:3]:
+            return x
+        check = tf.debugging.assert_equal(
+            tf.math.floormod(tf.shape(x)[1:3], self.multiple), 0, name='check_size',
+            message=f'{self.name} ({type(self).__name__}) needs height and width '
+                    f'multiples of {self.multiple}')
+        with tf.control_dependencies([check]):
+            return tf.identity(x)
 
 
 class ResnetGenerator(ImageNetwork):
@@ -277,3 +292,35 @@ def define_D(cfg, name, *, input_nc=None):
     if cfg.netD == 'pixel':
         return PixelDiscriminator(name, **common)
     raise ValueError(f'unknown netD {cfg.netD!r}')
+
+
+class MLP(Network):
+    """A multilayer perceptron of vectors, the toy GAN's generator and
+    discriminator: ``hidden_layers`` fully connected layers of
+    ``hidden_units`` with leaky ReLU 0.2, then a linear output layer.
+    [N, input_dim] -> [N, output_dim] (logits for a discriminator).
+    Variables: hidden_0 ... hidden_{n-1}, output.
+
+    Weights are Xavier (Glorot) normal with gain 1 by default: the image
+    networks' N(0, 0.02) would start a small MLP as an almost constant map.
+    """
+
+    def __init__(self, name, *, input_dim, output_dim, hidden_units=64, hidden_layers=2,
+                 init_type='xavier', init_gain=1.0):
+        super().__init__(name)
+        if min(input_dim, output_dim, hidden_units) < 1 or hidden_layers < 0:
+            raise ValueError(f'{name}: dimensions must be positive and hidden_layers >= 0')
+        self.input_dim, self.output_dim = input_dim, output_dim
+        self.hidden_units, self.hidden_layers = hidden_units, hidden_layers
+        self.init = ops.initializer(init_type, init_gain)
+
+    def _check_input(self, x):
+        if x.shape.rank != 2 or x.shape[-1] != self.input_dim:
+            raise ValueError(f'{self.name} takes [N, {self.input_dim}] vectors, '
+                             f'got shape {x.shape}')
+
+    def _build(self, x, training):
+        y = x
+        for i in range(self.hidden_layers):
+            y = ops.lrelu(ops.linear(y, self.hidden_units, init=self.init, name=f'hidden_{i}'))
+        return ops.linear(y, self.output_dim, init=self.init, name='output')

@@ -158,9 +158,21 @@ def linear(x, units, *, bias=True, init=None):
 @scope
 def instance_norm(x, epsilon=1e-5):
     """Normalizes each image and channel over its pixels; no parameters, as
-    PyTorch's InstanceNorm2d(affine=False, track_running_stats=False)."""
-    mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
-    return (x - mean) * tf.math.rsqrt(variance + epsilon)
+    PyTorch's InstanceNorm2d(affine=False, track_running_stats=False).
+
+    Computed as a fused batch norm of the [1, H, W, N*C] view, where each
+    (image, channel) is a channel of its own: one kernel and one gradient
+    kernel instead of a dozen small ops, about twice as fast on the CPU.
+    """
+    shape = tf.shape(x)
+    n, h, w, c = shape[0], shape[1], shape[2], x.shape[-1]
+    channels = tf.reshape(n * c, [1])
+    y = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), tf.stack([1, h, w, n * c]))
+    y, _, _ = tf1.nn.fused_batch_norm(y, tf.ones(channels), tf.zeros(channels),
+                                      epsilon=epsilon, is_training=True)
+    y = tf.transpose(tf.reshape(y, tf.stack([h, w, n, c])), [2, 0, 1, 3])
+    y.set_shape(x.shape)
+    return y
 
 
 @scope
@@ -170,8 +182,8 @@ def batch_norm(x, *, training, momentum=0.1, epsilon=1e-5, gamma_init=None):
     training=True normalizes with the batch's statistics and adds the
     moving-average updates to UPDATE_OPS (run them with the train op);
     training=False uses the moving averages. momentum is PyTorch's: the
-    weight of the new batch in the moving average. PyTorch keeps the unbiased
-    batch variance in its running average; so do we.
+    weight of the new batch in the moving average, which keeps the unbiased
+    batch variance, as the fused kernel returns it.
     """
     channels = x.shape[-1]
     gamma = tf1.get_variable('gamma', [channels],
@@ -182,14 +194,15 @@ def batch_norm(x, *, training, momentum=0.1, epsilon=1e-5, gamma_init=None):
     moving_variance = tf1.get_variable('moving_variance', [channels], trainable=False,
                                        initializer=tf1.ones_initializer())
     if not training:
-        return tf.nn.batch_normalization(x, moving_mean, moving_variance, beta, gamma, epsilon)
-    mean, variance = tf.nn.moments(x, axes=[0, 1, 2])
-    count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), x.dtype)
-    unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
-    for average, value in ((moving_mean, mean), (moving_variance, unbiased)):
+        y, _, _ = tf1.nn.fused_batch_norm(x, gamma, beta, moving_mean, moving_variance,
+                                          epsilon=epsilon, is_training=False)
+        return y
+    y, mean, variance = tf1.nn.fused_batch_norm(x, gamma, beta, epsilon=epsilon,
+                                                is_training=True)
+    for average, value in ((moving_mean, mean), (moving_variance, variance)):
         update = tf1.assign_sub(average, momentum * (average - value))
         tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, update)
-    return tf.nn.batch_normalization(x, mean, variance, beta, gamma, epsilon)
+    return y
 
 
 def lrelu(x, alpha=0.2, name='lrelu'):
