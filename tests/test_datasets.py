@@ -1,0 +1,490 @@
+"""datasets.py: downloads from a local HTTP server, safe extraction, layouts,
+the built-in shapes2stripes. No network beyond 127.0.0.1."""
+
+import http.server
+import io
+import logging
+import os
+import re
+import socket
+import tarfile
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import config
+import datasets
+from datasets import DatasetError
+
+H2Z_URL_PATH = '/cyclegan/datasets/horse2zebra.zip'
+FACADES_URL_PATH = '/pix2pix/datasets/facades.tar.gz'
+
+
+# ---------------------------------------------------------------------------
+# A local file server with Range support and scripted misbehaviour.
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.files`` (url path -> bytes). Per path, ``server.tricks``
+    may hold: 'cut_once' (send only that many bytes, once), 'cut_always' (at
+    most that many bytes per response), 'extra_length'
+    (announce more bytes than sent), 'ignore_range', 'stall' (seconds)."""
+
+    def do_GET(self):
+        server = self.server
+        server.requests.append((self.path, self.headers.get('Range')))
+        body = server.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        tricks = server.tricks.get(self.path, {})
+        time.sleep(tricks.get('stall', 0))
+        start, wanted = 0, self.headers.get('Range')
+        if wanted and not tricks.get('ignore_range'):
+            start = int(re.fullmatch(r'bytes=(\d+)-', wanted).group(1))
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header('Content-Range', f'bytes */{len(body)}')
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header('Content-Range', f'bytes {start}-{len(body) - 1}/{len(body)}')
+        else:
+            self.send_response(200)
+        chunk = body[start:]
+        self.send_header('Content-Length', str(len(chunk) + tricks.get('extra_length', 0)))
+        self.end_headers()
+        cut = tricks.pop('cut_once', tricks.get('cut_always'))
+        self.wfile.write(chunk[:cut] if cut is not None else chunk)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
+    httpd.daemon_threads = True
+    httpd.files, httpd.tricks, httpd.requests = {}, {}, []
+    httpd.url = f'http://127.0.0.1:{httpd.server_address[1]}'
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+def _closed_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _zip_tree(folder, top=None):
+    """Bytes of a zip of ``folder``, wrapped in ``top/`` when given."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w') as zf:
+        for root, _, files in os.walk(folder):
+            for name in sorted(files):
+                path = os.path.join(root, name)
+                rel = os.path.relpath(path, folder)
+                zf.write(path, f'{top}/{rel}' if top else rel)
+    return buffer.getvalue()
+
+
+def _tar_tree(folder, top=None):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode='w:gz') as tar:
+        for entry in sorted(os.listdir(folder)):
+            tar.add(os.path.join(folder, entry), f'{top}/{entry}' if top else entry)
+    return buffer.getvalue()
+
+
+def _cyclegan_cfg(data_root, url, **kwargs):
+    return config.CycleGANConfig(dataset='horse2zebra', data_root=str(data_root),
+                                 download_url=url, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Downloads.
+
+def test_download_zip_extracts_layout_and_cleans_up(tmp_path, server, shared_data, caplog):
+    server.files[H2Z_URL_PATH] = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+    data_root = tmp_path / 'datasets'
+    with caplog.at_level(logging.WARNING, logger='datasets'):
+        root = datasets.prepare(_cyclegan_cfg(data_root, server.url))
+    assert root == str(data_root / 'horse2zebra')
+    assert os.listdir(data_root) == ['horse2zebra']  # no archive, .part or temp folder
+    for sub, count in (('trainA', 6), ('trainB', 6), ('testA', 3), ('testB', 3)):
+        assert len(datasets.list_images(os.path.join(root, sub))) == count
+    assert 'official set has 1067' in caplog.text  # the known counts differ: a warning
+    requests = len(server.requests)
+    assert datasets.prepare(_cyclegan_cfg(data_root, server.url)) == root
+    assert len(server.requests) == requests  # found, not downloaded again
+
+
+@pytest.mark.parametrize('top', ['facades', None], ids=['wrapped', 'unwrapped'])
+def test_download_pix2pix_tar(tmp_path, server, shared_data, top):
+    server.files[FACADES_URL_PATH] = _tar_tree(shared_data / 'facades_mini', top)
+    data_root = tmp_path / 'datasets'
+    cfg = config.Pix2PixConfig(dataset='facades', data_root=str(data_root),
+                               download_url=server.url)
+    root = datasets.prepare(cfg)
+    assert sorted(os.listdir(root)) == ['test', 'train']
+    assert len(datasets.list_images(os.path.join(root, 'train'))) == 4
+    assert os.listdir(data_root) == ['facades']
+    assert server.requests == [(FACADES_URL_PATH, None)]
+
+
+def test_facades_variant_follows_the_model(tmp_path, server, shared_data):
+    """facades exists on both servers: pix2pix gets the tar.gz, CycleGAN the
+    zip, and the second download completes the same folder."""
+    server.files[FACADES_URL_PATH] = _tar_tree(shared_data / 'facades_mini', 'facades')
+    server.files['/cyclegan/datasets/facades.zip'] = _zip_tree(
+        shared_data / 'horse2zebra_mini', 'facades')
+    data_root = str(tmp_path)
+    datasets.prepare(config.Pix2PixConfig(dataset='facades', data_root=data_root,
+                                          download_url=server.url))
+    root = datasets.prepare(config.CycleGANConfig(dataset='facades', data_root=data_root,
+                                                  download_url=server.url))
+    assert [path for path, _ in server.requests] == [FACADES_URL_PATH,
+                                                     '/cyclegan/datasets/facades.zip']
+    assert sorted(os.listdir(root)) == ['test', 'testA', 'testB', 'train', 'trainA', 'trainB']
+
+
+def test_interrupted_download_resumes_with_range(tmp_path, server, shared_data):
+    archive = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+    server.files[H2Z_URL_PATH] = archive
+    server.tricks[H2Z_URL_PATH] = {'cut_once': 5000}
+    root = datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+    assert server.requests == [(H2Z_URL_PATH, None), (H2Z_URL_PATH, 'bytes=5000-')]
+    assert len(datasets.list_images(os.path.join(root, 'trainB'))) == 6
+    assert os.listdir(tmp_path) == ['horse2zebra']
+
+
+def test_part_file_of_an_earlier_run_is_resumed(tmp_path, server, shared_data):
+    archive = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+    server.files[H2Z_URL_PATH] = archive
+    (tmp_path / '.horse2zebra.zip.part').write_bytes(archive[:1234])
+    datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+    assert server.requests == [(H2Z_URL_PATH, 'bytes=1234-')]
+    assert os.listdir(tmp_path) == ['horse2zebra']
+
+
+def test_server_without_range_restarts_from_zero(tmp_path, server, shared_data):
+    server.files[H2Z_URL_PATH] = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+    server.tricks[H2Z_URL_PATH] = {'cut_once': 5000, 'ignore_range': True}
+    root = datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+    assert server.requests[1] == (H2Z_URL_PATH, 'bytes=5000-')  # asked, got 200
+    assert len(datasets.list_images(os.path.join(root, 'testA'))) == 3
+
+
+def test_size_mismatch_is_an_error_and_leaves_nothing(tmp_path, server, shared_data):
+    server.files[H2Z_URL_PATH] = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+    server.tricks[H2Z_URL_PATH] = {'extra_length': 1000}  # Content-Length lies
+    with pytest.raises(DatasetError, match='the server announced') as error:
+        datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+    assert server.url + H2Z_URL_PATH in str(error.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_server_that_always_truncates_is_an_error(tmp_path, server, shared_data):
+    archive = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+    server.files[H2Z_URL_PATH] = archive
+    server.tricks[H2Z_URL_PATH] = {'cut_always': len(archive) // 10}
+    with pytest.raises(DatasetError, match=f'the server announced {len(archive)}'):
+        datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+    assert len(server.requests) == datasets.DOWNLOAD_ATTEMPTS  # resumed each time
+    assert os.listdir(tmp_path) == []
+
+
+def test_offline_names_the_url_and_the_layout(tmp_path):
+    url = f'http://127.0.0.1:{_closed_port()}'
+    with pytest.raises(DatasetError) as error:
+        datasets.prepare(_cyclegan_cfg(tmp_path / 'datasets', url))
+    message = str(error.value)
+    assert f'could not download {url}{H2Z_URL_PATH} (connection refused)' in message
+    assert 'horse2zebra/{trainA,trainB,testA,testB}/' in message
+    assert '\n' not in message
+    assert not (tmp_path / 'datasets').exists() or os.listdir(tmp_path / 'datasets') == []
+
+
+def test_http_404_names_the_url(tmp_path, server):
+    with pytest.raises(DatasetError, match=re.escape(f'{server.url}{H2Z_URL_PATH} (HTTP 404')):
+        datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+    assert os.listdir(tmp_path) == []
+
+
+def test_timeout_is_an_error(tmp_path, server):
+    server.files['/x.zip'] = b'late'
+    server.tricks['/x.zip'] = {'stall': 1.0}
+    with pytest.raises(DatasetError, match='timed out'):
+        datasets.download(server.url + '/x.zip', str(tmp_path / 'x.zip'), timeout=0.2)
+    assert os.listdir(tmp_path) == []
+
+
+def test_corrupt_archive_is_deleted(tmp_path, server):
+    server.files[H2Z_URL_PATH] = b'this is not a zip file'
+    with pytest.raises(DatasetError, match='not a valid archive'):
+        datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+    assert os.listdir(tmp_path) == []
+
+
+def test_archive_without_the_layout_is_refused(tmp_path, server, shared_data):
+    source = shared_data / 'horse2zebra_mini'
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w') as zf:
+        for sub in ('trainA', 'trainB', 'testA'):  # no testB
+            for name in os.listdir(source / sub):
+                zf.write(source / sub / name, f'horse2zebra/{sub}/{name}')
+    server.files[H2Z_URL_PATH] = buffer.getvalue()
+    with pytest.raises(DatasetError, match='testB does not exist'):
+        datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+    assert os.listdir(tmp_path) == []
+
+
+def _zip_with(entry_name):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w') as zf:
+        zf.writestr('horse2zebra/trainA/ok.png', b'x')
+        zf.writestr(entry_name, b'evil')
+    return buffer.getvalue()
+
+
+def _zip_with_symlink():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w') as zf:
+        info = zipfile.ZipInfo('horse2zebra/trainA/link.png')
+        info.create_system = 3
+        info.external_attr = (0o120777 << 16)
+        zf.writestr(info, '../../../outside')
+    return buffer.getvalue()
+
+
+def _tar_with(kind, name, target=''):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode='w:gz') as tar:
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname = kind, target
+        data = b'evil' if kind == tarfile.REGTYPE else b''
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize('archive, entry', [
+    (lambda: _zip_with('../evil.txt'), '../evil.txt'),
+    (lambda: _zip_with('horse2zebra/../../evil.txt'), 'horse2zebra/../../evil.txt'),
+    (lambda: _zip_with('/tmp/evil.txt'), '/tmp/evil.txt'),
+    (_zip_with_symlink, 'horse2zebra/trainA/link.png'),
+], ids=['dotdot', 'nested-dotdot', 'absolute', 'symlink'])
+def test_unsafe_zip_entries_are_refused(tmp_path, server, archive, entry):
+    server.files[H2Z_URL_PATH] = archive()
+    data_root = tmp_path / 'datasets'
+    with pytest.raises(DatasetError, match=re.escape(repr(entry))):
+        datasets.prepare(_cyclegan_cfg(data_root, server.url))
+    assert os.listdir(tmp_path) == ['datasets']
+    assert os.listdir(data_root) == []
+    assert not os.path.exists('/tmp/evil.txt')
+
+
+@pytest.mark.parametrize('kind, name, target', [
+    (tarfile.SYMTYPE, 'facades/train/link.jpg', '../../../outside.jpg'),
+    (tarfile.SYMTYPE, 'facades/train/abs.jpg', '/etc/passwd'),
+    (tarfile.LNKTYPE, 'facades/train/hard.jpg', '../outside.jpg'),
+    (tarfile.CHRTYPE, 'facades/train/device', ''),
+    (tarfile.REGTYPE, '../facades-evil.txt', ''),
+    (tarfile.REGTYPE, '/tmp/facades-evil.txt', ''),
+], ids=['symlink-out', 'symlink-absolute', 'hardlink-out', 'device', 'dotdot', 'absolute'])
+def test_unsafe_tar_entries_are_refused(tmp_path, server, kind, name, target):
+    server.files[FACADES_URL_PATH] = _tar_with(kind, name, target)
+    data_root = tmp_path / 'datasets'
+    cfg = config.Pix2PixConfig(dataset='facades', data_root=str(data_root),
+                               download_url=server.url)
+    with pytest.raises(DatasetError, match=re.escape(repr(name))):
+        datasets.prepare(cfg)
+    assert os.listdir(tmp_path) == ['datasets']
+    assert os.listdir(data_root) == []
+    assert not os.path.exists('/tmp/facades-evil.txt')
+
+
+def test_links_inside_a_tar_are_allowed(tmp_path, shared_data):
+    source = shared_data / 'facades_mini'
+    archive = tmp_path / 'facades.tar.gz'
+    with tarfile.open(archive, 'w:gz') as tar:
+        tar.add(source / 'train', 'facades/train')
+        tar.add(source / 'test', 'facades/test')
+        link = tarfile.TarInfo('facades/test/link.jpg')
+        link.type, link.linkname = tarfile.SYMTYPE, '1.jpg'
+        tar.addfile(link)
+    root = datasets.extract(str(archive), str(tmp_path / 'facades'), datasets.ALIGNED)
+    assert os.path.islink(os.path.join(root, 'test', 'link.jpg'))
+
+
+# ---------------------------------------------------------------------------
+# Base URL, names, folders.
+
+def test_base_url_flag_then_environment_then_official(tmp_path, server, shared_data,
+                                                      monkeypatch):
+    server.files[H2Z_URL_PATH] = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+    monkeypatch.delenv(datasets.URL_VARIABLE, raising=False)
+    assert datasets.base_url(_cyclegan_cfg(tmp_path, '')) == 'http://efrosgans.eecs.berkeley.edu'
+    monkeypatch.setenv(datasets.URL_VARIABLE, server.url + '/')
+    assert datasets.base_url(_cyclegan_cfg(tmp_path, '')) == server.url
+    datasets.prepare(_cyclegan_cfg(tmp_path / 'env', ''))  # from the environment
+    monkeypatch.setenv(datasets.URL_VARIABLE, f'http://127.0.0.1:{_closed_port()}')
+    datasets.prepare(_cyclegan_cfg(tmp_path / 'flag', server.url))  # the flag wins
+    assert len(server.requests) == 2
+
+
+def test_unknown_name_lists_the_known_ones(tmp_path):
+    with pytest.raises(DatasetError) as error:
+        datasets.prepare(config.CycleGANConfig(dataset='horse2zebro', data_root=str(tmp_path)))
+    for name in ('horse2zebra', 'shapes2stripes', 'edges2shoes', 'mini'):
+        assert name in str(error.value)
+
+
+def test_official_lists():
+    assert set(datasets.CYCLEGAN_DATASETS) >= {
+        'ae_photos', 'apple2orange', 'summer2winter_yosemite', 'horse2zebra', 'monet2photo',
+        'cezanne2photo', 'ukiyoe2photo', 'vangogh2photo', 'maps', 'facades',
+        'iphone2dslr_flower', 'mini'}
+    assert set(datasets.PIX2PIX_DATASETS) == {
+        'facades', 'maps', 'edges2shoes', 'edges2handbags', 'night2day'}
+    assert datasets.CYCLEGAN_DATASETS['mini_pix2pix'].layout == datasets.ALIGNED
+    assert datasets.PIX2PIX_DATASETS['edges2shoes'].url('http://h') == (
+        'http://h/pix2pix/datasets/edges2shoes.tar.gz')
+
+
+def test_cityscapes_explains_why_unless_prepared_by_hand(tmp_path, shared_data):
+    cfg = config.Pix2PixConfig(dataset='cityscapes', data_root=str(tmp_path))
+    with pytest.raises(DatasetError, match='cityscapes-dataset.com'):
+        datasets.prepare(cfg)
+    (tmp_path / 'cityscapes').symlink_to(shared_data / 'facades_mini')
+    assert datasets.prepare(cfg) == str(tmp_path / 'cityscapes')
+
+
+def test_paired_set_for_cyclegan_is_refused_before_download(tmp_path):
+    cfg = config.CycleGANConfig(dataset='edges2shoes', data_root=str(tmp_path),
+                                download_url=f'http://127.0.0.1:{_closed_port()}')
+    with pytest.raises(DatasetError, match='paired'):
+        datasets.prepare(cfg)
+
+
+def test_user_folder_layout_is_checked(tmp_path, shared_data):
+    folder = tmp_path / 'mine'
+    (folder / 'trainA').mkdir(parents=True)
+    (folder / 'trainB').mkdir()
+    Image.new('RGB', (8, 8)).save(folder / 'trainA' / 'a.png')
+    (folder / 'trainB' / 'notes.txt').write_text('not an image')
+    with pytest.raises(DatasetError, match=re.escape(f'no images in {folder}/trainB')):
+        datasets.prepare(config.CycleGANConfig(dataset=str(folder)))
+    with pytest.raises(DatasetError, match='trainA does not exist'):
+        datasets.prepare(config.CycleGANConfig(dataset=str(shared_data / 'facades_mini')))
+    cfg = config.Pix2PixConfig(dataset=str(shared_data / 'facades_mini'))
+    assert datasets.prepare(cfg) == str(shared_data / 'facades_mini')
+
+
+def test_name_under_data_root_is_found(tmp_path, shared_data):
+    root = datasets.prepare(config.CycleGANConfig(dataset='horse2zebra_mini',
+                                                  data_root=str(shared_data)))
+    assert root == str(shared_data / 'horse2zebra_mini')
+
+
+def test_list_images_recursive_any_case_sorted(tmp_path):
+    for rel in ('b/X.JPG', 'a/y.Png', 'z.tiff', 'c.bmp', 'd.jpeg', 'notes.txt', 'e.gif',
+                '.hidden.jpg', '__MACOSX/._a.jpg'):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b'')
+    found = [os.path.relpath(p, tmp_path) for p in datasets.list_images(tmp_path)]
+    assert found == ['a/y.Png', 'b/X.JPG', 'c.bmp', 'd.jpeg', 'z.tiff']
+    assert len(datasets.list_images(tmp_path, max_dataset_size=2)) == 2
+    assert datasets.list_images(tmp_path / 'missing') == []
+
+
+# ---------------------------------------------------------------------------
+# The built-in shapes2stripes.
+
+def _read_tree(folder):
+    return {os.path.relpath(os.path.join(r, f), folder): open(os.path.join(r, f), 'rb').read()
+            for r, _, files in os.walk(folder) for f in files}
+
+
+def test_shapes2stripes_is_deterministic(tmp_path):
+    first = datasets.generate_shapes2stripes(str(tmp_path / 'one'), n_train=4, n_test=3)
+    second = datasets.generate_shapes2stripes(str(tmp_path / 'two'), n_train=4, n_test=3)
+    files = _read_tree(first)
+    assert sorted(files) == sorted([f'{d}/{i:04d}.png' for d in ('trainA', 'trainB')
+                                    for i in range(4)] +
+                                   [f'{d}/{i:04d}.png' for d in ('testA', 'testB')
+                                    for i in range(3)])
+    assert files == _read_tree(second)
+    image = Image.open(os.path.join(first, 'trainB', '0000.png'))
+    assert (image.mode, image.size) == ('RGB', (64, 64))
+
+
+def test_shapes2stripes_test_split_is_paired(tmp_path):
+    folder = datasets.generate_shapes2stripes(str(tmp_path / 's'), n_train=2, n_test=5)
+    pairs = datasets.ground_truth_pairs(folder)
+    assert [os.path.basename(a) for a, _ in pairs] == [f'{i:04d}.png' for i in range(5)]
+    for plain_path, striped_path in pairs:
+        assert os.path.basename(plain_path) == os.path.basename(striped_path)
+        plain = np.asarray(Image.open(plain_path), np.float32)
+        striped = np.asarray(Image.open(striped_path), np.float32)
+        background = plain[0, 0]
+        assert np.array_equal(background, striped[0, 0])
+        shape_plain = np.abs(plain - background).max(-1) > 40
+        shape_striped = np.abs(striped - background).max(-1) > 40
+        overlap = (shape_plain & shape_striped).sum() / (shape_plain | shape_striped).sum()
+        assert overlap > 0.85  # the same shape at the same place
+        dark = striped.max(-1) < 60
+        assert dark[shape_plain].mean() > 0.25  # striped: dark bands inside the shape
+        assert (plain.max(-1) < 60).mean() < 0.02  # plain: none
+
+
+def test_shapes2stripes_paired_variant(tmp_path):
+    unpaired = datasets.generate_shapes2stripes(str(tmp_path / 'u'), n_train=1, n_test=2)
+    paired = datasets.generate_shapes2stripes(str(tmp_path / 'p'), n_train=3, n_test=2,
+                                              paired=True)
+    assert sorted(os.listdir(paired)) == ['test', 'train']
+    assert len(os.listdir(os.path.join(paired, 'train'))) == 3
+    pair = np.asarray(Image.open(os.path.join(paired, 'test', '0001.png')))
+    assert pair.shape == (64, 128, 3)
+    assert np.array_equal(pair[:, :64], np.asarray(Image.open(f'{unpaired}/testA/0001.png')))
+    assert np.array_equal(pair[:, 64:], np.asarray(Image.open(f'{unpaired}/testB/0001.png')))
+
+
+def test_prepare_generates_the_builtin_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, 'SHAPES_TRAIN', 6)
+    monkeypatch.setattr(datasets, 'SHAPES_TEST', 2)
+    cfg = config.CycleGANConfig(data_root=str(tmp_path))
+    assert cfg.dataset == 'shapes2stripes'
+    root = datasets.prepare(cfg)
+    assert root == str(tmp_path / 'shapes2stripes')
+    assert sorted(os.listdir(root)) == ['testA', 'testB', 'trainA', 'trainB']
+    stamp = os.stat(os.path.join(root, 'trainA', '0000.png')).st_mtime_ns
+    assert datasets.prepare(cfg.replace(seed=7)) == root  # cfg.seed plays no part
+    assert os.stat(os.path.join(root, 'trainA', '0000.png')).st_mtime_ns == stamp
+    paired = datasets.prepare(config.Pix2PixConfig(dataset='shapes2stripes',
+                                                   data_root=str(tmp_path)))
+    assert paired == str(tmp_path / 'shapes2stripes_paired')
+    assert sorted(os.listdir(tmp_path)) == ['shapes2stripes', 'shapes2stripes_paired']
+
+
+def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+        return Image.new('RGB', (64, 64))
+
+    monkeypatch.setattr(datasets, 'render_shape', failing)
+    with pytest.raises(KeyboardInterrupt):
+        datasets.generate_shapes2stripes(str(tmp_path / 's'), n_train=4, n_test=2)
+    assert os.listdir(tmp_path) == []
