@@ -63,38 +63,30 @@ class Option:
         return value
 
 
-class Config:
-    """Settings shared by every model: the run, the optimizer, the loop."""
+def _collect_options(cls):
+    """Sets ``cls._options``: the parent's settings, then this class's own
+    Options and plain-value overrides of inherited ones (help kept)."""
+    options = {}
+    for base in cls.__bases__:
+        options.update(getattr(base, '_options', {}))
+    for name, value in vars(cls).items():
+        if name.startswith('_') or callable(value) or isinstance(
+                value, (property, classmethod, staticmethod)):
+            continue
+        if isinstance(value, Option):
+            options[name] = value
+        elif name in options:
+            options[name] = options[name].with_default(options[name].check(name, value))
+        else:
+            raise TypeError(f'{cls.__name__}.{name} overrides no option; '
+                            f'declare it with Option(default, help)')
+    cls._options = options
 
-    model = Option('cycle_gan', 'which model to train',
-                   choices=('cycle_gan', 'pix2pix', 'colorization', 'toy_gan'))
-    name = Option('', 'experiment name: the run lives in <runs_dir>/<name> '
-                      '(default: <dataset>_<model>)')
-    runs_dir = Option('./runs', 'folder holding one sub-folder per run')
-    seed = Option(0, 'random seed of the graph, the data order and the image pool')
 
-    # Optimization. Defaults are the paper's: Adam(2e-4, 0.5), 100 epochs at
-    # constant rate, then 100 epochs of linear decay to zero.
-    batch_size = Option(1, 'input batch size')
-    lr = Option(0.0002, 'initial learning rate for Adam')
-    beta1 = Option(0.5, 'momentum term of Adam')
-    n_epochs = Option(100, 'number of epochs with the initial learning rate')
-    n_epochs_decay = Option(100, 'number of epochs to linearly decay the learning rate to zero')
-    lr_policy = Option('linear', 'learning rate policy', choices=('linear', 'step', 'cosine'))
-    lr_decay_iters = Option(50, 'step policy: multiply by 0.1 every lr_decay_iters epochs')
-    gan_mode = Option('lsgan', 'GAN objective: least squares, the original cross-entropy '
-                               '(on logits) or Wasserstein with gradient penalty',
-                      choices=('lsgan', 'vanilla', 'wgangp'))
-    lambda_gp = Option(10.0, 'weight of the gradient penalty (gan_mode wgangp)')
-    max_steps = Option(0, 'stop after this many iterations (0: run all epochs)')
-
-    # The loop's periodic actions, in iterations.
-    print_freq = Option(100, 'frequency of log lines')
-    summary_freq = Option(100, 'frequency of scalar summaries (losses, learning rate)')
-    display_freq = Option(400, 'frequency of sample grids, in TensorBoard and samples/')
-    save_freq = Option(5000, 'frequency of checkpoints (also saved at the end of each epoch)')
-    trace_freq = Option(0, 'frequency of full run traces (time and memory per op) '
-                           'in TensorBoard (0: never)')
+class Settings:
+    """A frozen set of named settings: the machinery of every config class
+    (keyword-only construction, checks, replace, JSON). A subclass declares
+    its settings as class attributes (see :class:`Option`)."""
 
     _options = {}  # name -> Option, filled for each class by _collect_options
 
@@ -133,14 +125,6 @@ class Config:
         args = ', '.join(f'{k}={v!r}' for k, v in changed.items())
         return f'{type(self).__name__}({args})'
 
-    @property
-    def run_name(self):
-        return self.name or f'{os.path.basename(os.path.normpath(str(self.dataset)))}_{self.model}'
-
-    @property
-    def run_dir(self):
-        return os.path.join(self.runs_dir, self.run_name)
-
     def save(self, path):
         """Writes the config as JSON, atomically: a reader sees old or new, never half."""
         folder = os.path.dirname(os.path.abspath(path))
@@ -159,27 +143,47 @@ class Config:
             raise
 
 
-def _collect_options(cls):
-    """Sets ``cls._options``: the parent's settings, then this class's own
-    Options and plain-value overrides of inherited ones (help kept)."""
-    options = {}
-    for base in cls.__bases__:
-        options.update(getattr(base, '_options', {}))
-    for name, value in vars(cls).items():
-        if name.startswith('_') or callable(value) or isinstance(
-                value, (property, classmethod, staticmethod)):
-            continue
-        if isinstance(value, Option):
-            options[name] = value
-        elif name in options:
-            options[name] = options[name].with_default(options[name].check(name, value))
-        else:
-            raise TypeError(f'{cls.__name__}.{name} overrides no option; '
-                            f'declare it with Option(default, help)')
-    cls._options = options
+class Config(Settings):
+    """Settings shared by every model: the run, the optimizer, the loop."""
 
+    model = Option('cycle_gan', 'which model to train',
+                   choices=('cycle_gan', 'pix2pix', 'colorization', 'toy_gan'))
+    name = Option('', 'experiment name: the run lives in <runs_dir>/<name> '
+                      '(default: <dataset>_<model>)')
+    runs_dir = Option('./runs', 'folder holding one sub-folder per run')
+    seed = Option(0, 'random seed of the graph, the data order and the image pool')
 
-_collect_options(Config)
+    # Optimization. Defaults are the paper's: Adam(2e-4, 0.5), 100 epochs at
+    # constant rate, then 100 epochs of linear decay to zero.
+    batch_size = Option(1, 'input batch size')
+    lr = Option(0.0002, 'initial learning rate for Adam')
+    beta1 = Option(0.5, 'momentum term of Adam')
+    n_epochs = Option(100, 'number of epochs with the initial learning rate')
+    n_epochs_decay = Option(100, 'number of epochs to linearly decay the learning rate to zero')
+    lr_policy = Option('linear', 'learning rate policy', choices=('linear', 'step', 'cosine'))
+    lr_decay_iters = Option(50, 'step policy: multiply by 0.1 every lr_decay_iters epochs')
+    gan_mode = Option('lsgan', 'GAN objective: least squares, the original cross-entropy '
+                               '(on logits) or Wasserstein with gradient penalty',
+                      choices=('lsgan', 'vanilla', 'wgangp'))
+    lambda_gp = Option(10.0, 'weight of the gradient penalty (gan_mode wgangp)')
+    max_steps = Option(0, 'stop after this many iterations (0: run all epochs)')
+
+    # The loop's periodic actions, in iterations.
+    print_freq = Option(100, 'frequency of log lines')
+    summary_freq = Option(100, 'frequency of scalar summaries (losses, learning rate)')
+    display_freq = Option(400, 'frequency of sample grids, in TensorBoard and samples/')
+    save_freq = Option(5000, 'frequency of checkpoints (also saved at the end of each epoch)')
+    trace_freq = Option(0, 'frequency of full run traces (time and memory per op) '
+                           'in TensorBoard (0: never)')
+    keep_checkpoints = Option(5, 'number of most recent checkpoints to keep')
+
+    @property
+    def run_name(self):
+        return self.name or f'{os.path.basename(os.path.normpath(str(self.dataset)))}_{self.model}'
+
+    @property
+    def run_dir(self):
+        return os.path.join(self.runs_dir, self.run_name)
 
 
 class ImageConfig(Config):
@@ -248,9 +252,96 @@ class Pix2PixConfig(ImageConfig):
     lambda_L1 = Option(100.0, 'weight of the L1 loss between output and target')
 
 
+class ColorizationConfig(Pix2PixConfig):
+    """pix2pix from the lightness of a photo to its colours, as the official
+    colorization model: input L (input_nc 1), output ab (output_nc 2) of CIE
+    Lab. Any folder of RGB images serves as data (train/ and test/, or the
+    domains of an unaligned set); the built-in default works offline."""
+
+    model = 'colorization'
+    dataset = 'shapes2stripes'
+    input_nc = 1
+    output_nc = 2
+
+
+class ToyGANConfig(Config):
+    """A GAN of points in the plane (model.ToyGAN): small MLPs learn a 2-D
+    Gaussian, or a ring of toy_modes Gaussians, from noise in seconds on a CPU.
+    An epoch is steps_per_epoch iterations of fresh samples.
+
+    The defaults (3000 iterations at 1e-3, the last 2500 decaying) match the
+    default target's mean and covariance within a few percent for every seed
+    we tried. Keep targets within a few units of the origin, as images are
+    kept in [-1, 1]: far from it (a mean of (2, 3), say) the MLPs, whose
+    biases start at zero, learn much worse and often collapse to a line.
+    """
+
+    model = 'toy_gan'
+    batch_size = 256
+    lr = 0.001
+    n_epochs = 5
+    n_epochs_decay = 25
+    gan_mode = 'vanilla'
+    print_freq = 100
+    summary_freq = 20
+    display_freq = 100
+    save_freq = 1000
+    steps_per_epoch = Option(100, 'iterations per epoch (toy_gan draws fresh samples each step)')
+    noise_dim = Option(2, 'dimension of the Gaussian noise fed to the generator')
+    hidden_units = Option(64, 'units per hidden layer of the MLP generator and discriminator')
+    hidden_layers = Option(2, 'hidden layers of the MLP generator and discriminator')
+    toy_mean = Option('1,1', 'mean of the target Gaussian, "x,y" (with toy_modes: the '
+                             'centre of the ring)')
+    toy_cov = Option('1,0.5,0.5,1', 'covariance of the target Gaussian, row-major '
+                                    '"xx,xy,yx,yy", symmetric positive definite')
+    toy_modes = Option(0, 'target: a ring of this many Gaussians around toy_mean '
+                          '(0: the single Gaussian of toy_mean and toy_cov)')
+    toy_radius = Option(2.0, 'radius of the ring of toy_modes Gaussians')
+    toy_mode_std = Option(0.1, 'standard deviation of each Gaussian of the ring')
+
+    def __init__(self, **overrides):
+        super().__init__(**overrides)
+        _ = self.target_mean, self.target_cov  # parsed now: a bad string fails here
+        if self.toy_modes < 0 or self.toy_radius < 0 or self.toy_mode_std <= 0:
+            raise ConfigError('toy_modes and toy_radius must be >= 0, toy_mode_std > 0')
+        if min(self.steps_per_epoch, self.noise_dim, self.hidden_units) < 1:
+            raise ConfigError('steps_per_epoch, noise_dim and hidden_units must be >= 1')
+
+    @property
+    def target_mean(self):
+        """toy_mean as a tuple (x, y)."""
+        return _floats('toy_mean', self.toy_mean, 2)
+
+    @property
+    def target_cov(self):
+        """toy_cov as ((xx, xy), (yx, yy)); raises ConfigError unless it is
+        symmetric positive definite."""
+        xx, xy, yx, yy = _floats('toy_cov', self.toy_cov, 4)
+        if xy != yx or xx <= 0 or xx * yy - xy * yx <= 0:
+            raise ConfigError(f'toy_cov must be symmetric positive definite, got {self.toy_cov!r}')
+        return (xx, xy), (yx, yy)
+
+    @property
+    def run_name(self):
+        target = f'ring{self.toy_modes}' if self.toy_modes else 'gaussian'
+        return self.name or f'{target}_{self.model}'
+
+
+def _floats(name, text, count):
+    """``count`` floats from a comma-separated string, or ConfigError."""
+    try:
+        values = tuple(float(v) for v in text.split(','))
+    except ValueError:
+        values = ()
+    if len(values) != count:
+        raise ConfigError(f'{name} must be {count} comma-separated numbers, got {text!r}')
+    return values
+
+
 # Name -> config class, for every model that train.py knows. Models in other
 # modules add themselves here (see register).
-CONFIGS = {'cycle_gan': CycleGANConfig, 'pix2pix': Pix2PixConfig}
+CONFIGS = {'cycle_gan': CycleGANConfig, 'pix2pix': Pix2PixConfig,
+           'colorization': ColorizationConfig, 'toy_gan': ToyGANConfig}
 
 
 def register(config_class):
@@ -288,10 +379,12 @@ def _flag_options():
     return result
 
 
-def define_flags(flag_values=None, module_name='config'):
-    """Registers one flag per setting of every known model. Idempotent."""
+def define_flags(flag_values=None, module_name='config', settings=None):
+    """Registers one flag per setting of every known model, or of the Settings
+    class ``settings`` (a tool's, such as SampleConfig). Idempotent."""
     flag_values = flags.FLAGS if flag_values is None else flag_values
-    for name, option in _flag_options().items():
+    options = _flag_options() if settings is None else settings.options()
+    for name, option in options.items():
         if name in flag_values:
             continue
         kwargs = dict(flag_values=flag_values, module_name=module_name)
@@ -339,3 +432,33 @@ def load(path):
     if not isinstance(values, dict) or 'model' not in values:
         raise ConfigError(f'{path} is not a config saved by this project')
     return config_class(values['model'])(**values)
+
+
+# ---------------------------------------------------------------------------
+# Settings of the tools. Their flags: define_flags(flag_values, settings=...).
+
+class SampleConfig(Settings):
+    """Settings of sample.py. The model's own settings are read from the run's
+    config.json, never from flags: what was trained is what is rebuilt."""
+
+    run = Option('', 'the run to sample from, a folder <runs_dir>/<name> (its latest checkpoint)')
+    checkpoint = Option('', 'a checkpoint to sample from instead of --run, e.g. '
+                            'runs/<name>/checkpoints/model.ckpt-1000')
+    input = Option('', 'an image file or a folder of images to translate instead of the '
+                       "test split of the run's dataset")
+    direction = Option('AtoB', 'with --input: translate from A to B or from B to A',
+                       choices=('AtoB', 'BtoA'))
+    results_dir = Option('', 'folder for the images, index.html and grid.png '
+                             '(default: <run>/test_<step>)')
+    num_test = Option(0, 'translate at most this many images per direction (0: all)')
+    data_root = Option('', "folder holding the datasets (default: the run's data_root)")
+    eval = Option(False, 'run the generators as at inference (batch-norm moving averages, no '
+                         'dropout); the default runs them as in training, as the official test.py')
+
+
+class BenchConfig(Settings):
+    """Settings of bench.py, besides the model's (--crop_size, --ngf, ...)."""
+
+    iters = Option(10, 'timed iterations of each benchmark (the median is reported)')
+    warmup = Option(3, 'untimed iterations first (graph optimization, memory allocation)')
+    infer_batch_size = Option(8, 'images per batch of the inference benchmark')

@@ -1,4 +1,5 @@
-"""Models: the abstract Model and its contract, and CycleGAN.
+"""Models: the abstract Model and its contract, CycleGAN, pix2pix (and its
+colorization variant) and the toy 2-D GAN.
 
 Names in the code and in the CycleGAN paper (Zhu et al. 2017, fig. 3):
 
@@ -21,6 +22,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+import data
 import modules
 
 tf1 = tf.compat.v1
@@ -141,6 +143,45 @@ class ImagePool:
         pooled = tf1.numpy_function(self.query, [images], images.dtype, stateful=True, name=name)
         pooled.set_shape(images.shape)
         return pooled
+
+
+# --------------------------------------------------------- loss display
+
+
+class LossAverager:
+    """Exponential moving averages of named losses, for a steadier display.
+
+    ``update(losses)`` takes one iteration's losses (name -> float, e.g.
+    ``train_step(...)['losses']``) and returns the averages so far. Each
+    average is debiased as Adam's moments: after values x_1 ... x_n it is
+    sum_k (1 - decay) decay^(n - k) x_k / (1 - decay^n), so the first value
+    shows as it is and a name first seen late starts afresh. decay 0 shows
+    the last values; 0.98 averages over roughly the last 50 iterations.
+    Plain Python, no graph: the same for every model.
+    """
+
+    def __init__(self, decay=0.98):
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f'decay must be in [0, 1), got {decay}')
+        self.decay = decay
+        self._sums, self._counts = {}, {}
+
+    def update(self, losses):
+        """Adds one value per name; returns :attr:`averages`."""
+        for name, value in losses.items():
+            self._sums[name] = (self.decay * self._sums.get(name, 0.0)
+                                + (1.0 - self.decay) * float(value))
+            self._counts[name] = self._counts.get(name, 0) + 1
+        return self.averages
+
+    @property
+    def averages(self):
+        """name -> the debiased moving average of its values so far."""
+        return {name: total / (1.0 - self.decay ** self._counts[name])
+                for name, total in self._sums.items()}
+
+    def reset(self):
+        self._sums, self._counts = {}, {}
 
 
 # --------------------------------------------------------------- Model
@@ -409,8 +450,371 @@ class CycleGAN(Model):
                              if k.startswith(prefix)})
 
 
+# ------------------------------------------------------------- pix2pix
+
+
+class Pix2Pix(Model):
+    """pix2pix (Isola et al. 2017): a U-Net generator G and a conditional
+    PatchGAN D that judges (input, output) pairs concatenated on channels.
+
+    Names: real_A is the paper's x (the input), real_B its y (the target),
+    fake_B = G(x); G, D and the losses G_GAN, G_L1, D_real, D_fake are the
+    official netG, netD and loss names (G_L1 includes lambda_L1).
+
+    One iteration, in one session run, in the official order
+    (Pix2PixModel.optimize_parameters): forward fake_B = G(real_A); update D
+    on 0.5 (L(D(A, B), real) + L(D(A, fake_B), fake)) with fake_B held
+    constant; update G on L_GAN(D(A, fake_B), real) + lambda_L1 |fake_B -
+    real_B|_1, judged by the *updated* D (the official steps optimizer_D
+    before backward_G): D's third call is built under a control dependency on
+    the D update, so it reads D's variables after that update (resource
+    variables are read where they are used); then global_step += 1. Hence
+    fetching losses['G_GAN'] runs the D update: fetch it with the train op.
+    ``self.updates`` holds the two update ops, 'D' and 'G'.
+
+    No image pool (the official pool_size is 0 for pix2pix). gan_mode wgangp
+    adds the gradient penalty as loss 'D_gp' (the official pix2pix omits it).
+    """
+
+    def _build(self):
+        cfg = self.cfg
+        size = cfg.crop_size if 'crop' in cfg.preprocess else None
+        with tf.name_scope('inputs/'):
+            real_A = tf1.placeholder(tf.float32, [None, size, size, cfg.input_nc], name='real_A')
+            real_B = tf1.placeholder(tf.float32, [None, size, size, cfg.output_nc], name='real_B')
+        self.inputs = {'A': real_A, 'B': real_B}
+        G = self._add_network(self._generator(cfg))
+        D = self._add_network(modules.define_D(cfg, 'D', input_nc=cfg.input_nc + cfg.output_nc))
+
+        fake_B = tf.identity(G(real_A), name='fake_B')
+        self._set_visuals(real_A, fake_B, real_B)
+        real_AB = tf.concat([real_A, real_B], -1, name='real_AB')
+        fake_AB = tf.concat([real_A, fake_B], -1, name='fake_AB')
+
+        mode, losses = cfg.gan_mode, {}
+        with tf.name_scope('losses/'):
+            detached_AB = tf.stop_gradient(fake_AB)
+            losses['D_real'] = gan_loss(D(real_AB), True, mode)
+            losses['D_fake'] = gan_loss(D(detached_AB), False, mode)
+            loss_D = 0.5 * (losses['D_real'] + losses['D_fake'])
+            if mode == 'wgangp':
+                losses['D_gp'] = gradient_penalty(D, real_AB, detached_AB, cfg.lambda_gp)
+                loss_D += losses['D_gp']
+            loss_D = tf.identity(loss_D, name='D')
+        train_D = self._minimize(loss_D, [D])
+
+        seen = len(D.update_ops)
+        with tf.name_scope('losses/'):
+            with tf.control_dependencies([train_D]):  # G is judged by the updated D
+                losses['G_GAN'] = gan_loss(D(fake_AB), True, mode)
+            losses['G_L1'] = cfg.lambda_L1 * l1(fake_B, real_B)
+            loss_G = tf.add(losses['G_GAN'], losses['G_L1'], name='G')
+        train_G = self._minimize(loss_G, [G], after=[train_D])
+        # PyTorch's batch norm updates its running averages at every forward
+        # pass, this third call of D included (D never uses them: it only trains).
+        self.train_op = self._count_step(after=[train_G] + D.update_ops[seen:])
+        self.updates = {'D': train_D, 'G': train_G}
+        order = ('G_GAN', 'G_L1', 'D_real', 'D_fake', 'D_gp')  # the official display order
+        self.losses.update((name, losses[name]) for name in order if name in losses)
+
+    def _set_visuals(self, real_A, fake_B, real_B):
+        self.visuals = dict(real_A=real_A, fake_B=fake_B, real_B=real_B)
+        self.visual_rows = [['real_A', 'fake_B', 'real_B']]
+
+    @staticmethod
+    def _generator(cfg):
+        return modules.define_G(cfg, 'G')
+
+    @classmethod
+    def build_inference(cls, cfg, *, training=False):
+        """real_A -> fake_B; inputs {'A'}, outputs {'fake_B'}.
+
+        ``training=True`` runs G as in training, with dropout and batch
+        statistics: the paper's choice at test time and the official test.py's
+        default (its --eval switches to the moving averages), so sample.py
+        passes ``training=not eval``.
+        """
+        with tf.name_scope('inputs/'):
+            real_A = tf1.placeholder(tf.float32, [None, None, None, cfg.input_nc], name='real_A')
+        fake_B = tf.identity(cls._generator(cfg)(real_A, training=training), name='fake_B')
+        return {'A': real_A}, cls._inference_outputs(real_A, fake_B)
+
+    @staticmethod
+    def _inference_outputs(real_A, fake_B):
+        return {'fake_B': fake_B}
+
+
+def colorization_rgb(lightness, ab):
+    """RGB [N, H, W, 3] in [-1, 1] of the colorization model's normalized
+    ``lightness`` (L / 50 - 1, [N, H, W, 1]) and ``ab`` (ab / 110, [N, H, W, 2]):
+    the graph twin of data.colorization_to_rgb."""
+    lab = tf.concat([(lightness + 1.0) * 50.0, ab * 110.0], -1)
+    return data.tf_lab_to_rgb(lab) * 2.0 - 1.0
+
+
+class Colorization(Pix2Pix):
+    """pix2pix from lightness to colour, as the official colorization model:
+    real_A is the L channel of CIE Lab as L / 50 - 1 (one channel), real_B and
+    fake_B the a and b channels as ab / 110 (two channels); the data layer
+    supplies them so (data.py, colorization layout).
+
+    The visuals are RGB in [-1, 1], converted in the graph, so sample grids
+    need nothing special: real_A (the L channel shown as grey, as the
+    official tensor2im shows one channel), fake_B_rgb (L with the generated
+    ab) and real_B_rgb (the original photo). build_inference returns fake_B
+    (ab) and fake_B_rgb.
+    """
+
+    @staticmethod
+    def _generator(cfg):
+        if (cfg.input_nc, cfg.output_nc) != (1, 2):
+            raise ValueError(f'colorization translates L to ab: it needs input_nc=1 and '
+                             f'output_nc=2, got {cfg.input_nc} and {cfg.output_nc}')
+        return modules.define_G(cfg, 'G')
+
+    def _set_visuals(self, real_A, fake_B, real_B):
+        with tf.name_scope('visuals/'):
+            self.visuals = dict(
+                real_A=tf.tile(real_A, [1, 1, 1, 3], name='real_A'),
+                fake_B_rgb=tf.identity(colorization_rgb(real_A, fake_B), name='fake_B_rgb'),
+                real_B_rgb=tf.identity(colorization_rgb(real_A, real_B), name='real_B_rgb'))
+        self.visual_rows = [['real_A', 'fake_B_rgb', 'real_B_rgb']]
+
+    @staticmethod
+    def _inference_outputs(real_A, fake_B):
+        return {'fake_B': fake_B,
+                'fake_B_rgb': tf.identity(colorization_rgb(real_A, fake_B), name='fake_B_rgb')}
+
+
+# ------------------------------------------------------------- toy GAN
+
+
+class ToyTarget:
+    """The toy GAN's target in the plane: the Gaussian N(mean, cov), or, with
+    ``modes`` > 0, that many equally likely Gaussians of std ``mode_std``
+    evenly spaced on a circle of ``radius`` around ``mean``.
+
+    ``mean`` and ``cov`` are the true moments of the distribution (of the
+    mixture, for a ring).
+    """
+
+    def __init__(self, mean, cov, *, modes=0, radius=2.0, mode_std=0.1):
+        self.center = np.asarray(mean, np.float64)
+        self.modes, self.mode_std = modes, mode_std
+        if modes:
+            angles = 2.0 * np.pi * np.arange(modes) / modes
+            self.offsets = radius * np.stack([np.cos(angles), np.sin(angles)], -1)
+            centred = self.offsets - self.offsets.mean(0)
+            self.mean = self.center + self.offsets.mean(0)
+            self.cov = mode_std ** 2 * np.eye(2) + centred.T @ centred / modes
+        else:
+            self.mean, self.cov = self.center, np.asarray(cov, np.float64)
+            self._cholesky = np.linalg.cholesky(self.cov)
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(cfg.target_mean, cfg.target_cov, modes=cfg.toy_modes,
+                   radius=cfg.toy_radius, mode_std=cfg.toy_mode_std)
+
+    def sample(self, rng, n):
+        """``n`` points, float32 [n, 2], drawn with the numpy Generator ``rng``."""
+        normal = rng.standard_normal([n, 2])
+        if self.modes:
+            points = (self.center + self.offsets[rng.integers(self.modes, size=n)]
+                      + self.mode_std * normal)
+        else:
+            points = self.mean + normal @ self._cholesky.T
+        return points.astype(np.float32)
+
+
+def toy_noise(rng, n, noise_dim):
+    """The generator's input: float32 [n, noise_dim] from N(0, I)."""
+    return rng.standard_normal([n, noise_dim]).astype(np.float32)
+
+
+class ToyPipeline:
+    """The toy GAN's data, with the interface of data.InputPipeline.
+
+    ``next_batch``: dict of tensors, a fresh batch at each sess.run: 'real'
+    [batch_size, 2] target samples and 'z' [batch_size, noise_dim] noise,
+    drawn by a numpy generator seeded with cfg.seed (through a numpy_function
+    built in the default graph). ``steps_per_epoch``: cfg.steps_per_epoch.
+    :meth:`sample_batch` draws the same kind of batch without a session.
+    """
+
+    def __init__(self, cfg):
+        self.cfg, self.target = cfg, ToyTarget.from_config(cfg)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.steps_per_epoch = cfg.steps_per_epoch
+
+        def sample():
+            batch = self.sample_batch()
+            return batch['real'], batch['z']
+
+        with tf.name_scope('toy_data/'):
+            real, z = tf1.numpy_function(sample, [], [tf.float32, tf.float32], stateful=True,
+                                         name='sample_batch')
+        real.set_shape([cfg.batch_size, 2])
+        z.set_shape([cfg.batch_size, cfg.noise_dim])
+        self.next_batch = {'real': real, 'z': z}
+
+    def sample_batch(self, n=None):
+        """A batch dict of numpy arrays, 'real' and 'z', of ``n`` (default
+        batch_size) rows, from this pipeline's generator."""
+        n = n or self.cfg.batch_size
+        return {'real': self.target.sample(self.rng, n),
+                'z': toy_noise(self.rng, n, self.cfg.noise_dim)}
+
+
+def toy_samples(sess, cfg, inputs, outputs, *, num=1000, seed=0):
+    """``num`` generated points [num, 2] from noise drawn with ``seed``;
+    ``inputs`` and ``outputs`` as ToyGAN.build_inference returns them (or a
+    ToyGAN's ``inputs`` and ``outputs``)."""
+    rng = np.random.default_rng(seed)
+    return sess.run(outputs['fake'], {inputs['z']: toy_noise(rng, num, cfg.noise_dim)})
+
+
+def toy_figure(sess, cfg, inputs, outputs, *, num=1000, seed=0, title=''):
+    """PNG bytes of ``num`` real and ``num`` generated points over the
+    discriminator's decision surface (its probability that a point is real),
+    with the 0.5 contour; arguments as :func:`toy_samples`."""
+    import plots  # matplotlib only loads for the toy GAN's figures
+
+    real = ToyTarget.from_config(cfg).sample(np.random.default_rng(seed + 1), num)
+    fake = toy_samples(sess, cfg, inputs, outputs, num=num, seed=seed)
+    (x0, x1), (y0, y1) = plots.plot_range(real, fake)
+    grid_x, grid_y = np.linspace(x0, x1, 101), np.linspace(y0, y1, 101)
+    points = np.stack(np.meshgrid(grid_x, grid_y), -1).reshape(-1, 2).astype(np.float32)
+    decision = sess.run(outputs['decision'], {inputs['real']: points})
+    return plots.toy_gan_figure(real, fake, grid_x=grid_x, grid_y=grid_y,
+                                decision=decision.reshape(len(grid_y), len(grid_x)),
+                                title=title)
+
+
+class ToyGAN(Model):
+    """A GAN of points in the plane, the smallest living example of the Model
+    contract: an MLP generator G (noise z -> point) learns the ToyTarget of
+    the config against an MLP discriminator D (point -> logit).
+
+    Inputs: 'real' [N, 2] target samples and 'z' [N, noise_dim] noise, fed
+    from :class:`ToyPipeline`. One iteration, in one session run: forward
+    fake = G(z), D on real and on fake (the second call reuses the variables
+    of the first); update D on 0.5 (L(D(real), real) + L(D(fake), fake)),
+    then G on L(D(fake), real); both gradients come from this forward pass
+    (simultaneous gradient descent: unlike pix2pix, G is judged by D before
+    its update; the var_lists keep each update to its own network); then
+    global_step += 1. Losses: G, D_real, D_fake (D_gp with wgangp).
+
+    Also: ``self.metrics``, D's accuracy on the batch (point called real when
+    D's probability ``decision`` > 0.5; it should approach 50 %), logged as
+    ``metric/<name>``; ``self.outputs`` {'fake', 'decision'} as
+    build_inference's; :meth:`evaluate`, :meth:`figure` and
+    :meth:`figure_summary` for the end of an epoch. No visuals (no images).
+    """
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        with tf.name_scope('summaries/'):
+            metrics = [tf.raw_ops.ScalarSummary(tags=f'metric/{name}', values=value, name=name)
+                       for name, value in self.metrics.items()]
+            self.summary_op = tf1.summary.merge([self.summary_op] + metrics,
+                                                name='scalars_and_metrics')
+            self._figure_png = tf1.placeholder(tf.string, [], name='figure_png')
+            image = tf.expand_dims(tf.image.decode_png(self._figure_png, channels=3), 0)
+            self._figure_summary = tf.raw_ops.ImageSummary(tag='toy_gan', tensor=image,
+                                                           max_images=1, name='figure')
+
+    def _build(self):
+        cfg = self.cfg
+        with tf.name_scope('inputs/'):
+            real = tf1.placeholder(tf.float32, [None, 2], name='real')
+            z = tf1.placeholder(tf.float32, [None, cfg.noise_dim], name='z')
+        self.inputs = {'real': real, 'z': z}
+        G, D = (self._add_network(network) for network in self._networks(cfg))
+
+        fake = tf.identity(G(z), name='fake')
+        logits_real, logits_fake = D(real), D(fake)
+        mode, losses = cfg.gan_mode, self.losses
+        with tf.name_scope('losses/'):
+            losses['G'] = gan_loss(logits_fake, True, mode)
+            losses['D_real'] = gan_loss(logits_real, True, mode)
+            losses['D_fake'] = gan_loss(logits_fake, False, mode)
+            loss_D = 0.5 * (losses['D_real'] + losses['D_fake'])
+            if mode == 'wgangp':
+                # gradient_penalty interpolates images: points pass as 1x1 images.
+                def critic(images):
+                    return D(tf.reshape(images, [-1, 2]))
+
+                real_1x1, fake_1x1 = (tf.reshape(points, [-1, 1, 1, 2])
+                                      for points in (real, tf.stop_gradient(fake)))
+                losses['D_gp'] = gradient_penalty(critic, real_1x1, fake_1x1, cfg.lambda_gp)
+                loss_D += losses['D_gp']
+            loss_D = tf.identity(loss_D, name='D')
+        with tf.name_scope('metrics/'):
+            decision_real = self._decision(logits_real, mode)
+            correct_real = tf.reduce_mean(tf.cast(decision_real > 0.5, tf.float32))
+            correct_fake = tf.reduce_mean(tf.cast(self._decision(logits_fake, mode) <= 0.5,
+                                                  tf.float32))
+            self.metrics = {'D_accuracy': tf.identity(0.5 * (correct_real + correct_fake),
+                                                      name='D_accuracy'),
+                            'D_accuracy_real': tf.identity(correct_real, name='D_accuracy_real'),
+                            'D_accuracy_fake': tf.identity(correct_fake, name='D_accuracy_fake')}
+        self.outputs = {'fake': fake, 'decision': decision_real}
+
+        train_D = self._minimize(loss_D, [D])
+        train_G = self._minimize(losses['G'], [G], after=[train_D])
+        self.train_op = self._count_step(after=[train_G])
+
+    @staticmethod
+    def _networks(cfg):
+        common = dict(hidden_units=cfg.hidden_units, hidden_layers=cfg.hidden_layers)
+        return (modules.MLP('G', input_dim=cfg.noise_dim, output_dim=2, **common),
+                modules.MLP('D', input_dim=2, output_dim=1, **common))
+
+    @staticmethod
+    def _decision(logits, mode):
+        """D's probability that points are real, [N]: the sigmoid of its logits
+        (lsgan: its output, which regresses to 1 for real and 0 for fake)."""
+        logits = logits[:, 0]
+        return tf.identity(logits if mode == 'lsgan' else tf.sigmoid(logits), name='decision')
+
+    @classmethod
+    def build_inference(cls, cfg, *, training=False):
+        """z [N, noise_dim] -> 'fake' [N, 2] (G), and points 'real' [N, 2] ->
+        'decision' [N] (D's probability that they are real, for figures).
+        ``training`` changes nothing: the MLPs have no dropout or norm."""
+        with tf.name_scope('inputs/'):
+            z = tf1.placeholder(tf.float32, [None, cfg.noise_dim], name='z')
+            real = tf1.placeholder(tf.float32, [None, 2], name='real')
+        G, D = cls._networks(cfg)
+        outputs = {'fake': tf.identity(G(z), name='fake'),
+                   'decision': cls._decision(D(real), cfg.gan_mode)}
+        return {'z': z, 'real': real}, outputs
+
+    def evaluate(self, sess, *, num=4096, seed=None):
+        """The metrics (name -> float) on ``num`` target points and ``num``
+        generated ones, drawn apart from the training batches and the same at
+        every call (seed default cfg.seed)."""
+        rng = np.random.default_rng([self.cfg.seed if seed is None else seed, 1])
+        feed = {self.inputs['real']: ToyTarget.from_config(self.cfg).sample(rng, num),
+                self.inputs['z']: toy_noise(rng, num, self.cfg.noise_dim)}
+        return {name: float(value) for name, value in sess.run(self.metrics, feed).items()}
+
+    def figure(self, sess, *, num=1000, seed=None, title=''):
+        """PNG bytes of :func:`toy_figure`, with the same points every call
+        (seed default cfg.seed), so the figures of successive epochs compare."""
+        seed = self.cfg.seed if seed is None else seed
+        return toy_figure(sess, self.cfg, self.inputs, self.outputs, num=num, seed=seed,
+                          title=title)
+
+    def figure_summary(self, sess, png):
+        """A serialized image Summary (tag 'toy_gan') of PNG bytes, for a FileWriter."""
+        return sess.run(self._figure_summary, {self._figure_png: png})
+
+
 # Name (config.model) -> Model class.
-MODELS = {'cycle_gan': CycleGAN}
+MODELS = {'cycle_gan': CycleGAN, 'pix2pix': Pix2Pix, 'colorization': Colorization,
+          'toy_gan': ToyGAN}
 
 
 def create(cfg):
