@@ -420,6 +420,23 @@ def from_flags(flag_values=None, argv=None):
     return cls(**given)
 
 
+def parse_argv(flag_values, argv):
+    """Parses ``argv`` (argv[0]: the program) into ``flag_values``; any
+    problem, a stray positional argument included, is one ConfigError."""
+    try:
+        rest = flag_values(list(argv))
+    except flags.Error as e:
+        raise ConfigError(str(e)) from None
+    if len(rest) > 1:
+        raise ConfigError(f'unexpected argument {rest[1]!r}: flags are --name=value')
+    return flag_values
+
+
+def settings_from_flags(settings, flag_values):
+    """An instance of the settings class ``settings`` from parsed flags."""
+    return settings(**{name: flag_values[name].value for name in settings.options()})
+
+
 def load(path):
     """Reads a config saved by :meth:`Config.save`; its class comes from 'model'."""
     try:

@@ -1,0 +1,105 @@
+"""Sample grids and HTML pages of images, composed with numpy and PIL.
+
+train.py feeds the grids to an image summary through a placeholder (nothing
+is added to the graph per step) and writes them to samples/; sample.py
+writes them with an index.html.
+"""
+
+import html
+import os
+import tempfile
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+import data
+
+BACKGROUND = (255, 255, 255)
+LABEL_HEIGHT = 12  # pixels of the strip above each row holding its labels
+
+
+def as_rgb(image):
+    """uint8 [H, W, 3] of a float image [H, W, 1 or 3] in [-1, 1]."""
+    array = data.to_uint8(image)
+    if array.ndim != 3 or array.shape[-1] not in (1, 3):
+        raise ValueError(f'cannot show an image of shape {np.shape(image)}')
+    return np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array
+
+
+def grid(rows, labels=None, *, pad=2):
+    """One image of ``rows`` of images, each row under a strip of its labels.
+
+    Args:
+      rows: list of rows, each a list of float images [h, w, 1 or 3] in
+        [-1, 1]; sizes may differ (each cell is as large as its column's
+        widest and its row's tallest image).
+      labels: None, or one list of strings per row, one per image.
+      pad: pixels between cells.
+    Returns:
+      uint8 [H, W, 3].
+    """
+    cells = [[as_rgb(image) for image in row] for row in rows]
+    columns = max(len(row) for row in cells)
+    widths = [max(row[c].shape[1] for row in cells if c < len(row)) for c in range(columns)]
+    strip = LABEL_HEIGHT if labels else 0
+    heights = [strip + max(image.shape[0] for image in row) for row in cells]
+    canvas = Image.new('RGB', (sum(widths) + pad * (columns + 1),
+                               sum(heights) + pad * (len(rows) + 1)), BACKGROUND)
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
+    y = pad
+    for r, row in enumerate(cells):
+        x = pad
+        for c, image in enumerate(row):
+            if labels:
+                draw.text((x + 1, y), str(labels[r][c]), fill=(0, 0, 0), font=font)
+            canvas.paste(Image.fromarray(image), (x, y + strip))
+            x += widths[c] + pad
+        y += heights[r] + pad
+    return np.asarray(canvas)
+
+
+def save_png(array, path):
+    """Writes uint8 [H, W, 3] to ``path`` atomically."""
+    _write_atomically(path, lambda f: Image.fromarray(array).save(f, format='PNG'), 'wb')
+
+
+def write_html(path, title, sections, notes=()):
+    """An index page of image tables.
+
+    Args:
+      path: the page's path; image paths are relative to its folder.
+      title: the page's title.
+      sections: list of (heading, column names, rows); each row is
+        (name, [image paths, one per column; '' for none]).
+      notes: lines of text shown under the title.
+    """
+    parts = [f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}'
+             f'</title>\n<style>body{{font-family:sans-serif}} td,th{{padding:4px;'
+             f'text-align:center}} img{{image-rendering:pixelated;min-width:128px}}</style>'
+             f'</head>\n<body><h1>{html.escape(title)}</h1>']
+    parts += [f'<p>{html.escape(line)}</p>' for line in notes]
+    for heading, columns, rows in sections:
+        parts.append(f'<h2>{html.escape(heading)}</h2>\n<table>\n<tr><th>name</th>'
+                     + ''.join(f'<th>{html.escape(c)}</th>' for c in columns) + '</tr>')
+        for name, images in rows:
+            cells = ''.join(f'<td><img src="{html.escape(p)}" alt="{html.escape(p)}"></td>'
+                            if p else '<td></td>' for p in images)
+            parts.append(f'<tr><td>{html.escape(name)}</td>{cells}</tr>')
+        parts.append('</table>')
+    parts.append('</body></html>\n')
+    _write_atomically(path, lambda f: f.write('\n'.join(parts)), 'w')
+
+
+def _write_atomically(path, write, mode):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '-')
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the run unreadable to others
+        with os.fdopen(fd, mode) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
