@@ -134,7 +134,7 @@ def bench_infer(cfg, bench, rng):
         init_op = tf1.global_variables_initializer()
     graph.finalize()
     feed = {inputs['A']: random_images(rng, inputs['A'], bench.infer_batch_size, cfg.crop_size)}
-    with tf1.Session(graph=graph, config=train.session_config()) as sess:
+    with tf1.Session(graph=graph, config=train.session_config(training=False)) as sess:
         sess.run(init_op)
         return median_time(lambda: sess.run(outputs['fake_B'], feed), bench.warmup, bench.iters)
 

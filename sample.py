@@ -186,7 +186,7 @@ class Translator:
             variables = tf1.global_variables()
             saver = tf1.train.Saver(variables)
         self.graph.finalize()
-        self.sess = tf1.Session(graph=self.graph, config=train.session_config())
+        self.sess = tf1.Session(graph=self.graph, config=train.session_config(training=False))
         with self.graph.as_default():
             train.restore_checkpoint(self.sess, saver, variables, checkpoint)
         self.multiple = generator_multiple(cfg)

@@ -390,3 +390,14 @@ def test_help_lists_the_flags(capsys):
     for flag in ('--dataset', '--n_epochs_decay', '--lambda_identity', '--max_steps',
                  '--trace_freq', '--keep_checkpoints'):
         assert flag in out
+
+
+def test_the_readme_lists_every_flag():
+    """The README's tables come from tools/flags_table.py; rerun it when this fails."""
+    from absl import flags
+
+    readme = (ROOT / 'README.md').read_text()
+    names = list(config.define_flags(flags.FlagValues())) + [
+        name for settings in (config.SampleConfig, config.BenchConfig)
+        for name in settings.options()]
+    assert [name for name in names if f'| `--{name}` |' not in readme] == []
