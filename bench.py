@@ -18,7 +18,9 @@ times --iters iterations and reports the median. Prints one JSON object:
 - generator_forwards_per_iter: train FLOPs / one generator forward's.
 """
 
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -99,11 +101,30 @@ def random_images(rng, placeholder, batch_size, size):
     return rng.uniform(-1, 1, shape).astype(np.float32)
 
 
-def bench_train(cfg, bench, rng):
+def isolated(fn, *args):
+    """fn(*args) in a fresh process: TensorFlow sizes its CPU thread pools
+    once per process, from the first session's settings, and training and
+    inference use different ones (see train.session_config)."""
+    context = multiprocessing.get_context('spawn')
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def _setup_tensorflow(cfg):
+    import tensorflow as tf
+
+    tf.compat.v1.disable_eager_execution()
+    tf.get_logger().setLevel('ERROR')
+    return np.random.default_rng(cfg.seed)
+
+
+def bench_train(cfg, bench):
+    """(seconds per iteration, FLOPs per iteration, FLOPs of one generator forward)."""
     import tensorflow as tf
 
     import model as models
 
+    rng = _setup_tensorflow(cfg)
     tf1 = tf.compat.v1
     graph = tf.Graph()
     with graph.as_default():
@@ -122,11 +143,13 @@ def bench_train(cfg, bench, rng):
     return seconds, work, flops(executed_ops([fake_B]), 1)
 
 
-def bench_infer(cfg, bench, rng):
+def bench_infer(cfg, bench):
+    """Seconds per batch of the A -> B generator."""
     import tensorflow as tf
 
     import model as models
 
+    rng = _setup_tensorflow(cfg)
     tf1 = tf.compat.v1
     graph = tf.Graph()
     with graph.as_default():
@@ -143,11 +166,8 @@ def run(cfg, bench):
     """The benchmark's results, a dict (see the module docstring)."""
     import tensorflow as tf
 
-    tf.compat.v1.disable_eager_execution()
-    tf.get_logger().setLevel('ERROR')
-    rng = np.random.default_rng(cfg.seed)
-    train_s, train_flop, infer_flop = bench_train(cfg, bench, rng)
-    infer_s = bench_infer(cfg, bench, rng)
+    train_s, train_flop, infer_flop = isolated(bench_train, cfg, bench)
+    infer_s = isolated(bench_infer, cfg, bench)
     return {
         'model': cfg.model, 'netG': cfg.netG, 'netD': cfg.netD, 'crop_size': cfg.crop_size,
         'ngf': cfg.ngf, 'ndf': cfg.ndf, 'batch_size': cfg.batch_size,

@@ -401,3 +401,20 @@ def test_the_readme_lists_every_flag():
         name for settings in (config.SampleConfig, config.BenchConfig)
         for name in settings.options()]
     assert [name for name in names if f'| `--{name}` |' not in readme] == []
+
+
+@pytest.mark.slow
+def test_bench_prints_one_json_object_with_timings_and_flops(capsys):
+    import bench
+
+    assert bench.main(['bench.py', '--crop_size=32', '--ngf=4', '--ndf=4',
+                       '--netG=resnet_6blocks', '--iters=2', '--warmup=1',
+                       '--infer_batch_size=2']) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ('train_s_per_iter', 'train_images_per_s', 'infer_images_per_s',
+                'train_gflop_per_s', 'infer_gflop_per_s'):
+        assert result[key] > 0, key
+    # About 19 generator forwards' worth of work per CycleGAN iteration.
+    assert 17 < result['generator_forwards_per_iter'] < 21
+    # One 7x7 input conv of the generator alone: 2 * 32 * 32 * 7 * 7 * 3 * 4 FLOPs.
+    assert result['infer_gflop_per_image'] * 1e9 > 2 * 32 * 32 * 7 * 7 * 3 * 4
