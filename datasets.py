@@ -35,11 +35,13 @@ a Content-Range that does not continue the part, 416 for a resume) the
 extracted (no absolute paths, no ``..``, no links leaving the archive, no
 device files), extracted into a temporary folder inside data_root, checked
 against the layout and renamed into place; the archive is deleted afterwards,
-like the official scripts do. Not safe for two processes downloading the same
-set into the same data_root at once.
+like the official scripts do. One process at a time fetches a set into a
+data_root (:func:`download_lock`): a second one waits, then uses the set the
+first one fetched.
 """
 
 import colorsys
+import contextlib
 import dataclasses
 import http.client
 import logging
@@ -59,6 +61,11 @@ import zipfile
 import numpy as np
 import tqdm
 from PIL import Image, ImageDraw
+
+try:
+    import fcntl
+except ImportError:  # Windows: no download lock
+    fcntl = None
 
 logger = logging.getLogger(__name__)
 
@@ -311,11 +318,17 @@ def prepare(cfg, split='train'):
         if known.layout not in _READABLE[layout]:
             raise DatasetError(f'{name} is {_DESCRIPTIONS[known.layout]}; the {cfg.model} '
                                f'model reads {_LAYOUT_HINTS[layout]}')
+
         # Downloaded only when neither the split asked for (a copy by hand
         # will do) nor the whole official layout (maps has no test/) is there.
-        if (_layout_problem(root, layout, split) is not None
-                and _layout_problem(root, known.layout) is not None):
-            fetch(known, cfg.data_root, base_url(cfg))
+        def missing():
+            return (_layout_problem(root, layout, split) is not None
+                    and _layout_problem(root, known.layout) is not None)
+
+        if missing():
+            with download_lock(cfg.data_root, name):
+                if missing():  # else another process fetched it while we waited
+                    fetch(known, cfg.data_root, base_url(cfg))
         return check_folder(root, layout, split)
     if os.path.isdir(root):
         return check_folder(root, layout, split)
@@ -328,6 +341,45 @@ def prepare(cfg, split='train'):
 
 # ---------------------------------------------------------------------------
 # Downloading.
+
+@contextlib.contextmanager
+def download_lock(data_root, name):
+    """Holds, for the context, the lock on fetching the set ``name`` into
+    ``data_root``: the file ``<data_root>/.<name>.lock``, locked with flock
+    and removed on release. Waits, saying so, while another process holds it.
+    Without fcntl (Windows) there is no lock."""
+    if fcntl is None:
+        yield
+        return
+    os.makedirs(data_root, exist_ok=True)
+    path = os.path.join(data_root, f'.{name}.lock')
+    while True:
+        f = open(path, 'a')
+        try:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                logger.info('waiting for another process fetching %s into %s', name, data_root)
+                fcntl.flock(f, fcntl.LOCK_EX)
+            # The holder before us removes the file before it unlocks: a lock
+            # on a removed file locks nothing, so take the new file's.
+            if _is_file_at(f, path):
+                try:
+                    yield
+                finally:
+                    os.remove(path)
+                return
+        finally:
+            f.close()  # also unlocks
+
+
+def _is_file_at(f, path):
+    """Whether the open file ``f`` is the file at ``path`` now."""
+    try:
+        return os.path.samestat(os.fstat(f.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
+
 
 def _reason(error):
     """A short, one-line reason for a network error."""

@@ -175,6 +175,28 @@ def test_part_file_of_an_earlier_run_is_resumed(tmp_path, server, shared_data):
     assert os.listdir(tmp_path) == ['horse2zebra']
 
 
+def test_a_second_process_waits_for_the_first_ones_download(tmp_path, server, shared_data,
+                                                            caplog):
+    server.files[H2Z_URL_PATH] = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+    cfg = _cyclegan_cfg(tmp_path, server.url)
+    found = []
+    with caplog.at_level(logging.INFO, logger='datasets'):
+        with datasets.download_lock(str(tmp_path), 'horse2zebra'):  # the first process
+            second = threading.Thread(target=lambda: found.append(datasets.prepare(cfg)))
+            second.start()
+            deadline = time.monotonic() + 10
+            while 'waiting for another process' not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert 'waiting for another process fetching horse2zebra' in caplog.text
+            assert server.requests == []
+            datasets.fetch(datasets.find_known('horse2zebra', datasets.UNALIGNED), str(tmp_path),
+                           server.url)
+        second.join(10)
+    assert found == [str(tmp_path / 'horse2zebra')]
+    assert len(server.requests) == 1  # the second used the first one's download
+    assert os.listdir(tmp_path) == ['horse2zebra']  # and the lock file is gone
+
+
 def test_server_without_range_restarts_from_zero(tmp_path, server, shared_data):
     server.files[H2Z_URL_PATH] = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
     server.tricks[H2Z_URL_PATH] = {'cut_once': 5000, 'ignore_range': True}
