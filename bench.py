@@ -16,10 +16,35 @@ times --iters iterations and reports the median. Prints one JSON object:
   convolutions and matrix products the session runs (2 per multiply-add;
   the other ops, a few percent, are not counted), read from the graph;
 - generator_forwards_per_iter: train FLOPs / one generator forward's.
+
+With --compare_pipeline it also times train.py's loop (fetch a batch, run
+one training step) fed by the input pipeline on --dataset (downloaded or
+generated first if needed) against the same loop fed by the pipeline's first
+batches held in memory (no disk, no decoding). Both run in one session of a
+fresh process, in blocks of --iters iterations after --warmup untimed ones
+each: --rounds pairs of blocks, pipeline then memory, then memory then
+pipeline, and so on. The one session keeps differences between processes
+out of the comparison, and many short blocks the drift of the machine's
+speed (on the 2-core development machine, blocks of the same kind differ by
+several percent). While a memory block runs, the pipeline only refills the
+buffers the previous block drew from (a few examples), then waits. Adds:
+
+- pipeline_s_per_iter, in_memory_s_per_iter: the mean over blocks of each
+  block's mean time per iteration (a mean, not a median: the pipeline's cost
+  can come as occasional stalls);
+- pipeline_slowdown_percent: 100 * (pipeline / in memory - 1);
+- pipeline_slowdown_stderr_percent: its standard error, from the ratios of
+  the two blocks of each round (null with --rounds 1);
+- pipeline_blocks_s_per_iter, in_memory_blocks_s_per_iter: each block's, to
+  judge the noise;
+- pipeline_cpu_ms_per_example: CPU time the pipeline alone spends per
+  example, all threads (data.pipeline_throughput).
 """
 
 import concurrent.futures
+import itertools
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -33,6 +58,7 @@ import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
 import config  # noqa: E402
+import datasets  # noqa: E402
 import runs  # noqa: E402
 import train  # noqa: E402
 
@@ -162,13 +188,93 @@ def bench_infer(cfg, bench):
         return median_time(lambda: sess.run(outputs['fake_B'], feed), bench.warmup, bench.iters)
 
 
+PIPELINE, MEMORY = 'pipeline', 'memory'
+HELD_BATCHES = 8  # batches of the pipeline held in memory for the in-memory blocks
+
+
+def block_order(rounds):
+    """The sources of the timed blocks of --compare_pipeline: pipeline then
+    memory, then memory then pipeline, and so on, so that a drift in speed
+    over the run weighs on both alike."""
+    return [source for r in range(rounds)
+            for source in ((PIPELINE, MEMORY) if r % 2 == 0 else (MEMORY, PIPELINE))]
+
+
+def time_feeds(cfg, bench, root):
+    """{'pipeline': [...], 'memory': [...]}: the mean seconds per iteration of
+    each timed block of train.py's loop (fetch a batch, run a training step)
+    on the dataset folder ``root``, fed by the input pipeline or by its first
+    HELD_BATCHES batches held in memory, in one session (see the module
+    docstring)."""
+    import tensorflow as tf
+
+    import data
+    import model as models
+
+    _setup_tensorflow(cfg)
+    tf1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        pipeline = data.input_pipeline(cfg, root=root)
+        net = models.create(cfg)
+        init_op = tf1.global_variables_initializer()
+    graph.finalize()
+    with tf1.Session(graph=graph, config=train.session_config()) as sess:
+        sess.run(init_op)
+        held = itertools.cycle([sess.run(pipeline.next_batch) for _ in range(HELD_BATCHES)])
+        feeds = {PIPELINE: lambda: sess.run(pipeline.next_batch), MEMORY: lambda: next(held)}
+
+        def run_block(source, iters):
+            start = time.perf_counter()
+            for _ in range(iters):
+                net.train_step(sess, feeds[source]())
+            return (time.perf_counter() - start) / max(iters, 1)
+
+        for source in feeds:
+            run_block(source, bench.warmup)
+        times = {source: [] for source in feeds}
+        for source in block_order(bench.rounds):
+            times[source].append(run_block(source, bench.iters))
+        return times
+
+
+def _pipeline_cpu(cfg, root):
+    import data
+
+    _setup_tensorflow(cfg)
+    return data.pipeline_throughput(cfg, root=root)['cpu_ms_per_example']
+
+
+def compare_pipeline(cfg, bench, root):
+    """The --compare_pipeline results on the dataset folder ``root`` (see the
+    module docstring)."""
+    times = isolated(time_feeds, cfg, bench, root)
+    pipeline_s, memory_s = (statistics.mean(times[source]) for source in (PIPELINE, MEMORY))
+    # The two blocks of a round ran back to back: their ratios are paired
+    # samples of the slowdown, free of the slower drift of the machine's speed.
+    ratios = [p / m for p, m in zip(times[PIPELINE], times[MEMORY])]
+    stderr = statistics.stdev(ratios) / math.sqrt(len(ratios)) if len(ratios) > 1 else None
+    return {
+        'pipeline_dataset': root,
+        'pipeline_s_per_iter': round(pipeline_s, 4),
+        'in_memory_s_per_iter': round(memory_s, 4),
+        'pipeline_slowdown_percent': round(100 * (pipeline_s / memory_s - 1), 2),
+        'pipeline_slowdown_stderr_percent': None if stderr is None else round(100 * stderr, 2),
+        'pipeline_blocks_s_per_iter': [round(t, 4) for t in times[PIPELINE]],
+        'in_memory_blocks_s_per_iter': [round(t, 4) for t in times[MEMORY]],
+        'pipeline_cpu_ms_per_example': round(isolated(_pipeline_cpu, cfg, root), 2),
+    }
+
+
 def run(cfg, bench):
     """The benchmark's results, a dict (see the module docstring)."""
     import tensorflow as tf
 
+    # First, so that a dataset that is not there fails before minutes of timing.
+    root = datasets.prepare(cfg, 'train') if bench.compare_pipeline else None
     train_s, train_flop, infer_flop = isolated(bench_train, cfg, bench)
     infer_s = isolated(bench_infer, cfg, bench)
-    return {
+    results = {
         'model': cfg.model, 'netG': cfg.netG, 'netD': cfg.netD, 'crop_size': cfg.crop_size,
         'ngf': cfg.ngf, 'ndf': cfg.ndf, 'batch_size': cfg.batch_size,
         'iters': bench.iters, 'warmup': bench.warmup,
@@ -185,6 +291,9 @@ def run(cfg, bench):
         'device': 'GPU' if tf.config.list_physical_devices('GPU') else 'CPU',
         'cpus': os.cpu_count(), 'tensorflow': tf.__version__, 'python': platform.python_version(),
     }
+    if bench.compare_pipeline:
+        results.update(compare_pipeline(cfg, bench, root))
+    return results
 
 
 def main(argv=None):
@@ -196,8 +305,9 @@ def main(argv=None):
         cfg, bench = parse(argv)
         if not isinstance(cfg, config.ImageConfig):
             raise config.ConfigError(f'bench.py times the image models, not {cfg.model}')
-        if bench.iters < 1 or bench.warmup < 0 or bench.infer_batch_size < 1:
-            raise config.ConfigError('--iters and --infer_batch_size must be >= 1, --warmup >= 0')
+        if min(bench.iters, bench.infer_batch_size, bench.rounds) < 1 or bench.warmup < 0:
+            raise config.ConfigError('--iters, --infer_batch_size and --rounds must be >= 1, '
+                                     '--warmup >= 0')
         print(json.dumps(run(cfg, bench)))
         return 0
     except train.USER_ERRORS + (ValueError,) as e:  # ValueError: a network's shape constraint

@@ -476,6 +476,11 @@ class SampleConfig(Settings):
 class BenchConfig(Settings):
     """Settings of bench.py, besides the model's (--crop_size, --ngf, ...)."""
 
-    iters = Option(10, 'timed iterations of each benchmark (the median is reported)')
+    iters = Option(10, 'timed iterations of each benchmark and of each --compare_pipeline block')
     warmup = Option(3, 'untimed iterations first (graph optimization, memory allocation)')
     infer_batch_size = Option(8, 'images per batch of the inference benchmark')
+    compare_pipeline = Option(False, "also time train.py's loop fed by the input pipeline on "
+                                     '--dataset against the same loop fed by batches held in '
+                                     'memory, and report the slowdown the pipeline causes')
+    rounds = Option(2, 'with --compare_pipeline: pairs of timed blocks (pipeline, in memory), '
+                       'in alternating order')

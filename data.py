@@ -656,30 +656,6 @@ def input_pipeline(cfg, split='train', *, root=None, epochs=None):
 # ---------------------------------------------------------------------------
 # Measuring the pipeline.
 
-class InMemoryPipeline:
-    """Batches of the real pipeline decoded once, then served from memory: the
-    interface of InputPipeline (next_batch, steps_per_epoch), to measure what
-    the input pipeline costs a training run."""
-
-    def __init__(self, batches, steps_per_epoch):
-        stacked = {key: np.stack([b[key] for b in batches]) for key in batches[0]}
-        dataset = tf.data.Dataset.from_tensor_slices(stacked).repeat()
-        self.next_batch = tf1.data.make_one_shot_iterator(dataset).get_next()
-        self.steps_per_epoch = steps_per_epoch
-
-
-def in_memory_pipeline(cfg, split='train', *, root=None, num_batches=8):
-    """An InMemoryPipeline in the current default graph cycling through the
-    first ``num_batches`` full batches of the real pipeline (held as graph
-    constants: keep them small)."""
-    with tf.Graph().as_default():
-        source = input_pipeline(cfg, split, root=root)
-        with tf1.Session() as sess:
-            batches = [sess.run(source.next_batch) for _ in range(num_batches)]
-    full = [b for b in batches if len(b['A']) == cfg.batch_size] or batches[:1]
-    return InMemoryPipeline(full, source.steps_per_epoch)
-
-
 def pipeline_throughput(cfg, split='train', *, root=None, num_batches=100, warmup=10):
     """Times the input pipeline alone, in a graph of its own.
 

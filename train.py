@@ -24,7 +24,9 @@ import time
 
 # Before TensorFlow is imported: its C++ INFO/WARNING/ERROR lines, such as
 # 'failed call to cuInit' on every machine without a GPU. Errors still come
-# as Python exceptions; TF_CPP_MIN_LOG_LEVEL=0 shows everything.
+# as Python exceptions; TF_CPP_MIN_LOG_LEVEL=0 shows everything. Since
+# TensorFlow 2.19 the few lines logged while it is imported (oneDNN, CUDA
+# drivers) escape this setting (tensorflow/tensorflow#100442).
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 import tqdm  # noqa: E402

@@ -413,17 +413,69 @@ def test_the_readme_lists_every_flag():
 
 
 @pytest.mark.slow
-def test_bench_prints_one_json_object_with_timings_and_flops(capsys):
+def test_bench_prints_one_json_object_with_timings_and_flops(capsys, shared_data):
     import bench
 
-    assert bench.main(['bench.py', '--crop_size=32', '--ngf=4', '--ndf=4',
+    dataset = str(shared_data / 'horse2zebra_mini')
+    assert bench.main(['bench.py', '--crop_size=32', '--load_size=36', '--ngf=4', '--ndf=4',
                        '--netG=resnet_6blocks', '--iters=2', '--warmup=1',
-                       '--infer_batch_size=2']) == 0
+                       '--infer_batch_size=2', '--compare_pipeline', '--rounds=1',
+                       f'--dataset={dataset}']) == 0
     result = json.loads(capsys.readouterr().out)
     for key in ('train_s_per_iter', 'train_images_per_s', 'infer_images_per_s',
-                'train_gflop_per_s', 'infer_gflop_per_s'):
+                'train_gflop_per_s', 'infer_gflop_per_s', 'pipeline_s_per_iter',
+                'in_memory_s_per_iter', 'pipeline_cpu_ms_per_example'):
         assert result[key] > 0, key
     # About 19 generator forwards' worth of work per CycleGAN iteration.
     assert 17 < result['generator_forwards_per_iter'] < 21
     # One 7x7 input conv of the generator alone: 2 * 32 * 32 * 7 * 7 * 3 * 4 FLOPs.
     assert result['infer_gflop_per_image'] * 1e9 > 2 * 32 * 32 * 7 * 7 * 3 * 4
+    assert result['pipeline_dataset'] == dataset
+    # --rounds=1: one block of each.
+    assert result['pipeline_blocks_s_per_iter'] == [result['pipeline_s_per_iter']]
+    assert result['in_memory_blocks_s_per_iter'] == [result['in_memory_s_per_iter']]
+    ratio = result['pipeline_s_per_iter'] / result['in_memory_s_per_iter']
+    assert result['pipeline_slowdown_percent'] == pytest.approx(100 * (ratio - 1), abs=0.1)
+    assert result['pipeline_slowdown_stderr_percent'] is None
+
+
+def test_bench_alternates_pipeline_and_memory_blocks():
+    import bench
+
+    assert bench.block_order(3) == ['pipeline', 'memory', 'memory', 'pipeline',
+                                    'pipeline', 'memory']
+
+
+def test_bench_reports_means_over_blocks_and_the_slowdown(monkeypatch, tmp_path):
+    import bench
+
+    def fake_isolated(fn, *args):
+        assert args[-1] == str(tmp_path)
+        if fn is bench._pipeline_cpu:
+            return 2.5
+        assert fn is bench.time_feeds
+        return {'pipeline': [1.1, 1.3], 'memory': [1.0, 1.0]}
+
+    monkeypatch.setattr(bench, 'isolated', fake_isolated)
+    cfg, settings = bench.parse(['bench.py', '--rounds=2', '--compare_pipeline'])
+    result = bench.compare_pipeline(cfg, settings, str(tmp_path))
+    assert result['pipeline_s_per_iter'] == pytest.approx(1.2)
+    assert result['in_memory_s_per_iter'] == pytest.approx(1.0)
+    assert result['pipeline_slowdown_percent'] == pytest.approx(20.0)
+    # The paired ratios 1.1 and 1.3: standard deviation 0.1414, over sqrt(2).
+    assert result['pipeline_slowdown_stderr_percent'] == pytest.approx(10.0)
+    assert result['pipeline_blocks_s_per_iter'] == [1.1, 1.3]
+    assert result['pipeline_cpu_ms_per_example'] == 2.5
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--compare_pipeline', '--dataset=/no/such/folder'], '/no/such/folder'),
+    (['--rounds=0'], '--rounds'),
+])
+def test_bench_bad_input_is_one_line_before_any_timing(capsys, args, message):
+    import bench
+
+    assert bench.main(['bench.py'] + args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('bench.py: error: ') and message in err
+    assert err.count('\n') == 1
