@@ -16,6 +16,10 @@ tf.compat.v1.disable_eager_execution()
 # ../shared/data beside the checkout holds small samples of real datasets.
 SHARED_DATA = pathlib.Path(os.environ.get('CYCLEGAN_SHARED_DATA',
                                           ROOT.parent / 'shared' / 'data'))
+# ../shared/fixtures holds reference files too large for the repository
+# (official PyTorch networks and outputs, the FID Inception weights).
+SHARED_FIXTURES = pathlib.Path(os.environ.get('CYCLEGAN_SHARED_FIXTURES',
+                                              ROOT.parent / 'shared' / 'fixtures'))
 
 
 @pytest.fixture
@@ -31,3 +35,16 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f'sample data not found at {SHARED_DATA}')
     return SHARED_DATA
+
+
+@pytest.fixture
+def fixtures_dir():
+    """``../shared/fixtures``: skips the test where it is absent, with a
+    reason naming it, and fails instead when CI=true (CI always has it)."""
+    if not SHARED_FIXTURES.is_dir():
+        message = (f'reference fixtures not found at {SHARED_FIXTURES} '
+                   f'(../shared/fixtures, too large for the repository)')
+        if os.environ.get('CI') == 'true':
+            pytest.fail(message)
+        pytest.skip(message)
+    return SHARED_FIXTURES
