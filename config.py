@@ -21,6 +21,7 @@ read back by :func:`load`, so sample.py rebuilds exactly the trained graph.
 import json
 import os
 import tempfile
+import textwrap
 
 from absl import flags
 
@@ -70,9 +71,9 @@ def _collect_options(cls):
     for base in cls.__bases__:
         options.update(getattr(base, '_options', {}))
     for name, value in vars(cls).items():
-        if name.startswith('_') or callable(value) or isinstance(
+        if name.startswith('_') or name.isupper() or callable(value) or isinstance(
                 value, (property, classmethod, staticmethod)):
-            continue
+            continue  # private names, constants such as ARCHITECTURE, methods
         if isinstance(value, Option):
             options[name] = value
         elif name in options:
@@ -144,10 +145,15 @@ class Settings:
 
 
 class Config(Settings):
-    """Settings shared by every model: the run, the optimizer, the loop."""
+    """Settings shared by every model: the run, the optimizer, the loop.
 
-    model = Option('cycle_gan', 'which model to train',
-                   choices=('cycle_gan', 'pix2pix', 'colorization', 'toy_gan'))
+    ``ARCHITECTURE`` names the options that shape the model's variables (or
+    what its networks compute): a resumed run cannot change them.
+    """
+
+    ARCHITECTURE = ()
+
+    model = Option('cycle_gan', 'which model to train (see registry.py)')
     name = Option('', 'experiment name: the run lives in <runs_dir>/<name> '
                       '(default: <dataset>_<model>)')
     runs_dir = Option('./runs', 'folder holding one sub-folder per run')
@@ -160,7 +166,11 @@ class Config(Settings):
     beta1 = Option(0.5, 'momentum term of Adam')
     n_epochs = Option(100, 'number of epochs with the initial learning rate')
     n_epochs_decay = Option(100, 'number of epochs to linearly decay the learning rate to zero')
-    lr_policy = Option('linear', 'learning rate policy', choices=('linear', 'step', 'cosine'))
+    lr_policy = Option('linear', 'learning rate policy: linear keeps lr for n_epochs, then '
+                                 'decays it to zero over n_epochs_decay; step multiplies it by '
+                                 '0.1 every lr_decay_iters epochs; cosine anneals it from lr '
+                                 'to zero over all n_epochs + n_epochs_decay epochs',
+                       choices=('linear', 'step', 'cosine'))
     lr_decay_iters = Option(50, 'step policy: multiply by 0.1 every lr_decay_iters epochs')
     gan_mode = Option('lsgan', 'GAN objective: least squares, the original cross-entropy '
                                '(on logits) or Wasserstein with gradient penalty',
@@ -189,6 +199,9 @@ class Config(Settings):
 class ImageConfig(Config):
     """Settings of the image-to-image models: data, preprocessing, networks."""
 
+    ARCHITECTURE = ('netG', 'netD', 'n_layers_D', 'ngf', 'ndf', 'norm', 'input_nc', 'output_nc',
+                    'no_dropout')
+
     dataset = Option('shapes2stripes', 'a dataset name (downloaded into data_root on first '
                                        'use), or the path of a folder in the reference layout')
     data_root = Option('./datasets', 'folder where datasets are downloaded and looked up')
@@ -205,7 +218,8 @@ class ImageConfig(Config):
                                  'scale_width_and_crop', 'none'))
     load_size = Option(286, 'scale images to this size')
     crop_size = Option(256, 'then crop to this size')
-    no_flip = Option(False, 'do not flip the images for data augmentation')
+    no_flip = Option(False, 'flip images left-right at random, for data augmentation '
+                            '(--flip; --noflip or the official --no_flip turns it off)')
     serial_batches = Option(False, 'take B in order, not at random (unaligned data)')
     max_dataset_size = Option(0, 'use at most this many images per domain (0: all)')
     num_threads = Option(4, 'threads decoding images')
@@ -224,7 +238,8 @@ class ImageConfig(Config):
     init_type = Option('normal', 'weight initialization',
                        choices=('normal', 'xavier', 'kaiming', 'orthogonal'))
     init_gain = Option(0.02, 'scaling factor of normal, xavier and orthogonal initialization')
-    no_dropout = Option(False, 'no dropout in the generator')
+    no_dropout = Option(False, 'dropout in the generator (--dropout; --nodropout or the '
+                               'official --no_dropout turns it off)')
 
 
 class CycleGANConfig(ImageConfig):
@@ -275,6 +290,8 @@ class ToyGANConfig(Config):
     kept in [-1, 1]: far from it (a mean of (2, 3), say) the MLPs, whose
     biases start at zero, learn much worse and often collapse to a line.
     """
+
+    ARCHITECTURE = ('noise_dim', 'hidden_units', 'hidden_layers')
 
     model = 'toy_gan'
     batch_size = 256
@@ -338,50 +355,64 @@ def _floats(name, text, count):
     return values
 
 
-# Name -> config class, for every model that train.py knows. Models in other
-# modules add themselves here (see register).
-CONFIGS = {'cycle_gan': CycleGANConfig, 'pix2pix': Pix2PixConfig,
-           'colorization': ColorizationConfig, 'toy_gan': ToyGANConfig}
+# How --help groups the options, in this order. Every option of every model
+# is in one group (a test checks).
+GROUPS = {
+    'run': ('model', 'name', 'runs_dir', 'seed', 'max_steps'),
+    'data': ('dataset', 'data_root', 'download_url', 'direction', 'input_nc', 'output_nc',
+             'preprocess', 'load_size', 'crop_size', 'no_flip', 'serial_batches',
+             'max_dataset_size', 'num_threads', 'toy_mean', 'toy_cov', 'toy_modes',
+             'toy_radius', 'toy_mode_std', 'steps_per_epoch'),
+    'network': ('netG', 'netD', 'n_layers_D', 'ngf', 'ndf', 'norm', 'init_type', 'init_gain',
+                'no_dropout', 'noise_dim', 'hidden_units', 'hidden_layers'),
+    'objective': ('gan_mode', 'lambda_A', 'lambda_B', 'lambda_identity', 'lambda_L1',
+                  'lambda_gp', 'pool_size'),
+    'optimization': ('batch_size', 'lr', 'beta1', 'n_epochs', 'n_epochs_decay', 'lr_policy',
+                     'lr_decay_iters'),
+    'logging': ('print_freq', 'summary_freq', 'display_freq', 'save_freq', 'trace_freq',
+                'keep_checkpoints'),
+}
+NEGATIVE_PREFIX = 'no_'  # no_flip, no_dropout: also given as --flip / --noflip
 
 
-def register(config_class):
-    """Makes a config class known to flags and to :func:`load`; usable as decorator."""
-    CONFIGS[config_class.model] = config_class
-    return config_class
+def _models():
+    import registry  # registry imports this module: looked up at call time
 
-
-def config_class(model):
-    try:
-        return CONFIGS[model]
-    except KeyError:
-        raise ConfigError(f'unknown model {model!r}; choose one of {", ".join(CONFIGS)}') \
-            from None
+    return registry.MODELS
 
 
 def _flag_options():
     """The union of all models' settings, each with its default for cycle_gan
     (or its first model) and the other models' defaults noted in the help."""
+    models = _models()
     merged = {}
-    for model, cls in CONFIGS.items():
-        for name, option in cls.options().items():
+    for model, spec in models.items():
+        for name, option in spec.config.options().items():
             merged.setdefault(name, (option, {}))[1][model] = option.default
     result = {}
     for name, (option, defaults) in merged.items():
         others = {m: d for m, d in defaults.items() if d != option.default}
-        help_text = option.help
+        help_text, choices = option.help, option.choices
         if name == 'model':
-            others = {}
-        if len(defaults) < len(CONFIGS):
+            others, choices = {}, tuple(models)
+        if len(defaults) < len(models):
             help_text += f' [{", ".join(defaults)} only]'
         if others:
             help_text += ' [default ' + ', '.join(f'for {m}: {d}' for m, d in others.items()) + ']'
-        result[name] = Option(option.default, help_text, option.choices)
+        result[name] = Option(option.default, help_text, choices)
     return result
+
+
+def _positive_twin(name):
+    """'flip' for the option 'no_flip': a flag that reads naturally when the
+    option defaults to true (--dropout rather than --nono_dropout)."""
+    return name[len(NEGATIVE_PREFIX):] if name.startswith(NEGATIVE_PREFIX) else None
 
 
 def define_flags(flag_values=None, module_name='config', settings=None):
     """Registers one flag per setting of every known model, or of the Settings
-    class ``settings`` (a tool's, such as SampleConfig). Idempotent."""
+    class ``settings`` (a tool's, such as SampleConfig). Idempotent. Each
+    boolean ``no_<x>`` also gets the flag ``<x>``, its opposite."""
     flag_values = flags.FLAGS if flag_values is None else flag_values
     options = _flag_options() if settings is None else settings.options()
     for name, option in options.items():
@@ -394,7 +425,23 @@ def define_flags(flag_values=None, module_name='config', settings=None):
             define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
                       float: flags.DEFINE_float, str: flags.DEFINE_string}[option.type]
             define(name, option.default, option.help, **kwargs)
+        twin = _positive_twin(name) if option.type is bool else None
+        if twin and twin not in flag_values:
+            flags.DEFINE_bool(twin, None, f'the opposite of --{name}', **kwargs)
     return flag_values
+
+
+def given_options(flag_values, options):
+    """name -> value of the ``options`` given on the command line, a
+    positive twin (--flip) given as its option (no_flip=False)."""
+    given = {name: flag_values[name].value for name in options if flag_values[name].present}
+    for name in options:
+        twin = _positive_twin(name)
+        if twin and twin in flag_values and flag_values[twin].present:
+            if name in given and given[name] == flag_values[twin].value:
+                raise ConfigError(f'--{name} and --{twin} contradict each other')
+            given[name] = not flag_values[twin].value
+    return given
 
 
 def from_flags(flag_values=None, argv=None):
@@ -412,12 +459,19 @@ def from_flags(flag_values=None, argv=None):
         except flags.Error as e:
             raise ConfigError(str(e)) from None
     cls = config_class(flag_values['model'].value)
-    given = {name: flag_values[name].value for name in _flag_options()
-             if flag_values[name].present and name != 'model'}
+    given = given_options(flag_values, _flag_options())
+    given.pop('model', None)
     foreign = sorted(set(given) - set(cls.options()))
     if foreign:
         raise ConfigError(f'--{foreign[0]} does not apply to --model {cls.model}')
     return cls(**given)
+
+
+def config_class(model):
+    """The config class of the model named ``model`` (see registry.py)."""
+    import registry
+
+    return registry.get(model).config
 
 
 def parse_argv(flag_values, argv):
@@ -449,6 +503,43 @@ def load(path):
     if not isinstance(values, dict) or 'model' not in values:
         raise ConfigError(f'{path} is not a config saved by this project')
     return config_class(values['model'])(**values)
+
+
+# ---------------------------------------------------------------------------
+# Help: the options of one model, or of all, grouped by topic.
+
+def _describe(name, option):
+    """The lines of one option in --help: its flag, default, choices and help."""
+    twin = _positive_twin(name) if option.type is bool else None
+    if twin:  # no_flip is shown as --[no]flip, with its default turned round
+        head = f'  --[no]{twin}: default {str(not option.default).lower()}'
+    elif option.type is bool:
+        head = f'  --[no]{name}: default {str(option.default).lower()}'
+    else:
+        head = f'  --{name}: default {option.default!r}'
+    if option.choices:
+        head += f'; one of {", ".join(map(str, option.choices))}'
+    return [head, textwrap.fill(option.help, width=96, initial_indent=' ' * 6,
+                                subsequent_indent=' ' * 6)]
+
+
+def help_text(model=None, settings=None):
+    """--help: the options of ``model`` (a name; None: of every model, as
+    --helpfull), grouped by topic; or those of the Settings class ``settings``."""
+    if settings is not None:
+        return '\n'.join(line for name, option in settings.options().items()
+                         for line in _describe(name, option))
+    union = _flag_options()
+    names = union if model is None else config_class(model).options()
+    options = {name: union[name] if model is None or name == 'model'
+               else config_class(model).options()[name] for name in names}
+    lines = []
+    for group, members in GROUPS.items():
+        present = [name for name in members if name in options]
+        if present:
+            lines.append(f'{group}:')
+            lines.extend(line for name in present for line in _describe(name, options[name]))
+    return '\n'.join(lines)
 
 
 # ---------------------------------------------------------------------------

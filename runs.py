@@ -29,18 +29,13 @@ import tempfile
 import numpy as np
 
 import config
+import registry
 
 CONFIG_FILE = 'config.json'
 CHECKPOINTS = 'checkpoints'
 SAMPLES = 'samples'
 PREFIX = 'model.ckpt'  # checkpoint files are <run>/checkpoints/model.ckpt-<step>.*
 HOST_SUFFIX = '.host.npz'
-
-# The settings that shape the variables (or what the networks compute): they
-# cannot change when a run resumes. Names absent from a model's config are
-# ignored. A checkpoint is also checked variable by variable when restored.
-ARCHITECTURE = ('model', 'netG', 'netD', 'n_layers_D', 'ngf', 'ndf', 'norm', 'input_nc',
-                'output_nc', 'no_dropout', 'noise_dim', 'hidden_units', 'hidden_layers')
 
 
 class RunError(Exception):
@@ -75,9 +70,10 @@ def resolve(cfg, given):
 
     A new run (no folder, or an empty one) trains with ``cfg``. An existing
     run resumes with its saved config, updated with the settings ``given``
-    on the command line (names), except those of ARCHITECTURE, which must
-    equal the saved ones: re-running the same command resumes, adding
-    ``--max_steps 5000`` trains longer, ``--ngf 32`` is an error.
+    on the command line (names), except the model's architecture options
+    (registry.Spec.architecture), which must equal the saved ones: re-running
+    the same command resumes, adding ``--max_steps 5000`` trains longer,
+    ``--ngf 32`` is an error.
 
     Returns (config, changes): changes maps each updated name to (saved, new).
     Raises RunError for a folder not made by train.py or an architecture change.
@@ -92,8 +88,9 @@ def resolve(cfg, given):
                            f'{CONFIG_FILE}): choose another --name or --runs_dir')
         return cfg, {}
     saved = load_config(run_dir)
-    conflicts = [name for name in ARCHITECTURE if name in given
-                 and getattr(saved, name, None) != getattr(cfg, name)]
+    # A checkpoint is also checked variable by variable when it is restored.
+    conflicts = [name for name in registry.of(saved).architecture if name in given
+                 and getattr(saved, name) != getattr(cfg, name, None)]
     if conflicts:
         was = ' '.join(f'--{n}={getattr(saved, n, None)}' for n in conflicts)
         now = ' '.join(f'--{n}={getattr(cfg, n)}' for n in conflicts)

@@ -29,6 +29,7 @@ import tensorflow as tf
 import config
 import datasets
 import runs
+import runtime
 import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -229,9 +230,9 @@ def test_weights_that_are_not_finite_are_never_saved(tmp_path):
             return False
 
     cfg = config.CycleGANConfig(runs_dir=str(tmp_path), name='x')
-    ckpt = train.Checkpoints(cfg, saver=None, weights_finite='weights_finite')
-    with pytest.raises(train.TrainingError, match='step 7: the weights are not finite'):
-        ckpt.save(Session(), net=None, state={'step': 7, 'epoch_start': 6})
+    ckpt = runtime.Checkpoints(cfg, saver=None, weights_finite='weights_finite')
+    with pytest.raises(runtime.TrainingError, match='step 7: the weights are not finite'):
+        ckpt.save(Session(), net=None, step=7, epoch_start=6)
     assert not os.path.exists(tmp_path / 'x')
 
 
