@@ -473,6 +473,7 @@ class FeatureExtractor:
     def _build(self):
         if self.sess is not None:
             return
+        state = self._weights if isinstance(self._weights, dict) else _read(self._weights)
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.images = tf1.placeholder(tf.float32, [None, None, None, 3], name='images')
@@ -483,12 +484,8 @@ class FeatureExtractor:
             values = [tf1.placeholder(v.dtype.base_dtype, v.shape) for v in variables]
             assign = tf.group(*[tf1.assign(v, p) for v, p in zip(variables, values)])
         self.graph.finalize()
-        expected = expected_shapes(self.net)
-        if isinstance(self._weights, dict):
-            state = self._weights
-            check_weights(state, 'the weights given', expected)
-        else:
-            state = load_weights(self._weights, expected)
+        source = 'the weights given' if state is self._weights else self._weights
+        check_weights(state, source, expected_shapes(self.net))
         sess = tf1.Session(graph=self.graph, config=_session_config())
         feed = {}
         for variable, placeholder in zip(variables, values):
