@@ -33,9 +33,11 @@ own, so that no training graph saves, trains or initializes its 24M weights.
 """
 
 import concurrent.futures
+import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import time
 
 import numpy as np
@@ -299,10 +301,10 @@ def default_weights(folder=None, *, url=None, sha256=None):
     if missing.
 
     The download (datasets.download: resumable, size-checked against the
-    server's announcement) lands in a hidden name and gets its final one only
-    once its sha256 equals ``sha256`` (default WEIGHTS_SHA256); otherwise it
-    is deleted and WeightsError raised. One process at a time downloads
-    (datasets.download_lock).
+    server's announcement) lands in the hidden folder ``.unverified`` and is
+    moved to ``path`` only once its sha256 equals ``sha256`` (default
+    WEIGHTS_SHA256); otherwise it is deleted and WeightsError raised. One
+    process at a time downloads (datasets.download_lock).
     """
     folder = cache_dir() if folder is None else folder
     url = WEIGHTS_URL if url is None else url
@@ -313,16 +315,25 @@ def default_weights(folder=None, *, url=None, sha256=None):
     with datasets.download_lock(folder, WEIGHTS_FILE):
         if os.path.isfile(path):  # another process fetched it while we waited
             return path
-        unverified = os.path.join(folder, '.' + WEIGHTS_FILE + '.unverified')
+        # Under its own name (the progress bar's) in a hidden folder until checked.
+        staging = os.path.join(folder, '.unverified')
+        unverified = os.path.join(staging, WEIGHTS_FILE)
+        os.makedirs(staging, exist_ok=True)
         logger.info('downloading the FID Inception weights %s to %s', url, path)
         hint = ' (or give a local copy with --fid_weights)'
-        datasets.download(url, unverified, hint=hint)
+        try:
+            datasets.download(url, unverified, hint=hint)
+        except datasets.DatasetError:
+            with contextlib.suppress(OSError):  # kept when it holds a part to resume
+                os.rmdir(staging)
+            raise
         digest = sha256_of(unverified)
         if digest != sha256:
-            os.remove(unverified)
+            shutil.rmtree(staging)
             raise WeightsError(f'the file downloaded from {url} has sha256 {digest}, expected '
                                f'{sha256}: deleted it{hint}')
         os.replace(unverified, path)
+        shutil.rmtree(staging)
     return path
 
 
@@ -519,6 +530,7 @@ class FeatureExtractor:
         """float32 [N, 2048] pool_3 features of ``images``: an array [N, H, W, C]
         or a sequence (or iterable, read lazily) of arrays [H, W, C] or [H, W],
         C 1 or 3, values 0..255 (uint8 or float), of any sizes."""
+        self._build()  # before the progress bar: a bad weights file is the only line
         total = len(images) if hasattr(images, '__len__') else None
         rows, batch = [], []
         with tqdm.tqdm(total=total, desc=desc, unit='img', disable=not self.progress,
