@@ -15,7 +15,10 @@ times --iters iterations and reports the median. Prints one JSON object:
   train_gflop_per_s and infer_gflop_per_s: floating-point operations of the
   convolutions and matrix products the session runs (2 per multiply-add;
   the other ops, a few percent, are not counted), read from the graph;
-- generator_forwards_per_iter: train FLOPs / one generator forward's.
+- generator_forwards_per_iter: train FLOPs / one generator forward's;
+- fid_features_images_per_s, fid_features_s_per_1000_images: FID feature
+  extraction (inception.py, random weights of the real network) on
+  --feature_images images of 256 px (0: skipped).
 
 With --compare_pipeline it also times train.py's loop (fetch a batch, run
 one training step) fed by the input pipeline on --dataset (downloaded or
@@ -266,6 +269,17 @@ def compare_pipeline(cfg, bench, root):
     }
 
 
+def bench_features(bench):
+    """Images/s of FID feature extraction (inception.py) on 256 px images,
+    with random weights of the real network (the same cost, no download)."""
+    import inception
+
+    runtime.graph_mode()
+    with inception.FeatureExtractor(inception.random_weights(), batch_size=bench.feature_batch,
+                                    progress=False) as extractor:
+        return inception.throughput(extractor, num_images=bench.feature_images)
+
+
 def run(cfg, bench):
     """The benchmark's results, a dict (see the module docstring)."""
     import tensorflow as tf
@@ -291,6 +305,10 @@ def run(cfg, bench):
         'device': 'GPU' if tf.config.list_physical_devices('GPU') else 'CPU',
         'cpus': os.cpu_count(), 'tensorflow': tf.__version__, 'python': platform.python_version(),
     }
+    if bench.feature_images:
+        features = isolated(bench_features, bench)
+        results['fid_features_images_per_s'] = round(features['images_per_s'], 2)
+        results['fid_features_s_per_1000_images'] = round(features['s_per_1000_images'], 1)
     if bench.compare_pipeline:
         results.update(compare_pipeline(cfg, bench, root))
     return results

@@ -241,6 +241,16 @@ class ImageConfig(Config):
     no_dropout = Option(False, 'dropout in the generator (--dropout; --nodropout or the '
                                'official --no_dropout turns it off)')
 
+    # Quality during training (metrics.py, FID and KID of the test split).
+    eval_freq = Option(0, 'every this many epochs, score the translations of the test split '
+                          'by FID and KID (logged as eval/fid_B, eval/fid_A, ...) and keep the '
+                          'checkpoint of the lowest FID sum in checkpoints/best/ (0: never)')
+    eval_num = Option(0, 'with eval_freq: translate at most this many test images per '
+                         'direction (0: all)')
+    fid_weights = Option('', "the FID Inception weights, pytorch-fid's "
+                             'pt_inception-2015-12-05-6726825d.pth (default: downloaded into '
+                             '$XDG_CACHE_HOME/cyclegan-tf/ on first use)')
+
 
 class CycleGANConfig(ImageConfig):
     """CycleGAN (Zhu et al. 2017) with the paper's and the official defaults."""
@@ -371,6 +381,7 @@ GROUPS = {
                      'lr_decay_iters'),
     'logging': ('print_freq', 'summary_freq', 'display_freq', 'save_freq', 'trace_freq',
                 'keep_checkpoints'),
+    'evaluation': ('eval_freq', 'eval_num', 'fid_weights'),
 }
 NEGATIVE_PREFIX = 'no_'  # no_flip, no_dropout: also given as --flip / --noflip
 
@@ -562,6 +573,30 @@ class SampleConfig(Settings):
     data_root = Option('', "folder holding the datasets (default: the run's data_root)")
     eval = Option(False, 'run the generators as at inference (batch-norm moving averages, no '
                          'dropout); the default runs them as in training, as the official test.py')
+    best = Option(False, 'sample from the best checkpoint by FID (kept by train.py --eval_freq)')
+
+
+class EvaluateConfig(Settings):
+    """Settings of evaluate.py: a run to translate and score, or two folders."""
+
+    run = Option('', 'a run folder: translate its test split (as sample.py) and score the '
+                     'translations by FID and KID against the real images of the target '
+                     'domain (paired models: also L1, PSNR, SSIM against the ground truth)')
+    checkpoint = SampleConfig.options()['checkpoint']
+    best = SampleConfig.options()['best']
+    eval = SampleConfig.options()['eval']
+    num_test = SampleConfig.options()['num_test']
+    results_dir = SampleConfig.options()['results_dir']
+    data_root = SampleConfig.options()['data_root']
+    real = Option('', 'instead of --run: a folder of real images, e.g. '
+                      'datasets/horse2zebra/testB')
+    fake = Option('', 'with --real: a folder of generated images to score against it')
+    json = Option(False, 'print one JSON object (fid, kid_mean, kid_std, n_real, n_fake, ...) '
+                         'instead of a table')
+    fid_weights = ImageConfig.options()['fid_weights']
+    batch_size = Option(50, 'images per batch of the Inception network')
+    cache_features = Option(True, "reuse and keep each folder's features in the cache folder, "
+                                  'keyed by its content and the weights')
 
 
 class BenchConfig(Settings):
@@ -575,3 +610,6 @@ class BenchConfig(Settings):
                                      'memory, and report the slowdown the pipeline causes')
     rounds = Option(2, 'with --compare_pipeline: pairs of timed blocks (pipeline, in memory), '
                        'in alternating order')
+    feature_images = Option(100, 'images (256 px) of the FID feature-extraction benchmark '
+                                 '(0: skip it)')
+    feature_batch = Option(25, 'images per batch of the FID feature-extraction benchmark')

@@ -26,8 +26,6 @@ Exit status: 0 done; 2 a bad command line or run (one line on stderr).
 """
 
 import io
-import json
-import math
 import os
 import sys
 
@@ -40,12 +38,9 @@ from absl import flags  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import config  # noqa: E402
-import datasets  # noqa: E402
 import registry  # noqa: E402
 import runs  # noqa: E402
-
-OTHER = {'A': 'B', 'B': 'A'}
-GRID_ROWS = 8  # images per direction in grid.png
+import sampling  # noqa: E402
 
 
 def parse(argv):
@@ -55,148 +50,21 @@ def parse(argv):
     return config.settings_from_flags(config.SampleConfig, flag_values)
 
 
-def jobs(cfg, scfg):
-    """[(key, title, files)]: what to translate, ``files`` as
-    data.test_pipeline takes them (translating domain ``key``; a file of
-    the other key, where there is one, is the ground truth). TensorFlow-free,
-    so that a missing file is reported before TensorFlow is imported."""
-    if scfg.input:
-        if os.path.isdir(scfg.input):
-            paths = datasets.list_images(scfg.input)
-        elif os.path.isfile(scfg.input) and datasets.is_image_file(scfg.input):
-            paths = [scfg.input]
-        else:
-            raise runs.RunError(f'no image file or folder {scfg.input}')
-        if not paths:
-            raise runs.RunError(f'no images in {scfg.input}')
-        key = scfg.direction[0]
-        return [(key, f'{scfg.input}, {key} -> {OTHER[key]}', {key: _limit(paths, scfg)})]
-    root = datasets.prepare(cfg, split='test')
-    layout = datasets.layout_of(cfg)
-    if layout == datasets.UNALIGNED:
-        return [(key, f'test{folder} ({key} -> {OTHER[key]})', _limit_files(files, scfg))
-                for key, folder, files in _unaligned_test(cfg, root)]
-    folder = os.path.join(root, 'test')
-    paths = datasets.list_images(folder)
-    if not paths and layout == datasets.COLORIZATION:  # the domains of an unaligned set
-        paths = [p for d in 'AB' for p in datasets.list_images(os.path.join(root, 'test' + d))]
-    title = 'test (A -> B)' if layout == datasets.ALIGNED else 'test (colorization)'
-    return [('A', title, {'AB': _limit(paths, scfg)})]
-
-
-def _limit(paths, scfg):
-    return paths[:scfg.num_test] if scfg.num_test > 0 else paths
-
-
-def _limit_files(files, scfg):
-    return {key: _limit(paths, scfg) for key, paths in files.items()}
-
-
-def _unaligned_test(cfg, root):
-    """(key, folder name, files) of testA and testB; after --direction BtoA
-    the model's A is testB. Where every image of a folder has a ground truth
-    (the file of the same name in the other domain, datasets.ground_truth_pairs)
-    the files pair them up."""
-    folders = {'A': 'A', 'B': 'B'} if cfg.direction == 'AtoB' else {'A': 'B', 'B': 'A'}
-    pairs = datasets.ground_truth_pairs(root, 'test')
-    truth = {**{a: b for a, b in pairs}, **{b: a for a, b in pairs}}
-    result = []
-    for key in 'AB':
-        paths = datasets.list_images(os.path.join(root, 'test' + folders[key]))
-        files = {key: paths}
-        if paths and all(p in truth for p in paths):
-            files[OTHER[key]] = [truth[p] for p in paths]
-        result.append((key, folders[key], files))
-    return result
-
-
-def score(outputs, truths):
-    """(mean L1, mean PSNR in dB) of uint8 images against their ground truths, in [0, 1]."""
-    l1s, psnrs = [], []
-    for output, truth in zip(outputs, truths):
-        diff = output.astype(np.float64) / 255.0 - truth.astype(np.float64) / 255.0
-        l1s.append(np.mean(np.abs(diff)))
-        mse = np.mean(diff ** 2)
-        psnrs.append(10.0 * math.log10(1.0 / mse) if mse > 0 else 100.0)
-    return float(np.mean(l1s)), float(np.mean(psnrs))
-
-
-def examples(cfg, files):
-    """(name, input, truth or None) for each readable file of ``files``, in
-    order, read by the training's pipeline (data.test_pipeline): arrays
-    [H, W, C] in [-1, 1]; colorization's truth is the RGB photo."""
-    import tensorflow as tf
-
-    import data
-
-    key = 'A' if 'AB' in files else next(iter(files))
-    with tf.Graph().as_default() as graph:
-        pipeline = data.test_pipeline(cfg, files)
-    graph.finalize()
-    with tf.compat.v1.Session(graph=graph) as sess:
-        while True:
-            try:
-                batch = sess.run(pipeline.next_batch)
-            except tf.errors.OutOfRangeError:
-                return
-            name = os.path.splitext(os.path.basename(os.fsdecode(batch[key + '_paths'][0])))[0]
-            image = batch[key][0]
-            truth = batch[OTHER[key]][0] if OTHER[key] in batch else None
-            if cfg.model == 'colorization' and truth is not None:
-                truth = data.colorization_to_rgb(image, truth)
-            yield name, image, truth
-
-
 def translate(cfg, scfg, run_dir, checkpoint, work):
-    """Translates ``work`` (see :func:`jobs`); returns the results folder."""
+    """Translates ``work`` (sampling.jobs) into the results folder; returns it."""
     import inference
-    import visuals
 
     translator = inference.Translator(cfg, checkpoint, training=not scfg.eval)
     out = scfg.results_dir or os.path.join(run_dir, f'test_{translator.step}')
     print(f'Translating with {checkpoint} into {out}')
-    sections, grid_rows, grid_labels, scores = [], [], [], {}
-    for key, title, files in work:
-        names = translator.fetches(key)
-        labels = [f'real_{key}'] + list(names.values()) + [f'real_{OTHER[key]}']
-        rows, pairs = [], []
-        for name, image, truth in examples(cfg, files):
-            result = translator(key, image)
-            images = [image] + [result[k] for k in names] + [truth]
-            paths = [f'images/{name}_{label}.png' if array is not None else ''
-                     for label, array in zip(labels, images)]
-            for path, array in zip(paths, images):
-                if path:
-                    visuals.save_png(visuals.as_rgb(array), os.path.join(out, path))
-            rows.append((name, paths))
-            if len(rows) <= GRID_ROWS:
-                grid_rows.append([a for a in images if a is not None])
-                grid_labels.append([lb for lb, a in zip(labels, images) if a is not None])
-            if truth is not None:
-                pairs.append([visuals.as_rgb(a) for a in (result['translation'], image, truth)])
-        has_truth = bool(pairs)
-        columns = ['input'] + list(names) + (['ground truth'] if has_truth else [])
-        sections.append((title, columns, [(n, p if has_truth else p[:-1]) for n, p in rows]))
+    results = sampling.translate(translator, cfg, work, out)
+    for title, _, rows in results.sections:
         print(f'  {title}: {len(rows)} images')
-        if pairs:
-            outputs, inputs, truths = zip(*pairs)
-            l1, psnr = score(outputs, truths)
-            base_l1, base_psnr = score(inputs, truths)
-            scores[f'{key}->{OTHER[key]}'] = dict(pairs=len(pairs), l1=l1, psnr=psnr,
-                                                  baseline_l1=base_l1, baseline_psnr=base_psnr)
-    notes = [f'{d}: L1 {s["l1"]:.4f}, PSNR {s["psnr"]:.2f} dB over {s["pairs"]} pairs '
-             f'(baseline output = input: L1 {s["baseline_l1"]:.4f}, PSNR '
-             f'{s["baseline_psnr"]:.2f} dB)' for d, s in scores.items()]
-    if grid_rows:
-        visuals.save_png(visuals.grid(grid_rows, grid_labels), os.path.join(out, 'grid.png'))
-    visuals.write_html(os.path.join(out, 'index.html'), f'{run_dir} at {checkpoint}', sections,
-                       notes)
-    if scores:
-        with open(os.path.join(out, 'scores.json'), 'w') as f:
-            json.dump(scores, f, indent=2)
-        print('Score against the ground truth (L1: lower is better, PSNR: higher is better; '
-              'on [0, 1]):')
-        for note in notes:
+    sampling.write_report(results, f'{run_dir} at {checkpoint}')
+    if results.scores:
+        print('Scores (L1: lower is better, PSNR: higher is better, on [0, 1]; FID and KID '
+              'from evaluate.py: lower is better):')
+        for note in results.notes():
             print('  ' + note)
     print(f'Wrote {os.path.join(out, "index.html")} and {os.path.join(out, "grid.png")}')
     return out
@@ -243,14 +111,15 @@ def run(argv):
         print(config.help_text(settings=config.SampleConfig))
         return runtime.EXIT_OK
     scfg = parse(argv)
-    run_dir, checkpoint = runs.locate(scfg.run, scfg.checkpoint)
+    run_dir, checkpoint = runs.locate(scfg.run, scfg.checkpoint, best=scfg.best)
     cfg = runs.load_config(run_dir)
     if not registry.of(cfg).images:
         draw_points(cfg, scfg, run_dir, checkpoint or _latest(run_dir))
         return runtime.EXIT_OK
     if scfg.data_root:
         cfg = cfg.replace(data_root=scfg.data_root)
-    work = jobs(cfg, scfg)  # before TensorFlow loads: a missing file fails at once
+    # Before TensorFlow loads: a missing file fails at once.
+    work = sampling.jobs(cfg, input=scfg.input, direction=scfg.direction, num_test=scfg.num_test)
     translate(cfg, scfg, run_dir, checkpoint or _latest(run_dir), work)
     return runtime.EXIT_OK
 

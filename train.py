@@ -34,6 +34,7 @@ import config  # noqa: E402
 import datasets  # noqa: E402
 import registry  # noqa: E402
 import runs  # noqa: E402
+import sampling  # noqa: E402
 
 
 def parse(argv):
@@ -136,6 +137,7 @@ class Loop:
         self.epochs = cfg.n_epochs + cfg.n_epochs_decay
         self.total = total_steps(cfg, pipeline.steps_per_epoch)
         self.step = self.epoch = self.epoch_start = 0
+        self.quality = Quality(cfg) if getattr(cfg, 'eval_freq', 0) else None
 
     def run(self):
         """Trains from self.step to self.total; returns the signal that
@@ -216,12 +218,70 @@ class Loop:
         self.net.set_epoch(self.sess, self.epoch)
         self.lr = self.sess.run(self.net.learning_rate)
         self.save(f'end of epoch {self.epoch}/{self.epochs}')
+        if self.quality and due(self.epoch, self.cfg.eval_freq):
+            self.evaluate()
+
+    def evaluate(self):
+        """FID and KID of the checkpoint just saved (--eval_freq), logged as
+        eval/<name>; the best checkpoint is kept in checkpoints/best/."""
+        import tensorflow as tf
+
+        prefix = os.path.join(self.checkpoints.dir, f'{runs.PREFIX}-{self.step}')
+        values, best = self.quality.score(prefix)
+        self.writer.add_summary(tf.compat.v1.Summary(value=[
+            tf.compat.v1.Summary.Value(tag=f'eval/{name}', simple_value=value)
+            for name, value in values.items()]), self.step)
+        self.progress.log(f'epoch {self.epoch} eval: ' + '  '.join(
+            f'{name} {value:.3f}' for name, value in values.items())
+            + ('  (best so far: kept in checkpoints/best)' if best else ''))
 
     def save(self, why):
         path = self.checkpoints.save(self.sess, self.net, self.step, self.epoch_start)
         self.writer.flush()
         if path:
             self.progress.log(f'saved {path} ({why})')
+
+
+class Quality:
+    """--eval_freq: translates the test split (--eval_num images per
+    direction) with a checkpoint and scores it by FID and KID (metrics.py);
+    keeps the checkpoint of the lowest sum of FIDs (runs.keep_best). The
+    Inception weights are loaded when training starts, so a missing file
+    fails before the first step."""
+
+    def __init__(self, cfg):
+        import inception
+
+        self.cfg = cfg
+        self.extractor = inception.FeatureExtractor(cfg.fid_weights or None, progress=False)
+        self.extractor.features([])  # builds the network: the weights are checked now
+        self.work = sampling.jobs(cfg, num_test=cfg.eval_num)
+        try:
+            self.best = runs.best_record(cfg.run_dir)['scores']['fid_sum']
+        except (runs.RunError, KeyError, TypeError):
+            self.best = None
+
+    def score(self, prefix):
+        """(name -> value, whether ``prefix`` is the best so far)."""
+        import inference
+
+        with inference.Translator(self.cfg, prefix, training=True) as translator:
+            results = sampling.translate(translator, self.cfg, self.work, out=None, write=False)
+        scores = sampling.add_quality_scores(results, self.cfg, self.extractor)
+        values = {}
+        for direction, entry in scores.items():
+            if 'fid' in entry:
+                values[f'fid_{direction[-1]}'] = entry['fid']
+                values[f'kid_{direction[-1]}'] = entry['kid_mean']
+        fids = [v for k, v in values.items() if k.startswith('fid_')]
+        if not fids:
+            return values, False
+        values['fid_sum'] = sum(fids)
+        better = self.best is None or values['fid_sum'] < self.best
+        if better:
+            runs.keep_best(prefix, self.cfg.run_dir, values)
+            self.best = values['fid_sum']
+        return values, better
 
 
 def _grid(images, visual_rows, max_items=4):

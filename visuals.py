@@ -63,6 +63,11 @@ def save_png(array, path):
     _write_atomically(path, lambda f: Image.fromarray(array).save(f, format='PNG'), 'wb')
 
 
+def write_text(path, text):
+    """Writes the string ``text`` to ``path`` atomically."""
+    _write_atomically(path, lambda f: f.write(text), 'w')
+
+
 def write_html(path, title, sections, notes=()):
     """An index page of image tables.
 

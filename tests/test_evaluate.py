@@ -154,3 +154,77 @@ def test_weights_of_another_key_layout_are_exit_2(fixtures_dir, tmp_path, capsys
     good = _images(tmp_path / 'good', 2, size=(8, 8))
     line = _error(capsys, '--real', good, '--fake', good, '--fid_weights', renamed)
     assert 'key layout' in line and 'Mixed_7c.branch_pool.bn' in line
+
+
+# ------------------------------------------------------ runs: --run, --eval_freq, --best
+
+
+def _unaligned(root, size=32, train=4, test=3):
+    for split, count in (('train', train), ('test', test)):
+        for domain, seed in (('A', 1), ('B', 2)):
+            _images(root / f'{split}{domain}', count, (size, size), seed=seed + len(split))
+    return root
+
+
+def _events(run_dir):
+    import tensorflow as tf
+
+    tags = {}
+    for path in sorted(run_dir.glob('events.out.tfevents.*')):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(event.step)
+    return tags
+
+
+def test_training_keeps_the_best_checkpoint_by_fid_and_evaluate_scores_a_run(
+        fixtures_dir, tmp_path, capsys):
+    import sample
+    import train
+
+    weights = fixtures_dir / 'fid' / WEIGHTS
+    dataset = _unaligned(tmp_path / 'tiny')
+    run_dir = tmp_path / 'runs' / 'q'
+    args = ['train.py', f'--dataset={dataset}', f'--runs_dir={tmp_path / "runs"}', '--name=q',
+            '--crop_size=32', '--load_size=32', '--ngf=4', '--ndf=4', '--netG=resnet_6blocks',
+            '--n_epochs=1', '--n_epochs_decay=1', '--eval_freq=1', '--eval_num=2',
+            f'--fid_weights={weights}']
+    assert train.main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count(' eval: fid_B ') == 2 and 'fid_A' in out and 'kid_B' in out, out
+    record = json.loads((run_dir / 'checkpoints' / 'best.json').read_text())
+    assert record['step'] in (4, 8) and record['checkpoint'] == f'best/model.ckpt-{record["step"]}'
+    assert record['scores']['fid_sum'] == pytest.approx(
+        record['scores']['fid_A'] + record['scores']['fid_B'])
+    assert (run_dir / 'checkpoints' / 'best' / f'model.ckpt-{record["step"]}.index').is_file()
+    tags = _events(run_dir)
+    assert tags['eval/fid_B'] == tags['eval/fid_A'] == [4, 8]
+
+    # sample.py and evaluate.py take the best checkpoint.
+    assert sample.main(['sample.py', f'--run={run_dir}', '--best']) == 0
+    assert (run_dir / f'test_{record["step"]}' / 'index.html').is_file()
+    capsys.readouterr()
+    code, out, err = _run(capsys, f'--run={run_dir}', '--best', '--json',
+                          f'--fid_weights={weights}')
+    assert code == 0, err
+    scores = json.loads(out)
+    assert set(scores) == {'A->B', 'B->A'}
+    for direction in scores.values():
+        assert direction['fid'] > 0 and direction['n_fake'] == 3 and direction['n_real'] == 3
+    folder = run_dir / f'test_{record["step"]}'
+    assert json.loads((folder / 'scores.json').read_text()) == scores
+    assert 'FID' in (folder / 'index.html').read_text()
+    # A later sample.py into the same folder keeps the scores on its page.
+    assert sample.main(['sample.py', f'--run={run_dir}', '--best']) == 0
+    assert 'FID' in (folder / 'index.html').read_text()
+
+
+def test_a_run_without_best_checkpoint_is_one_line(tmp_path, capsys):
+    import runs
+
+    (tmp_path / 'r' / 'checkpoints').mkdir(parents=True)
+    with pytest.raises(runs.RunError, match='no best checkpoint: train it with --eval_freq'):
+        runs.best_checkpoint(str(tmp_path / 'r'))
+    line = _error(capsys, '--run', tmp_path / 'missing')
+    assert 'no run at' in line
+    assert 'give a run' in _error(capsys, '--run', tmp_path, '--real', tmp_path)

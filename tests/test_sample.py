@@ -16,6 +16,7 @@ from test_train import ROOT, make_data_root, tiny_args
 import inference
 import runs
 import sample
+import sampling
 import train
 import visuals
 
@@ -84,7 +85,7 @@ def test_pad_to_a_multiple_then_crop_restores_the_image():
 
 def test_score_of_known_images():
     white, gray = np.full((2, 2, 3), 255, np.uint8), np.full((2, 2, 3), 128, np.uint8)
-    l1, psnr = sample.score([gray], [white])
+    l1, psnr = sampling.score([gray], [white])
     assert l1 == pytest.approx(127 / 255) and psnr == pytest.approx(
         10 * np.log10(1 / (127 / 255) ** 2))
 
