@@ -177,19 +177,42 @@ class Config(Settings):
                       choices=('lsgan', 'vanilla', 'wgangp'))
     lambda_gp = Option(10.0, 'weight of the gradient penalty (gan_mode wgangp)')
     max_steps = Option(0, 'stop after this many iterations (0: run all epochs)')
+    epoch_count = Option(1, 'the epoch a new run starts at, for fine-tuning: its learning-rate '
+                            'schedule and epoch count begin there, and it trains the epochs '
+                            'left (the official --epoch_count)')
+    suffix = Option('', 'appended to the run name as _<suffix>, formatted with the settings, '
+                        "e.g. '{model}_{netG}_size{load_size}' (the official --suffix)")
+    gpu_ids = Option('', 'the GPUs to use, e.g. 0 or 0,1,2 (-1: the CPU only; default: all, '
+                         'as TensorFlow sees them)')
+    verbose = Option(False, 'print each network with its variables and parameter count')
 
     # The loop's periodic actions, in iterations.
     print_freq = Option(100, 'frequency of log lines')
     summary_freq = Option(100, 'frequency of scalar summaries (losses, learning rate)')
     display_freq = Option(400, 'frequency of sample grids, in TensorBoard and samples/')
-    save_freq = Option(5000, 'frequency of checkpoints (also saved at the end of each epoch)')
+    save_freq = Option(5000, 'frequency of checkpoints, in iterations, kept in the rotation of '
+                             'keep_checkpoints (0: never; a checkpoint is always saved when '
+                             'training ends or is stopped)')
+    save_epoch_freq = Option(5, 'every this many epochs, a checkpoint kept for good in '
+                                'checkpoints/epoch_<N>/, outside the rotation (sample.py --epoch '
+                                'N; 0: never)')
     trace_freq = Option(0, 'frequency of full run traces (time and memory per op) '
                            'in TensorBoard (0: never)')
     keep_checkpoints = Option(5, 'number of most recent checkpoints to keep')
 
     @property
     def run_name(self):
-        return self.name or f'{os.path.basename(os.path.normpath(str(self.dataset)))}_{self.model}'
+        name = self.name or f'{os.path.basename(os.path.normpath(str(self.dataset)))}_{self.model}'
+        return name + self._suffix()
+
+    def _suffix(self):
+        """'_' + suffix formatted with the settings, or ''."""
+        if not self.suffix:
+            return ''
+        try:
+            return '_' + self.suffix.format(**self.to_dict())
+        except (KeyError, IndexError, ValueError) as e:
+            raise ConfigError(f'--suffix {self.suffix!r} names no setting ({e})') from None
 
     @property
     def run_dir(self):
@@ -208,6 +231,8 @@ class ImageConfig(Config):
     download_url = Option('', 'base URL of the dataset server, for mirrors (default: '
                               '$CYCLEGAN_DATASETS_URL, else the official server)')
     direction = Option('AtoB', 'translate A to B or B to A', choices=('AtoB', 'BtoA'))
+    phase = Option('train', 'the split of the dataset to train on: train, val, ... (its '
+                            'folders <phase>A/<phase>B or <phase>/)')
     input_nc = Option(3, 'number of input image channels: 3 for RGB, 1 for grayscale')
     output_nc = Option(3, 'number of output image channels: 3 for RGB, 1 for grayscale')
 
@@ -351,7 +376,7 @@ class ToyGANConfig(Config):
     @property
     def run_name(self):
         target = f'ring{self.toy_modes}' if self.toy_modes else 'gaussian'
-        return self.name or f'{target}_{self.model}'
+        return (self.name or f'{target}_{self.model}') + self._suffix()
 
 
 def _floats(name, text, count):
@@ -368,9 +393,10 @@ def _floats(name, text, count):
 # How --help groups the options, in this order. Every option of every model
 # is in one group (a test checks).
 GROUPS = {
-    'run': ('model', 'name', 'runs_dir', 'seed', 'max_steps'),
-    'data': ('dataset', 'data_root', 'download_url', 'direction', 'input_nc', 'output_nc',
-             'preprocess', 'load_size', 'crop_size', 'no_flip', 'serial_batches',
+    'run': ('model', 'name', 'runs_dir', 'suffix', 'seed', 'max_steps', 'epoch_count',
+            'gpu_ids'),
+    'data': ('dataset', 'data_root', 'download_url', 'phase', 'direction', 'input_nc',
+             'output_nc', 'preprocess', 'load_size', 'crop_size', 'no_flip', 'serial_batches',
              'max_dataset_size', 'num_threads', 'toy_mean', 'toy_cov', 'toy_modes',
              'toy_radius', 'toy_mode_std', 'steps_per_epoch'),
     'network': ('netG', 'netD', 'n_layers_D', 'ngf', 'ndf', 'norm', 'init_type', 'init_gain',
@@ -379,11 +405,38 @@ GROUPS = {
                   'lambda_gp', 'pool_size'),
     'optimization': ('batch_size', 'lr', 'beta1', 'n_epochs', 'n_epochs_decay', 'lr_policy',
                      'lr_decay_iters'),
-    'logging': ('print_freq', 'summary_freq', 'display_freq', 'save_freq', 'trace_freq',
-                'keep_checkpoints'),
+    'logging': ('print_freq', 'summary_freq', 'display_freq', 'save_freq', 'save_epoch_freq',
+                'keep_checkpoints', 'trace_freq', 'verbose'),
     'evaluation': ('eval_freq', 'eval_num', 'fid_weights'),
 }
 NEGATIVE_PREFIX = 'no_'  # no_flip, no_dropout: also given as --flip / --noflip
+
+# The official implementation's options (pytorch-CycleGAN-and-pix2pix,
+# options/*.py) under their own names, where this project spells them
+# otherwise: the flag sets the option it names here.
+ALIASES = {'dataroot': 'dataset', 'checkpoints_dir': 'runs_dir',
+           'save_latest_freq': 'save_freq'}
+_TENSORBOARD = ('losses, sample grids and the graph are in TensorBoard: tensorboard --logdir '
+                '<runs_dir>')
+# Official options with nothing to set here: accepted, with one line saying
+# what to use instead. name -> (flag type, the line).
+NOTES = {
+    'continue_train': (bool, 'resuming is automatic: the same command continues a run from '
+                             'its latest checkpoint (--restart starts it over)'),
+    'display_id': (str, f'there is no visdom display: {_TENSORBOARD}'),
+    'display_server': (str, f'there is no visdom server: {_TENSORBOARD}'),
+    'display_port': (str, f'there is no visdom server: {_TENSORBOARD}'),
+    'display_env': (str, f'there is no visdom display: {_TENSORBOARD}'),
+    'display_ncols': (str, f'there is no visdom display: {_TENSORBOARD}'),
+    'use_wandb': (bool, f'there is no Weights & Biases logging: {_TENSORBOARD}'),
+    'wandb_project_name': (str, f'there is no Weights & Biases logging: {_TENSORBOARD}'),
+    'update_html_freq': (str, f'train.py writes no HTML page: {_TENSORBOARD}; sample.py writes '
+                              'index.html'),
+    'no_html': (bool, 'train.py writes no HTML page anyway (sample.py does)'),
+    'display_winsize': (str, 'train.py writes no HTML page: give --display_winsize to sample.py'),
+    'save_by_iter': (bool, 'checkpoints are always named by iteration (model.ckpt-<step>); '
+                           '--save_epoch_freq keeps snapshots by epoch'),
+}
 
 
 def _models():
@@ -439,13 +492,47 @@ def define_flags(flag_values=None, module_name='config', settings=None):
         twin = _positive_twin(name) if option.type is bool else None
         if twin and twin not in flag_values:
             flags.DEFINE_bool(twin, None, f'the opposite of --{name}', **kwargs)
+    _define_official(flag_values, options, module_name, notes=settings is None)
     return flag_values
+
+
+def _define_official(flag_values, options, module_name, *, notes):
+    """The official implementation's spellings: ALIASES of ``options``; with
+    ``notes`` (the model flags), NOTES and --dataset_mode (checked against
+    the model)."""
+    kwargs = dict(flag_values=flag_values, module_name=module_name)
+    define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
+              float: flags.DEFINE_float, str: flags.DEFINE_string}
+    for alias, name in ALIASES.items():
+        if name in options and alias not in flag_values:
+            define[options[name].type](alias, None, f'the official name of --{name}', **kwargs)
+    if not notes:
+        return
+    for name, (kind, line) in NOTES.items():
+        if name not in flag_values:
+            define[kind](name, None, f'official option, nothing to set here: {line}', **kwargs)
+    if 'dataset_mode' not in flag_values:
+        flags.DEFINE_string('dataset_mode', None, "the official name of the data's layout: "
+                            'checked against the model (unaligned, aligned, colorization)',
+                            **kwargs)
+
+
+def official_notes(flag_values):
+    """The lines of the NOTES flags given on the command line."""
+    return [f'--{name}: {line}' for name, (_, line) in NOTES.items()
+            if name in flag_values and flag_values[name].present]
 
 
 def given_options(flag_values, options):
     """name -> value of the ``options`` given on the command line, a
-    positive twin (--flip) given as its option (no_flip=False)."""
+    positive twin (--flip) given as its option (no_flip=False), an official
+    alias (--dataroot) as the option it names (dataset)."""
     given = {name: flag_values[name].value for name in options if flag_values[name].present}
+    for alias, name in ALIASES.items():
+        if name in options and alias in flag_values and flag_values[alias].present:
+            if name in given and given[name] != flag_values[alias].value:
+                raise ConfigError(f'--{alias} and --{name} contradict each other')
+            given[name] = flag_values[alias].value
     for name in options:
         twin = _positive_twin(name)
         if twin and twin in flag_values and flag_values[twin].present:
@@ -475,6 +562,15 @@ def from_flags(flag_values=None, argv=None):
     foreign = sorted(set(given) - set(cls.options()))
     if foreign:
         raise ConfigError(f'--{foreign[0]} does not apply to --model {cls.model}')
+    mode = flag_values['dataset_mode'].value if 'dataset_mode' in flag_values else None
+    if mode is not None:
+        import registry
+
+        layout = registry.get(cls.model).data
+        if mode != layout:
+            raise ConfigError(f'--dataset_mode {mode}: the {cls.model} model reads '
+                              f'{layout} data' + (' (sample.py reads single images with '
+                                                  '--input)' if mode == 'single' else ''))
     return cls(**given)
 
 
@@ -499,7 +595,8 @@ def parse_argv(flag_values, argv):
 
 def settings_from_flags(settings, flag_values):
     """An instance of the settings class ``settings`` from parsed flags."""
-    return settings(**{name: flag_values[name].value for name in settings.options()})
+    values = {name: flag_values[name].value for name in settings.options()}
+    return settings(**{**values, **given_options(flag_values, settings.options())})
 
 
 def load(path):
@@ -528,9 +625,10 @@ def _describe(name, option):
         head = f'  --[no]{name}: default {str(option.default).lower()}'
     else:
         head = f'  --{name}: default {option.default!r}'
+    text = option.help
     if option.choices:
-        head += f'; one of {", ".join(map(str, option.choices))}'
-    return [head, textwrap.fill(option.help, width=96, initial_indent=' ' * 6,
+        text += f' (one of {", ".join(map(str, option.choices))})'
+    return [head, textwrap.fill(text, width=96, initial_indent=' ' * 6,
                                 subsequent_indent=' ' * 6)]
 
 
@@ -574,6 +672,19 @@ class SampleConfig(Settings):
     eval = Option(False, 'run the generators as at inference (batch-norm moving averages, no '
                          'dropout); the default runs them as in training, as the official test.py')
     best = Option(False, 'sample from the best checkpoint by FID (kept by train.py --eval_freq)')
+    name = Option('', 'instead of --run: the run <runs_dir>/<name>, as the official --name')
+    runs_dir = Option('./runs', 'with --name: the folder of the runs (the official '
+                                '--checkpoints_dir)')
+    epoch = Option('latest', "the checkpoint: 'latest', or N for the snapshot kept after "
+                             'epoch N (train.py --save_epoch_freq), as the official --epoch')
+    load_iter = Option(0, 'the checkpoint of iteration N (model.ckpt-N), as the official '
+                          '--load_iter (0: see --epoch)')
+    phase = Option('test', "the split of the run's dataset to translate")
+    load_size = Option(0, 'resize images to load_size x load_size first, as the official test '
+                          '(its load_size = crop_size; 0: translate them at their own size)')
+    aspect_ratio = Option(1.0, 'write the images with their width times this, as the '
+                               'official --aspect_ratio')
+    display_winsize = Option(256, 'the width of the images in index.html, in pixels')
 
 
 class EvaluateConfig(Settings):

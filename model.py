@@ -281,7 +281,7 @@ class Model(abc.ABC):
         a new batch at each sess.run, keyed as ``self.inputs``) and
         ``steps_per_epoch``, built in the default graph. Image models read
         the dataset folder ``root`` with data.py's pipeline."""
-        return data.input_pipeline(cfg, 'train', root=root)
+        return data.input_pipeline(cfg, cfg.phase, root=root)
 
     @classmethod
     def input_sizes(cls, cfg):

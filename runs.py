@@ -8,9 +8,11 @@
         checkpoints/model.ckpt-<step>.index, .data-00000-of-00001
         checkpoints/model.ckpt-<step>.host.npz   state kept outside the graph
                                     (the image pools, the loop's position)
+        checkpoints/epoch_<N>/model.ckpt-<step>.*   the snapshot after epoch N
+                                    (--save_epoch_freq), kept for good
         checkpoints/best/model.ckpt-<step>.*, checkpoints/best.json
-                                    the best checkpoint by FID (--eval_freq), kept
-                                    outside the rotation of --keep_checkpoints
+                                    the best checkpoint by FID (--eval_freq)
+                                    (both outside the rotation of --keep_checkpoints)
         events.out.tfevents.*       TensorBoard: graph, scalars, sample grids, traces
         samples/step_<step>.png     the sample grids, as in TensorBoard
         test_<step>/                sample.py's images, index.html and grid.png
@@ -30,6 +32,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 
 import numpy as np
 
@@ -112,6 +115,19 @@ def resolve(cfg, given):
     return merged, changes
 
 
+def move_aside(run_dir):
+    """Renames the run folder ``run_dir`` to <run_dir>.restarted-<time>
+    (train.py --restart); returns the new name. Nothing is deleted."""
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    target = f'{os.path.normpath(run_dir)}.restarted-{stamp}'
+    suffix = 1
+    while os.path.exists(target):
+        suffix += 1
+        target = f'{os.path.normpath(run_dir)}.restarted-{stamp}-{suffix}'
+    os.rename(run_dir, target)
+    return target
+
+
 def latest_run(runs_dir):
     """The run folder under ``runs_dir`` whose checkpoints changed last, or None."""
     states = glob.glob(os.path.join(runs_dir, '*', CHECKPOINTS, 'checkpoint'))
@@ -120,17 +136,26 @@ def latest_run(runs_dir):
     return os.path.dirname(os.path.dirname(max(states, key=os.path.getmtime)))
 
 
-def locate(run='', checkpoint='', runs_dir='./runs', *, best=False):
+def locate(run='', checkpoint='', runs_dir='./runs', *, best=False, epoch='latest',
+           load_iter=0):
     """(run folder, checkpoint prefix or None for the latest) for sample.py.
 
     ``checkpoint`` is a checkpoint prefix such as
     runs/x/checkpoints/model.ckpt-100 (its run is the folder above
     checkpoints/); else ``run`` is a run folder; else the latest run in
-    ``runs_dir``; ``best`` picks the run's best checkpoint. Raises RunError
-    when there is no such run or checkpoint.
+    ``runs_dir``. Of that run, ``best`` picks the best checkpoint, ``epoch``
+    (a number) the snapshot after that epoch, ``load_iter`` the checkpoint
+    of that iteration. Raises RunError when there is no such run or
+    checkpoint.
     """
-    if best and checkpoint:
-        raise RunError('give --checkpoint or --best, not both')
+    epoch = str(epoch)
+    if epoch != 'latest' and not epoch.isdigit():
+        raise RunError(f"--epoch is 'latest' or a number, got {epoch!r}")
+    chosen = [flag for flag, on in (('--checkpoint', checkpoint), ('--best', best),
+                                    ('--epoch', epoch != 'latest'), ('--load_iter', load_iter))
+              if on]
+    if len(chosen) > 1:
+        raise RunError(f'give one of {", ".join(chosen)}')
     if checkpoint:
         if not os.path.isfile(checkpoint + '.index'):
             raise RunError(f'no checkpoint {checkpoint} (give the common prefix of its files, '
@@ -146,6 +171,14 @@ def locate(run='', checkpoint='', runs_dir='./runs', *, best=False):
     load_config(run)
     if best:
         return run, best_checkpoint(run)
+    if epoch != 'latest':
+        return run, _one_checkpoint(run, os.path.join(checkpoint_dir(run), snapshot_folder(
+            int(epoch)), f'{PREFIX}-*.index'), f'no snapshot of epoch {epoch} (train.py keeps '
+            f'one every --save_epoch_freq epochs)')
+    if load_iter:
+        return run, _one_checkpoint(run, os.path.join(
+            checkpoint_dir(run), '**', f'{PREFIX}-{load_iter}.index'),
+            f'no checkpoint of iteration {load_iter}')
     if not os.path.isfile(os.path.join(checkpoint_dir(run), 'checkpoint')):
         raise RunError(f'{run} has no checkpoint yet: train it first (python train.py ...)')
     return run, None
@@ -240,28 +273,53 @@ def best_checkpoint(run_dir):
 
 
 def keep_best(prefix, run_dir, scores):
-    """Copies the checkpoint ``prefix`` (its index and data files) into
-    checkpoints/best/, replacing the previous best, and records it with
-    ``scores`` in checkpoints/best.json, written last: a reader sees the old
-    best or the new, whole."""
+    """Copies the checkpoint ``prefix`` into checkpoints/best/, replacing the
+    previous best, and records it with ``scores`` in checkpoints/best.json,
+    written last: a reader sees the old best or the new, whole."""
     folder = checkpoint_dir(run_dir)
-    staging = tempfile.mkdtemp(dir=folder, prefix='.best-')
+    copy_checkpoint(prefix, os.path.join(folder, BEST))
+    record = {'checkpoint': f'{BEST}/{os.path.basename(prefix)}', 'step': step_of(prefix),
+              'scores': scores}
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.best-', suffix='.json')
     try:
-        for path in glob.glob(glob.escape(prefix) + '.*'):
-            if path.endswith(('.index', HOST_SUFFIX)) or '.data-' in path:
-                shutil.copy2(path, staging)
-        name = os.path.basename(prefix)
-        record = {'checkpoint': f'{BEST}/{name}', 'step': step_of(prefix), 'scores': scores}
-        old = os.path.join(folder, BEST)
-        if os.path.isdir(old):
-            shutil.rmtree(old)
-        os.replace(staging, old)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.best-', suffix='.json')
         os.chmod(tmp, 0o644)
         with os.fdopen(fd, 'w') as f:
             json.dump(record, f, indent=2, sort_keys=True)
         os.replace(tmp, os.path.join(folder, BEST_FILE))
     finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return record
+
+
+def snapshot_folder(epoch):
+    """The folder, under checkpoints/, of the snapshot after ``epoch``."""
+    return f'epoch_{epoch:04d}'
+
+
+def copy_checkpoint(prefix, folder):
+    """Makes ``folder`` hold a copy of the checkpoint ``prefix`` (its index,
+    data and host-state files) and nothing else, replacing what it held:
+    copied into a temporary folder, then swapped in."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    staging = tempfile.mkdtemp(dir=parent, prefix='.copy-')
+    try:
+        for path in glob.glob(glob.escape(prefix) + '.*'):
+            if path.endswith(('.index', HOST_SUFFIX)) or '.data-' in path:
+                shutil.copy2(path, staging)
+        os.chmod(staging, 0o755)
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    finally:
         if os.path.isdir(staging):
             shutil.rmtree(staging)
-    return record
+    return os.path.join(folder, os.path.basename(prefix))
+
+
+def _one_checkpoint(run, pattern, missing):
+    """The checkpoint prefix whose index matches ``pattern`` (the newest), or RunError."""
+    found = sorted(glob.glob(pattern, recursive=True), key=lambda p: step_of(p[:-6]) or 0)
+    if not found:
+        raise RunError(f'{run}: {missing}')
+    return found[-1][:-len('.index')]

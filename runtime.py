@@ -29,6 +29,26 @@ def quiet_tensorflow():
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 
+def select_gpus(gpu_ids):
+    """--gpu_ids: the GPUs TensorFlow may use ('0,1'; '-1': none), set in
+    CUDA_VISIBLE_DEVICES before TensorFlow is imported ('' leaves it as is)."""
+    if not gpu_ids:
+        return
+    ids = [part.strip() for part in str(gpu_ids).split(',') if part.strip()]
+    if not all(part.lstrip('-').isdigit() for part in ids):
+        raise config.ConfigError(f'--gpu_ids is a list of GPU numbers such as 0,1 (-1: the '
+                                 f'CPU), got {gpu_ids!r}')
+    visible = ','.join(part for part in ids if int(part) >= 0)
+    if 'tensorflow' in sys.modules and os.environ.get('CUDA_VISIBLE_DEVICES') != visible:
+        import tensorflow as tf
+
+        if tf.config.list_physical_devices('GPU') or visible:
+            print(f'note: --gpu_ids {gpu_ids} cannot apply: TensorFlow is already loaded in '
+                  f'this process', file=sys.stderr)
+        return
+    os.environ['CUDA_VISIBLE_DEVICES'] = visible
+
+
 def graph_mode():
     """Imports TensorFlow for TF1 graph code: graph mode, no deprecation
     notices of the tf.compat.v1 API. Returns the tensorflow module."""

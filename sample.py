@@ -57,10 +57,11 @@ def translate(cfg, scfg, run_dir, checkpoint, work):
     translator = inference.Translator(cfg, checkpoint, training=not scfg.eval)
     out = scfg.results_dir or os.path.join(run_dir, f'test_{translator.step}')
     print(f'Translating with {checkpoint} into {out}')
-    results = sampling.translate(translator, cfg, work, out)
+    results = sampling.translate(translator, cfg, work, out, load_size=scfg.load_size,
+                                 aspect_ratio=scfg.aspect_ratio)
     for title, _, rows in results.sections:
         print(f'  {title}: {len(rows)} images')
-    sampling.write_report(results, f'{run_dir} at {checkpoint}')
+    sampling.write_report(results, f'{run_dir} at {checkpoint}', width=scfg.display_winsize)
     if results.scores:
         print('Scores (L1: lower is better, PSNR: higher is better, on [0, 1]; FID and KID '
               'from evaluate.py: lower is better):')
@@ -111,7 +112,9 @@ def run(argv):
         print(config.help_text(settings=config.SampleConfig))
         return runtime.EXIT_OK
     scfg = parse(argv)
-    run_dir, checkpoint = runs.locate(scfg.run, scfg.checkpoint, best=scfg.best)
+    run = scfg.run or (os.path.join(scfg.runs_dir, scfg.name) if scfg.name else '')
+    run_dir, checkpoint = runs.locate(run, scfg.checkpoint, scfg.runs_dir, best=scfg.best,
+                                      epoch=scfg.epoch, load_iter=scfg.load_iter)
     cfg = runs.load_config(run_dir)
     if not registry.of(cfg).images:
         draw_points(cfg, scfg, run_dir, checkpoint or _latest(run_dir))
@@ -119,7 +122,8 @@ def run(argv):
     if scfg.data_root:
         cfg = cfg.replace(data_root=scfg.data_root)
     # Before TensorFlow loads: a missing file fails at once.
-    work = sampling.jobs(cfg, input=scfg.input, direction=scfg.direction, num_test=scfg.num_test)
+    work = sampling.jobs(cfg, input=scfg.input, direction=scfg.direction, num_test=scfg.num_test,
+                         phase=scfg.phase)
     translate(cfg, scfg, run_dir, checkpoint or _latest(run_dir), work)
     return runtime.EXIT_OK
 

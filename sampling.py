@@ -25,11 +25,11 @@ GRID_ROWS = 8  # images per direction in grid.png
 SCORES_FILE = 'scores.json'
 
 
-def jobs(cfg, *, input='', direction='AtoB', num_test=0):
+def jobs(cfg, *, input='', direction='AtoB', num_test=0, phase='test'):
     """[(key, title, files)]: what to translate, ``files`` as
     data.test_pipeline takes them (translating domain ``key``; a file of the
-    other key, where there is one, is the ground truth): the test split of
-    the run's dataset, or the image file or folder ``input`` of domain
+    other key, where there is one, is the ground truth): the split ``phase``
+    of the run's dataset, or the image file or folder ``input`` of domain
     ``direction[0]``. TensorFlow-free, so a missing file fails at once."""
     def limit(paths):
         return paths[:num_test] if num_test > 0 else paths
@@ -45,30 +45,30 @@ def jobs(cfg, *, input='', direction='AtoB', num_test=0):
             raise datasets.DatasetError(f'no images in {input}')
         key = direction[0]
         return [(key, f'{input}, {key} -> {OTHER[key]}', {key: limit(paths)})]
-    root = datasets.prepare(cfg, split='test')
+    root = datasets.prepare(cfg, split=phase)
     layout = datasets.layout_of(cfg)
     if layout == datasets.UNALIGNED:
-        return [(key, f'test{folder} ({key} -> {OTHER[key]})',
+        return [(key, f'{phase}{folder} ({key} -> {OTHER[key]})',
                  {k: limit(paths) for k, paths in files.items()})
-                for key, folder, files in _unaligned_test(cfg, root)]
-    paths = datasets.list_images(os.path.join(root, 'test'))
+                for key, folder, files in _unaligned_split(cfg, root, phase)]
+    paths = datasets.list_images(os.path.join(root, phase))
     if not paths and layout == datasets.COLORIZATION:  # the domains of an unaligned set
-        paths = [p for d in 'AB' for p in datasets.list_images(os.path.join(root, 'test' + d))]
-    title = 'test (A -> B)' if layout == datasets.ALIGNED else 'test (colorization)'
+        paths = [p for d in 'AB' for p in datasets.list_images(os.path.join(root, phase + d))]
+    title = f'{phase} ' + ('(A -> B)' if layout == datasets.ALIGNED else '(colorization)')
     return [('A', title, {'AB': limit(paths)})]
 
 
-def _unaligned_test(cfg, root):
-    """(key, folder name, files) of testA and testB; after --direction BtoA
-    the model's A is testB. Where every image of a folder has a ground truth
-    (the file of the same name in the other domain, datasets.ground_truth_pairs)
-    the files pair them up."""
+def _unaligned_split(cfg, root, phase):
+    """(key, folder name, files) of <phase>A and <phase>B; after --direction
+    BtoA the model's A is <phase>B. Where every image of a folder has a
+    ground truth (the file of the same name in the other domain,
+    datasets.ground_truth_pairs) the files pair them up."""
     folders = {'A': 'A', 'B': 'B'} if cfg.direction == 'AtoB' else {'A': 'B', 'B': 'A'}
-    pairs = datasets.ground_truth_pairs(root, 'test')
+    pairs = datasets.ground_truth_pairs(root, phase)
     truth = {**{a: b for a, b in pairs}, **{b: a for a, b in pairs}}
     result = []
     for key in 'AB':
-        paths = datasets.list_images(os.path.join(root, 'test' + folders[key]))
+        paths = datasets.list_images(os.path.join(root, phase + folders[key]))
         files = {key: paths}
         if paths and all(p in truth for p in paths):
             files[OTHER[key]] = [truth[p] for p in paths]
@@ -142,11 +142,13 @@ class Results:
         return lines
 
 
-def translate(translator, cfg, work, out, *, load_size=0, write=True):
+def translate(translator, cfg, work, out, *, load_size=0, aspect_ratio=1.0, write=True):
     """Translates ``work`` (see :func:`jobs`) with ``translator`` (an
     inference.Translator); with ``write``, writes images/<name>_<label>.png
-    into ``out``. Returns the Results, with L1 and PSNR against the ground
-    truth where there is one (on the 8-bit images, scaled to [0, 1])."""
+    into ``out`` (their width times ``aspect_ratio``, as the official
+    test). ``load_size``: see :func:`examples`. Returns the Results, with L1
+    and PSNR against the ground truth where there is one (on the 8-bit
+    images, scaled to [0, 1])."""
     import visuals
 
     results = Results(out, translator.checkpoint)
@@ -162,7 +164,8 @@ def translate(translator, cfg, work, out, *, load_size=0, write=True):
             if write:
                 for path, array in zip(paths, images):
                     if path:
-                        visuals.save_png(visuals.as_rgb(array), os.path.join(out, path))
+                        visuals.save_png(_stretch(visuals.as_rgb(array), aspect_ratio),
+                                         os.path.join(out, path))
             rows.append((name, paths))
             if len(rows) <= GRID_ROWS:
                 results.grid_rows.append([a for a in images if a is not None])
@@ -183,6 +186,19 @@ def translate(translator, cfg, work, out, *, load_size=0, write=True):
             results.scores[direction] = dict(pairs=len(record['truths']), l1=l1, psnr=psnr,
                                              baseline_l1=base_l1, baseline_psnr=base_psnr)
     return results
+
+
+def _stretch(image, aspect_ratio):
+    """uint8 [H, W, 3] resized bicubically as the official save_images:
+    its width times ``aspect_ratio`` (> 1), or its height divided by it (< 1)."""
+    if aspect_ratio == 1.0:
+        return image
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    size = ((int(width * aspect_ratio), height) if aspect_ratio > 1.0
+            else (width, int(height / aspect_ratio)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.BICUBIC))
 
 
 def score(outputs, truths):
@@ -224,10 +240,10 @@ def add_quality_scores(results, cfg, extractor):
     return results.scores
 
 
-def write_report(results, title):
-    """index.html (with the scores), grid.png and scores.json in results.out.
-    Scores already in scores.json that this run did not compute (an earlier
-    evaluate.py's FID) are kept and shown."""
+def write_report(results, title, *, width=256):
+    """index.html (with the scores; images ``width`` pixels wide), grid.png
+    and scores.json in results.out. Scores already in scores.json that this
+    run did not compute (an earlier evaluate.py's FID) are kept and shown."""
     import visuals
 
     path = os.path.join(results.out, SCORES_FILE)
@@ -239,7 +255,7 @@ def write_report(results, title):
         visuals.save_png(visuals.grid(results.grid_rows, results.grid_labels),
                          os.path.join(results.out, 'grid.png'))
     visuals.write_html(os.path.join(results.out, 'index.html'), title, results.sections,
-                       results.notes())
+                       results.notes(), width=width)
     if results.scores:
         visuals.write_text(path, json.dumps(results.scores, indent=2, sort_keys=True) + '\n')
 

@@ -21,6 +21,7 @@ import math
 import os
 import signal
 import sys
+import textwrap
 import time
 
 import runtime
@@ -36,17 +37,27 @@ import registry  # noqa: E402
 import runs  # noqa: E402
 import sampling  # noqa: E402
 
+RESTART_HELP = ('start the run over in the same folder: the old folder is moved aside to '
+                '<name>.restarted-<time>, never deleted')
+
 
 def parse(argv):
     """(config, changes) of the command line ``argv`` (argv[0]: the program).
 
     The config is the one to train the run folder with (see runs.resolve:
     an existing run keeps its saved settings unless given again); changes
-    maps each setting that differs from the saved run to (saved, new).
+    maps each setting that differs from the saved run to (saved, new). With
+    --restart an existing run folder is moved aside first. The official
+    options that have nothing to set here are each named in one line.
     """
     flag_values = config.define_flags(flags.FlagValues())
+    flags.DEFINE_bool('restart', False, RESTART_HELP, flag_values=flag_values)
     config.parse_argv(flag_values, argv)
     cfg = config.from_flags(flag_values)
+    for line in config.official_notes(flag_values):
+        print(f'train.py: note: {line}')
+    if flag_values['restart'].value and os.path.exists(cfg.run_dir):
+        print(f'train.py: --restart: moved {cfg.run_dir} aside to {runs.move_aside(cfg.run_dir)}')
     given = list(config.given_options(flag_values, cfg.options()))
     if flag_values['model'].present:
         given.append('model')
@@ -59,7 +70,8 @@ def due(step, freq):
 
 
 def total_steps(cfg, steps_per_epoch):
-    epochs = cfg.n_epochs + cfg.n_epochs_decay
+    """The iterations of a run: its epochs from --epoch_count on, or --max_steps."""
+    epochs = cfg.n_epochs + cfg.n_epochs_decay - (cfg.epoch_count - 1)
     return min(cfg.max_steps, epochs * steps_per_epoch) if cfg.max_steps else \
         epochs * steps_per_epoch
 
@@ -81,6 +93,9 @@ class StopSignals:
     def __exit__(self, *exc_info):
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+
+
+LOG_WIDTH = 120  # columns of the log lines
 
 
 class Progress:
@@ -112,9 +127,11 @@ class Progress:
             elapsed, steps = now - self.rate_start[0], step - self.rate_start[1]
             eta = _duration((self.total - step) * elapsed / steps) if steps else '?'
             rate = f'{steps / elapsed:.2f} it/s  eta {eta}' if steps else 'first step'
-            values = '  '.join(f'{k} {v:.3f}' for k, v in averages.items())
             self.log(f'step {step}/{self.total}  epoch {epoch + 1}/{epochs}  {rate}  '
-                     f'lr {lr:.2e}  {values}')
+                     f'lr {lr:.2e}  G {g_loss:.3f}  D {d_loss:.3f}')
+            values = '  '.join(f'{k} {v:.3f}' for k, v in averages.items())
+            self.log(textwrap.fill(values, width=LOG_WIDTH, initial_indent='    ',
+                                   subsequent_indent='    '))
 
     def close(self):
         self.bar.close()
@@ -217,8 +234,16 @@ class Loop:
             self.write_image(name, image, f'{name}_epoch_{self.epoch:04d}.png')
         self.net.set_epoch(self.sess, self.epoch)
         self.lr = self.sess.run(self.net.learning_rate)
-        self.save(f'end of epoch {self.epoch}/{self.epochs}')
-        if self.quality and due(self.epoch, self.cfg.eval_freq):
+        evaluate = self.quality is not None and due(self.epoch, self.cfg.eval_freq)
+        if due(self.epoch, self.cfg.save_epoch_freq):
+            self.save(f'end of epoch {self.epoch}/{self.epochs}')
+            prefix = os.path.join(self.checkpoints.dir, f'{runs.PREFIX}-{self.step}')
+            kept = runs.copy_checkpoint(prefix, os.path.join(
+                self.checkpoints.dir, runs.snapshot_folder(self.epoch)))
+            self.progress.log(f'kept {kept} (epoch {self.epoch} snapshot)')
+        elif evaluate:
+            self.save(f'end of epoch {self.epoch}/{self.epochs}, to evaluate')
+        if evaluate:
             self.evaluate()
 
     def evaluate(self):
@@ -333,9 +358,14 @@ def train(cfg, changes, dataset_root):
     if not os.path.exists(config_file):  # a new run; a resumed one saves with its checkpoints
         cfg.save(config_file)
     checkpoints = runtime.Checkpoints(cfg, saver, weights_finite)
+    if cfg.verbose:
+        _print_networks(net)
     with tf1.Session(graph=graph, config=runtime.session_config()) as sess:
         step, epoch, epoch_start, path, host = checkpoints.restore(
             sess, net, init_op, pipeline.steps_per_epoch)
+        if step == 0 and cfg.epoch_count > 1:  # fine-tuning: the schedule starts later
+            epoch = cfg.epoch_count - 1
+            net.set_epoch(sess, epoch)
         total = total_steps(cfg, pipeline.steps_per_epoch)
         _log_start(cfg, changes, step, epoch, path, host, dataset_root,
                    pipeline.steps_per_epoch, total)
@@ -357,6 +387,14 @@ def train(cfg, changes, dataset_root):
     else:
         print(f'Done: {loop.step} steps. Sample with: python sample.py --run {cfg.run_dir}')
     return runtime.EXIT_OK
+
+
+def _print_networks(net):
+    """--verbose: each network, its variables and its parameter count."""
+    for name, network in net.networks.items():
+        print(f'[{name}] {type(network).__name__}: {network.num_params:,} parameters')
+        for variable in network.variables:
+            print(f'    {variable.op.name:60s} {variable.shape.as_list()}')
 
 
 def _log_start(cfg, changes, step, epoch, path, host, dataset_root, steps_per_epoch, total):
@@ -397,7 +435,10 @@ def print_help(argv):
         spec = registry.get(model)
         print(f'Options of --model {spec.name} (--helpfull: of every model):')
         print(config.help_text(spec.name))
-    print('\nAlso: --flagfile FILE reads flags from a file (see presets/).')
+    print(f'\nAlso: --restart: {RESTART_HELP}.\n'
+          '--flagfile FILE reads flags from a file (see presets/). The official options are '
+          'accepted under their names (--dataroot, --checkpoints_dir, --continue_train, ...; '
+          'see README.md).')
     return runtime.EXIT_OK
 
 
@@ -406,7 +447,12 @@ def run(argv):
         return print_help(argv)
     cfg, changes = parse(argv)
     spec = registry.of(cfg)
-    root = datasets.prepare(cfg) if spec.images else None
+    # Before TensorFlow loads (seconds): what will run, and where.
+    source = f' on {cfg.dataset} ({cfg.phase})' if spec.images else ''
+    print(f'train.py: {cfg.model}{source} -> {cfg.run_dir}; loading TensorFlow ...')
+    sys.stdout.flush()
+    runtime.select_gpus(cfg.gpu_ids)
+    root = datasets.prepare(cfg, cfg.phase) if spec.images else None
     try:
         return train(cfg, changes, root)
     except runtime.TrainingError as e:

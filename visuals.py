@@ -68,7 +68,7 @@ def write_text(path, text):
     _write_atomically(path, lambda f: f.write(text), 'w')
 
 
-def write_html(path, title, sections, notes=()):
+def write_html(path, title, sections, notes=(), *, width=256):
     """An index page of image tables.
 
     Args:
@@ -77,18 +77,19 @@ def write_html(path, title, sections, notes=()):
       sections: list of (heading, column names, rows); each row is
         (name, [image paths, one per column; '' for none]).
       notes: lines of text shown under the title.
+      width: the width of the images on the page, in pixels.
     """
     parts = [f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}'
              f'</title>\n<style>body{{font-family:sans-serif}} td,th{{padding:4px;'
-             f'text-align:center}} img{{image-rendering:pixelated;min-width:128px}}</style>'
+             f'text-align:center}} img{{image-rendering:pixelated}}</style>'
              f'</head>\n<body><h1>{html.escape(title)}</h1>']
     parts += [f'<p>{html.escape(line)}</p>' for line in notes]
     for heading, columns, rows in sections:
         parts.append(f'<h2>{html.escape(heading)}</h2>\n<table>\n<tr><th>name</th>'
                      + ''.join(f'<th>{html.escape(c)}</th>' for c in columns) + '</tr>')
         for name, images in rows:
-            cells = ''.join(f'<td><img src="{html.escape(p)}" alt="{html.escape(p)}"></td>'
-                            if p else '<td></td>' for p in images)
+            cells = ''.join(f'<td><img src="{html.escape(p)}" alt="{html.escape(p)}" '
+                            f'width="{int(width)}"></td>' if p else '<td></td>' for p in images)
             parts.append(f'<tr><td>{html.escape(name)}</td>{cells}</tr>')
         parts.append('</table>')
     parts.append('</body></html>\n')

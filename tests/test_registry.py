@@ -42,7 +42,7 @@ def test_every_model_is_described_once_and_completely():
 def test_an_unknown_model_is_one_line_naming_the_choices():
     with pytest.raises(config.ConfigError, match='unknown model .*cycle_gan, pix2pix'):
         registry.get('cyclegan')
-    with pytest.raises(config.ConfigError, match='unknown model'):
+    with pytest.raises(config.ConfigError, match='--model=nope: value should be one of'):
         config.from_flags(flags.FlagValues(), ['train.py', '--model=nope'])
 
 
@@ -104,6 +104,7 @@ def test_help_shows_the_chosen_models_options_by_topic():
         assert f'\n{heading}\n' in pix2pix
     assert '--lambda_L1' in pix2pix and '--lambda_identity' not in pix2pix
     assert '--toy_modes' not in pix2pix and "--netG: default 'unet_256'" in pix2pix
+    assert '(one of resnet_9blocks, resnet_6blocks, unet_256, unet_128)' in pix2pix
     assert '--[no]dropout: default true' in pix2pix  # pix2pix trains with dropout
     _, cycle_gan = _stdout(lambda: train.main(['train.py', '--helpshort']))
     assert '--lambda_identity' in cycle_gan and '--[no]dropout: default false' in cycle_gan
