@@ -435,10 +435,10 @@ def print_help(argv):
         spec = registry.get(model)
         print(f'Options of --model {spec.name} (--helpfull: of every model):')
         print(config.help_text(spec.name))
-    print(f'\nAlso: --restart: {RESTART_HELP}.\n'
-          '--flagfile FILE reads flags from a file (see presets/). The official options are '
-          'accepted under their names (--dataroot, --checkpoints_dir, --continue_train, ...; '
-          'see README.md).')
+    print('\nAlso:\n' + textwrap.fill(
+        f'--restart: {RESTART_HELP}. --flagfile FILE reads flags from a file (see presets/). '
+        'The official options are accepted under their names (--dataroot, --checkpoints_dir, '
+        '--continue_train, ...; see README.md).', width=96))
     return runtime.EXIT_OK
 
 
