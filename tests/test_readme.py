@@ -27,10 +27,9 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
+from conftest import ROOT, SAMPLE_DATA
 from PIL import Image
 from test_datasets import FACADES_URL_PATH, H2Z_URL_PATH, _Handler, _tar_tree, _zip_tree
-
-from conftest import ROOT, SAMPLE_DATA
 
 SCRIPTS = ('train.py', 'sample.py', 'evaluate.py', 'bench.py', 'export.py', 'import_torch.py')
 # Lines of the README's code blocks that this test does not run, by prefix.
