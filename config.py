@@ -19,6 +19,7 @@ read back by :func:`load`, so sample.py rebuilds exactly the trained graph.
 """
 
 import json
+import math
 import os
 import tempfile
 
@@ -30,17 +31,36 @@ class ConfigError(ValueError):
 
 
 class Option:
-    """A setting's default, help text and, optionally, its allowed values."""
+    """A setting's default, help text and, optionally, its allowed values.
 
-    def __init__(self, default, help, choices=None):
+    Numbers may have bounds: ``min`` and ``max`` are inclusive,
+    ``min_exclusive`` and ``max_exclusive`` are not (``lr`` > 0). A float is
+    always finite (no nan, no inf). The range is checked with the type in
+    :meth:`check`, so a config built in Python, one read from config.json and
+    one from flags are held to the same rules, and is shown in the flag's help.
+    """
+
+    def __init__(self, default, help, choices=None, *, min=None, max=None,
+                 min_exclusive=None, max_exclusive=None):
         if choices is not None and default not in choices:
             raise ValueError(f'default {default!r} is not one of {choices}')
         self.default = default
         self.help = help
         self.choices = tuple(choices) if choices is not None else None
+        self.min, self.max = min, max
+        self.min_exclusive, self.max_exclusive = min_exclusive, max_exclusive
+        bounded = (min, max, min_exclusive, max_exclusive) != (None,) * 4
+        if bounded and self.type not in (int, float):
+            raise TypeError(f'only numbers have bounds, not {default!r}')
+        if self.range_problem(default):
+            raise ValueError(f'default {default!r} is not {self.range_text()}')
+
+    def _bounds(self):
+        return dict(min=self.min, max=self.max, min_exclusive=self.min_exclusive,
+                    max_exclusive=self.max_exclusive)
 
     def with_default(self, default):
-        return Option(default, self.help, self.choices)
+        return Option(default, self.help, self.choices, **self._bounds())
 
     @property
     def type(self):
@@ -49,6 +69,43 @@ class Option:
             if isinstance(self.default, kind):
                 return kind
         raise TypeError(f'unsupported option type {type(self.default)}')
+
+    def range_text(self):
+        """The allowed values of a number in words, e.g. 'an integer >= 1',
+        'a finite number > 0', 'a number in [0, 1)'; None for other types."""
+        kind = self.type
+        if kind not in (int, float):
+            return None
+        noun = 'an integer' if kind is int else 'a finite number'
+        low = (f'[{self.min}' if self.min is not None else
+               f'({self.min_exclusive}' if self.min_exclusive is not None else None)
+        high = (f'{self.max}]' if self.max is not None else
+                f'{self.max_exclusive})' if self.max_exclusive is not None else None)
+        if low and high:
+            if kind is int and self.min is not None and self.max is not None:
+                return f'an integer from {self.min} to {self.max}'
+            return f'a number in {low}, {high}'
+        if low:
+            return f'{noun} {">=" if low[0] == "[" else ">"} {low[1:]}'
+        if high:
+            return f'{noun} {"<=" if high[-1] == "]" else "<"} {high[:-1]}'
+        return noun
+
+    def range_problem(self, value):
+        """'must be <range>' if the number ``value`` is outside the range, else None."""
+        if self.type not in (int, float):
+            return None
+        inside = ((self.type is int or math.isfinite(value))
+                  and (self.min is None or value >= self.min)
+                  and (self.max is None or value <= self.max)
+                  and (self.min_exclusive is None or value > self.min_exclusive)
+                  and (self.max_exclusive is None or value < self.max_exclusive))
+        return None if inside else f'must be {self.range_text()}'
+
+    def help_with_range(self):
+        """The help text, followed by the range of a number: what flags show."""
+        text = self.range_text()
+        return f'{self.help} ({text})' if text else self.help
 
     def check(self, name, value):
         """Returns ``value`` converted to this option's type, or raises."""
@@ -60,6 +117,9 @@ class Option:
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f'{name} must be one of {", ".join(map(str, self.choices))}; '
                               f'got {value!r}')
+        problem = self.range_problem(value)
+        if problem:
+            raise ConfigError(f'{name} {problem}, got {value!r}')
         return value
 
 
@@ -151,31 +211,46 @@ class Config(Settings):
     name = Option('', 'experiment name: the run lives in <runs_dir>/<name> '
                       '(default: <dataset>_<model>)')
     runs_dir = Option('./runs', 'folder holding one sub-folder per run')
-    seed = Option(0, 'random seed of the graph, the data order and the image pool')
+    seed = Option(0, 'random seed of the graph, the data order and the image pool',
+                  min=0, max=2 ** 31 - 1)  # what every seed API here takes
 
     # Optimization. Defaults are the paper's: Adam(2e-4, 0.5), 100 epochs at
     # constant rate, then 100 epochs of linear decay to zero.
-    batch_size = Option(1, 'input batch size')
-    lr = Option(0.0002, 'initial learning rate for Adam')
-    beta1 = Option(0.5, 'momentum term of Adam')
-    n_epochs = Option(100, 'number of epochs with the initial learning rate')
-    n_epochs_decay = Option(100, 'number of epochs to linearly decay the learning rate to zero')
+    batch_size = Option(1, 'input batch size', min=1)
+    lr = Option(0.0002, 'initial learning rate for Adam', min_exclusive=0)
+    beta1 = Option(0.5, 'momentum term of Adam', min=0, max_exclusive=1)  # 1: Adam divides by 0
+    n_epochs = Option(100, 'number of epochs with the initial learning rate', min=0)
+    n_epochs_decay = Option(100, 'number of epochs to linearly decay the learning rate to zero',
+                            min=0)
     lr_policy = Option('linear', 'learning rate policy', choices=('linear', 'step', 'cosine'))
-    lr_decay_iters = Option(50, 'step policy: multiply by 0.1 every lr_decay_iters epochs')
+    lr_decay_iters = Option(50, 'step policy: multiply by 0.1 every lr_decay_iters epochs',
+                            min=1)
     gan_mode = Option('lsgan', 'GAN objective: least squares, the original cross-entropy '
                                '(on logits) or Wasserstein with gradient penalty',
                       choices=('lsgan', 'vanilla', 'wgangp'))
-    lambda_gp = Option(10.0, 'weight of the gradient penalty (gan_mode wgangp)')
-    max_steps = Option(0, 'stop after this many iterations (0: run all epochs)')
+    lambda_gp = Option(10.0, 'weight of the gradient penalty (gan_mode wgangp)', min=0)
+    max_steps = Option(0, 'stop after this many iterations (0: run all epochs)', min=0)
 
     # The loop's periodic actions, in iterations.
-    print_freq = Option(100, 'frequency of log lines')
-    summary_freq = Option(100, 'frequency of scalar summaries (losses, learning rate)')
-    display_freq = Option(400, 'frequency of sample grids, in TensorBoard and samples/')
-    save_freq = Option(5000, 'frequency of checkpoints (also saved at the end of each epoch)')
+    print_freq = Option(100, 'frequency of log lines', min=0)
+    summary_freq = Option(100, 'frequency of scalar summaries (losses, learning rate)', min=0)
+    display_freq = Option(400, 'frequency of sample grids, in TensorBoard and samples/',
+                          min=0)
+    save_freq = Option(5000, 'frequency of checkpoints (also saved at the end of each epoch)',
+                       min=0)
     trace_freq = Option(0, 'frequency of full run traces (time and memory per op) '
-                           'in TensorBoard (0: never)')
-    keep_checkpoints = Option(5, 'number of most recent checkpoints to keep')
+                           'in TensorBoard (0: never)', min=0)
+    # At least 1: with max_to_keep 0 the Saver keeps every checkpoint but lists
+    # none, and the host states of all of them would be deleted as stale.
+    keep_checkpoints = Option(5, 'number of most recent checkpoints to keep', min=1)
+
+    def __init__(self, **overrides):
+        super().__init__(**overrides)
+        if self.n_epochs + self.n_epochs_decay < 1:
+            raise ConfigError('n_epochs + n_epochs_decay must be >= 1: there is nothing to '
+                              'train')
+        if self.lr_policy == 'cosine' and self.n_epochs < 1:
+            raise ConfigError('lr_policy cosine needs n_epochs >= 1 (it decays over n_epochs)')
 
     @property
     def run_name(self):
@@ -195,35 +270,41 @@ class ImageConfig(Config):
     download_url = Option('', 'base URL of the dataset server, for mirrors (default: '
                               '$CYCLEGAN_DATASETS_URL, else the official server)')
     direction = Option('AtoB', 'translate A to B or B to A', choices=('AtoB', 'BtoA'))
-    input_nc = Option(3, 'number of input image channels: 3 for RGB, 1 for grayscale')
-    output_nc = Option(3, 'number of output image channels: 3 for RGB, 1 for grayscale')
+    input_nc = Option(3, 'number of input image channels: 3 for RGB, 1 for grayscale',
+                      min=1, max=3)
+    output_nc = Option(3, 'number of output image channels: 3 for RGB, 1 for grayscale',
+                       min=1, max=3)  # 2: the ab of colorization
 
     # Preprocessing, as the official implementation: resize to load_size, then
     # a random crop_size crop and a random horizontal flip.
     preprocess = Option('resize_and_crop', 'scaling and cropping of images at load time',
                         choices=('resize_and_crop', 'crop', 'scale_width',
                                  'scale_width_and_crop', 'none'))
-    load_size = Option(286, 'scale images to this size')
-    crop_size = Option(256, 'then crop to this size')
+    load_size = Option(286, 'scale images to this size', min=1)
+    # No load_size >= crop_size rule: a crop larger than the image enlarges it
+    # first (data._random_crop), as it always has here.
+    crop_size = Option(256, 'then crop to this size', min=1)
     no_flip = Option(False, 'do not flip the images for data augmentation')
     serial_batches = Option(False, 'take B in order, not at random (unaligned data)')
-    max_dataset_size = Option(0, 'use at most this many images per domain (0: all)')
-    num_threads = Option(4, 'threads decoding images')
+    max_dataset_size = Option(0, 'use at most this many images per domain (0: all)', min=0)
+    num_threads = Option(4, 'threads decoding images (0: as many as tf.data finds best)',
+                         min=0)
 
     # Networks.
-    ngf = Option(64, 'number of generator filters in the last conv layer')
-    ndf = Option(64, 'number of discriminator filters in the first conv layer')
+    ngf = Option(64, 'number of generator filters in the last conv layer', min=1)
+    ndf = Option(64, 'number of discriminator filters in the first conv layer', min=1)
     netG = Option('resnet_9blocks', 'generator architecture',
                   choices=('resnet_9blocks', 'resnet_6blocks', 'unet_256', 'unet_128'))
     netD = Option('basic', 'discriminator: basic is the 70x70 PatchGAN, n_layers uses '
                            'n_layers_D, pixel is the 1x1 PixelGAN',
                   choices=('basic', 'n_layers', 'pixel'))
-    n_layers_D = Option(3, 'number of stride-2 layers of the n_layers discriminator')
+    n_layers_D = Option(3, 'number of stride-2 layers of the n_layers discriminator', min=1)
     norm = Option('instance', 'normalization: instance (no affine parameters), batch or none',
                   choices=('instance', 'batch', 'none'))
     init_type = Option('normal', 'weight initialization',
                        choices=('normal', 'xavier', 'kaiming', 'orthogonal'))
-    init_gain = Option(0.02, 'scaling factor of normal, xavier and orthogonal initialization')
+    init_gain = Option(0.02, 'scaling factor of normal, xavier and orthogonal initialization',
+                       min_exclusive=0)
     no_dropout = Option(False, 'no dropout in the generator')
 
 
@@ -232,12 +313,12 @@ class CycleGANConfig(ImageConfig):
 
     model = 'cycle_gan'
     no_dropout = True
-    lambda_A = Option(10.0, 'weight of the cycle loss A -> B -> A')
-    lambda_B = Option(10.0, 'weight of the cycle loss B -> A -> B')
+    lambda_A = Option(10.0, 'weight of the cycle loss A -> B -> A', min=0)
+    lambda_B = Option(10.0, 'weight of the cycle loss B -> A -> B', min=0)
     lambda_identity = Option(0.5, 'weight of the identity loss, relative to lambda_A and '
-                                  'lambda_B (0: no identity loss)')
+                                  'lambda_B (0: no identity loss)', min=0)
     pool_size = Option(50, 'size of the history of generated images shown to the '
-                           'discriminators (0: no history)')
+                           'discriminators (0: no history)', min=0)
 
 
 class Pix2PixConfig(ImageConfig):
@@ -249,7 +330,7 @@ class Pix2PixConfig(ImageConfig):
     netG = 'unet_256'
     norm = 'batch'
     gan_mode = 'vanilla'
-    lambda_L1 = Option(100.0, 'weight of the L1 loss between output and target')
+    lambda_L1 = Option(100.0, 'weight of the L1 loss between output and target', min=0)
 
 
 class ColorizationConfig(Pix2PixConfig):
@@ -286,26 +367,25 @@ class ToyGANConfig(Config):
     summary_freq = 20
     display_freq = 100
     save_freq = 1000
-    steps_per_epoch = Option(100, 'iterations per epoch (toy_gan draws fresh samples each step)')
-    noise_dim = Option(2, 'dimension of the Gaussian noise fed to the generator')
-    hidden_units = Option(64, 'units per hidden layer of the MLP generator and discriminator')
-    hidden_layers = Option(2, 'hidden layers of the MLP generator and discriminator')
+    steps_per_epoch = Option(100, 'iterations per epoch (toy_gan draws fresh samples each step)',
+                             min=1)
+    noise_dim = Option(2, 'dimension of the Gaussian noise fed to the generator', min=1)
+    hidden_units = Option(64, 'units per hidden layer of the MLP generator and discriminator',
+                          min=1)
+    hidden_layers = Option(2, 'hidden layers of the MLP generator and discriminator', min=0)
     toy_mean = Option('1,1', 'mean of the target Gaussian, "x,y" (with toy_modes: the '
                              'centre of the ring)')
     toy_cov = Option('1,0.5,0.5,1', 'covariance of the target Gaussian, row-major '
                                     '"xx,xy,yx,yy", symmetric positive definite')
     toy_modes = Option(0, 'target: a ring of this many Gaussians around toy_mean '
-                          '(0: the single Gaussian of toy_mean and toy_cov)')
-    toy_radius = Option(2.0, 'radius of the ring of toy_modes Gaussians')
-    toy_mode_std = Option(0.1, 'standard deviation of each Gaussian of the ring')
+                          '(0: the single Gaussian of toy_mean and toy_cov)', min=0)
+    toy_radius = Option(2.0, 'radius of the ring of toy_modes Gaussians', min=0)
+    toy_mode_std = Option(0.1, 'standard deviation of each Gaussian of the ring',
+                          min_exclusive=0)
 
     def __init__(self, **overrides):
         super().__init__(**overrides)
         _ = self.target_mean, self.target_cov  # parsed now: a bad string fails here
-        if self.toy_modes < 0 or self.toy_radius < 0 or self.toy_mode_std <= 0:
-            raise ConfigError('toy_modes and toy_radius must be >= 0, toy_mode_std > 0')
-        if min(self.steps_per_epoch, self.noise_dim, self.hidden_units) < 1:
-            raise ConfigError('steps_per_epoch, noise_dim and hidden_units must be >= 1')
 
     @property
     def target_mean(self):
@@ -335,6 +415,8 @@ def _floats(name, text, count):
         values = ()
     if len(values) != count:
         raise ConfigError(f'{name} must be {count} comma-separated numbers, got {text!r}')
+    if not all(map(math.isfinite, values)):
+        raise ConfigError(f'{name} must be {count} finite numbers, got {text!r}')
     return values
 
 
@@ -364,7 +446,10 @@ def _flag_options():
     merged = {}
     for model, cls in CONFIGS.items():
         for name, option in cls.options().items():
-            merged.setdefault(name, (option, {}))[1][model] = option.default
+            first = merged.setdefault(name, (option, {}))
+            first[1][model] = option.default
+            if option._bounds() != first[0]._bounds():
+                raise TypeError(f'{name} has different ranges in different models')
     result = {}
     for name, (option, defaults) in merged.items():
         others = {m: d for m, d in defaults.items() if d != option.default}
@@ -375,7 +460,7 @@ def _flag_options():
             help_text += f' [{", ".join(defaults)} only]'
         if others:
             help_text += ' [default ' + ', '.join(f'for {m}: {d}' for m, d in others.items()) + ']'
-        result[name] = Option(option.default, help_text, option.choices)
+        result[name] = Option(option.default, help_text, option.choices, **option._bounds())
     return result
 
 
@@ -393,8 +478,21 @@ def define_flags(flag_values=None, module_name='config', settings=None):
         else:
             define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
                       float: flags.DEFINE_float, str: flags.DEFINE_string}[option.type]
-            define(name, option.default, option.help, **kwargs)
+            define(name, option.default, option.help_with_range(), **kwargs)
+            if option.range_text():
+                flags.register_validator(name, _range_validator(option), flag_values=flag_values)
     return flag_values
+
+
+def _range_validator(option):
+    """A flag validator of ``option``'s range; absl reports a failure as
+    'flag --<name>=<value>: must be ...' when the flags are parsed."""
+    def check(value):
+        problem = option.range_problem(value)
+        if problem:
+            raise flags.ValidationError(problem)
+        return True
+    return check
 
 
 def from_flags(flag_values=None, argv=None):
@@ -467,7 +565,7 @@ class SampleConfig(Settings):
                        choices=('AtoB', 'BtoA'))
     results_dir = Option('', 'folder for the images, index.html and grid.png '
                              '(default: <run>/test_<step>)')
-    num_test = Option(0, 'translate at most this many images per direction (0: all)')
+    num_test = Option(0, 'translate at most this many images per direction (0: all)', min=0)
     data_root = Option('', "folder holding the datasets (default: the run's data_root)")
     eval = Option(False, 'run the generators as at inference (batch-norm moving averages, no '
                          'dropout); the default runs them as in training, as the official test.py')
@@ -476,11 +574,13 @@ class SampleConfig(Settings):
 class BenchConfig(Settings):
     """Settings of bench.py, besides the model's (--crop_size, --ngf, ...)."""
 
-    iters = Option(10, 'timed iterations of each benchmark and of each --compare_pipeline block')
-    warmup = Option(3, 'untimed iterations first (graph optimization, memory allocation)')
-    infer_batch_size = Option(8, 'images per batch of the inference benchmark')
+    iters = Option(10, 'timed iterations of each benchmark and of each --compare_pipeline block',
+                   min=1)
+    warmup = Option(3, 'untimed iterations first (graph optimization, memory allocation)',
+                    min=0)
+    infer_batch_size = Option(8, 'images per batch of the inference benchmark', min=1)
     compare_pipeline = Option(False, "also time train.py's loop fed by the input pipeline on "
                                      '--dataset against the same loop fed by batches held in '
                                      'memory, and report the slowdown the pipeline causes')
     rounds = Option(2, 'with --compare_pipeline: pairs of timed blocks (pipeline, in memory), '
-                       'in alternating order')
+                       'in alternating order', min=1)

@@ -1,6 +1,7 @@
 """The config classes: defaults, overrides, validation, flags, JSON round trip."""
 
 import json
+import re
 
 import pytest
 from absl import flags
@@ -109,3 +110,101 @@ def test_from_flags_takes_the_models_defaults_and_explicit_flags():
 def test_bad_flags_are_one_clear_error(argv, message):
     with pytest.raises(config.ConfigError, match=message):
         config.from_flags(flags.FlagValues(), ['train.py'] + argv)
+
+
+# ------------------------------------------------------------------ ranges
+
+# Every settings class, and every numeric setting of each: (class, name).
+SETTINGS_CLASSES = [config.CycleGANConfig, config.Pix2PixConfig, config.ColorizationConfig,
+                    config.ToyGANConfig, config.SampleConfig, config.BenchConfig]
+NUMERIC = [(cls, name) for cls in SETTINGS_CLASSES for name, option in cls.options().items()
+           if option.type in (int, float)]
+
+
+def _out_of_range(option):
+    """Values just outside ``option``'s range, and nan and infinities for floats."""
+    kind = option.type
+    step = 1 if kind is int else 0.5
+    values = []
+    if option.min is not None:
+        values.append(kind(option.min - step))
+    if option.min_exclusive is not None:
+        values.append(kind(option.min_exclusive))
+    if option.max is not None:
+        values.append(kind(option.max + step))
+    if option.max_exclusive is not None:
+        values.append(kind(option.max_exclusive))
+    if kind is float:
+        values += [float('nan'), float('inf'), float('-inf')]
+    return values
+
+
+def test_every_numeric_setting_has_a_lower_bound_in_its_help():
+    assert len(NUMERIC) > 60
+    for cls, name in NUMERIC:
+        option = cls.options()[name]
+        assert option.min is not None or option.min_exclusive is not None, (cls, name)
+        assert option.range_text() in config.define_flags(
+            flags.FlagValues(), settings=cls)[name].help, (cls, name)
+
+
+@pytest.mark.parametrize('cls, name', NUMERIC,
+                         ids=[f'{cls.__name__}.{name}' for cls, name in NUMERIC])
+def test_numeric_settings_outside_their_range_are_config_errors(cls, name):
+    option = cls.options()[name]
+    for value in _out_of_range(option):
+        with pytest.raises(config.ConfigError, match=rf'^{name} must be .*, got '):
+            cls(**{name: value})
+    for bound in (option.min, option.max):  # inclusive bounds are in range
+        if bound is not None:
+            assert getattr(cls(**{name: bound}), name) == bound
+
+
+def test_range_messages_and_help():
+    with pytest.raises(config.ConfigError, match=r'^batch_size must be an integer >= 1, got 0$'):
+        config.CycleGANConfig(batch_size=0)
+    with pytest.raises(config.ConfigError, match=r'^lr must be a finite number > 0, got nan$'):
+        config.CycleGANConfig(lr=float('nan'))
+    with pytest.raises(config.ConfigError, match=r'^beta1 must be a number in \[0, 1\), got 1'):
+        config.CycleGANConfig(beta1=1.0)
+    fv = config.define_flags(flags.FlagValues())
+    assert fv['batch_size'].help.endswith('(an integer >= 1)')
+    assert '(a finite number > 0)' in fv['lr'].help
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--batch_size=0'], 'flag --batch_size=0: must be an integer >= 1'),
+    (['--lr=nan'], 'flag --lr=nan: must be a finite number > 0'),
+    (['--lr=inf'], 'flag --lr=inf: must be a finite number > 0'),
+    (['--model=toy_gan', '--toy_mode_std=0'], 'flag --toy_mode_std=0.0: must be a finite'),
+])
+def test_flags_outside_their_range_are_one_clear_error(argv, message):
+    with pytest.raises(config.ConfigError, match=re.escape(message)):
+        config.from_flags(flags.FlagValues(), ['train.py'] + argv)
+
+
+def test_a_settings_file_outside_the_ranges_is_refused(tmp_path):
+    path = tmp_path / 'config.json'
+    path.write_text('{"model": "cycle_gan", "pool_size": -1}')
+    with pytest.raises(config.ConfigError, match='pool_size must be an integer >= 0'):
+        config.load(str(path))
+    path.write_text('{"model": "cycle_gan", "lambda_A": NaN}')
+    with pytest.raises(config.ConfigError, match='lambda_A must be a finite number >= 0'):
+        config.load(str(path))
+
+
+@pytest.mark.parametrize('overrides, message', [
+    (dict(n_epochs=0, n_epochs_decay=0), 'n_epochs \\+ n_epochs_decay must be >= 1'),
+    (dict(n_epochs=0, lr_policy='cosine'), 'lr_policy cosine needs n_epochs >= 1'),
+])
+def test_schedules_that_cannot_run_are_refused(overrides, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.CycleGANConfig(**overrides)
+    config.CycleGANConfig(n_epochs=0)  # linear decay from the first epoch is fine
+
+
+def test_toy_targets_must_be_finite():
+    with pytest.raises(config.ConfigError, match='toy_mean must be 2 finite numbers'):
+        config.ToyGANConfig(toy_mean='nan,1')
+    with pytest.raises(config.ConfigError, match='toy_cov must be 4 finite numbers'):
+        config.ToyGANConfig(toy_cov='inf,0,0,1')

@@ -15,7 +15,7 @@ def table(options):
     for name, option in options.items():
         default = f"'{option.default}'" if option.type is str else option.default
         choices = f'; choices: {", ".join(option.choices)}' if option.choices else ''
-        text = (option.help + choices).replace('<', '&lt;').replace('|', '\\|')
+        text = (option.help_with_range() + choices).replace('<', '&lt;').replace('|', '\\|')
         rows.append(f'| `--{name}` | `{default}` | {text} |')
     return '\n'.join(rows)
 
