@@ -246,6 +246,9 @@ class Config(Settings):
 
     def __init__(self, **overrides):
         super().__init__(**overrides)
+        if self.name and not _is_folder_name(self.name):
+            raise ConfigError(f"name must be one folder name inside runs_dir (no '/', not '.' "
+                              f"or '..'), got {self.name!r}")
         if self.n_epochs + self.n_epochs_decay < 1:
             raise ConfigError('n_epochs + n_epochs_decay must be >= 1: there is nothing to '
                               'train')
@@ -405,6 +408,12 @@ class ToyGANConfig(Config):
     def run_name(self):
         target = f'ring{self.toy_modes}' if self.toy_modes else 'gaussian'
         return self.name or f'{target}_{self.model}'
+
+
+def _is_folder_name(text):
+    """Whether ``text`` names one entry of a folder: no separator, not '.' or '..'."""
+    separators = {'/', os.sep, os.altsep, '\0'} - {None}
+    return text not in ('', '.', '..') and not any(c in text for c in separators)
 
 
 def _floats(name, text, count):

@@ -1,6 +1,7 @@
 """The config classes: defaults, overrides, validation, flags, JSON round trip."""
 
 import json
+import os
 import re
 
 import pytest
@@ -208,3 +209,21 @@ def test_toy_targets_must_be_finite():
         config.ToyGANConfig(toy_mean='nan,1')
     with pytest.raises(config.ConfigError, match='toy_cov must be 4 finite numbers'):
         config.ToyGANConfig(toy_cov='inf,0,0,1')
+
+
+# ------------------------------------------------------------------ names
+
+@pytest.mark.parametrize('name', ['../x', '/abs/path', '.', '..', 'a/b', 'a\x00b', 'x/'])
+def test_a_run_name_is_one_folder_inside_runs_dir(name):
+    with pytest.raises(config.ConfigError, match=r'^name must be one folder name'):
+        config.CycleGANConfig(name=name)
+    with pytest.raises(config.ConfigError, match=r'^name must be one folder name'):
+        config.ToyGANConfig(name=name)
+
+
+def test_good_names_and_default_names_stay_inside_runs_dir():
+    for name in ('x', '.x', 'a b', 'x..y', 'horse2zebra_cycle_gan'):
+        assert config.CycleGANConfig(name=name, runs_dir='r').run_dir == os.path.join('r', name)
+    for dataset in ('..', '.', '/', 'a/b/', '~/data/h2z'):
+        cfg = config.CycleGANConfig(dataset=dataset, runs_dir='r')
+        assert os.path.dirname(cfg.run_dir) == 'r' and cfg.run_name not in ('', '.', '..')

@@ -36,3 +36,9 @@ def _fails_cleanly(capsys, tmp_path, *args):
 ])
 def test_numbers_out_of_range_are_one_line_and_create_nothing(capsys, tmp_path, flag, message):
     assert message in _fails_cleanly(capsys, tmp_path, flag)
+
+
+@pytest.mark.parametrize('name', ['../x', '/abs/path', '.'])
+def test_a_run_name_outside_runs_dir_is_one_line_and_creates_nothing(capsys, tmp_path, name):
+    assert 'name must be one folder name' in _fails_cleanly(capsys, tmp_path, f'--name={name}')
+    assert not os.path.exists('/abs/path')
