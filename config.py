@@ -551,10 +551,12 @@ def load(path):
             values = json.load(f)
     except FileNotFoundError:
         raise ConfigError(f'no config at {path}') from None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
         raise ConfigError(f'cannot read config {path}: {e}') from None
     if not isinstance(values, dict) or 'model' not in values:
         raise ConfigError(f'{path} is not a config saved by this project')
+    if not isinstance(values['model'], str):
+        raise ConfigError(f'{path}: model must be a string, got {values["model"]!r}')
     return config_class(values['model'])(**values)
 
 

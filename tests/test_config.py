@@ -227,3 +227,26 @@ def test_good_names_and_default_names_stay_inside_runs_dir():
     for dataset in ('..', '.', '/', 'a/b/', '~/data/h2z'):
         cfg = config.CycleGANConfig(dataset=dataset, runs_dir='r')
         assert os.path.dirname(cfg.run_dir) == 'r' and cfg.run_name not in ('', '.', '..')
+
+
+@pytest.mark.parametrize('text, message', [
+    ('{"model": ["cycle_gan"]}', 'model must be a string'),
+    ('{"model": {"a": 1}}', 'model must be a string'),
+    ('{"model": null}', 'model must be a string'),
+    ('{"model": 7}', 'model must be a string'),
+    ('{"model": "cycle_gan", "ngf": "64"}', 'ngf must be of type int'),
+    ('{"model": "cycle_gan", "name": ["x"]}', 'name must be of type str'),
+    ('[' * 100000 + ']' * 100000, 'cannot read config'),
+    ('\xff\xfe', 'cannot read config'),
+], ids=['list', 'dict', 'null', 'number', 'int-as-string', 'name-list', 'deep', 'not-utf8'])
+def test_load_turns_any_malformed_content_into_one_config_error(tmp_path, text, message):
+    import runs
+
+    path = tmp_path / 'run' / 'config.json'
+    path.parent.mkdir()
+    path.write_bytes(text.encode('latin-1'))
+    with pytest.raises(config.ConfigError, match=message) as error:
+        config.load(str(path))
+    assert '\n' not in str(error.value)
+    with pytest.raises(runs.RunError, match=message):
+        runs.load_config(str(path.parent))
