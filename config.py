@@ -21,9 +21,10 @@ read back by :func:`load`, so sample.py rebuilds exactly the trained graph.
 import json
 import math
 import os
-import tempfile
 
 from absl import flags
+
+import fileio
 
 
 class ConfigError(ValueError):
@@ -187,20 +188,9 @@ class Settings:
 
     def save(self, path):
         """Writes the config as JSON, atomically: a reader sees old or new, never half."""
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.config-', suffix='.json')
-        try:
-            with os.fdopen(fd, 'w') as f:
-                json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-                f.write('\n')
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with fileio.atomic_write(path, 'w') as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+            f.write('\n')
 
 
 class Config(Settings):

@@ -24,11 +24,11 @@ TensorFlow's import.
 import glob
 import os
 import re
-import tempfile
 
 import numpy as np
 
 import config
+import fileio
 
 CONFIG_FILE = 'config.json'
 CHECKPOINTS = 'checkpoints'
@@ -169,18 +169,8 @@ def mismatch(saved_shapes, shapes):
 
 def save_host_state(prefix, state):
     """Writes ``state`` (name -> numpy array) as ``<prefix>.host.npz``, atomically."""
-    path = prefix + HOST_SUFFIX
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                               prefix='.host-', suffix='.npz')
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the run unreadable to others
-        with os.fdopen(fd, 'wb') as f:
-            np.savez(f, **state)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with fileio.atomic_write(prefix + HOST_SUFFIX) as f:
+        np.savez(f, **state)
 
 
 def load_host_state(prefix):

@@ -6,13 +6,12 @@ writes them with an index.html.
 """
 
 import html
-import os
-import tempfile
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 import data
+import fileio
 
 BACKGROUND = (255, 255, 255)
 LABEL_HEIGHT = 12  # pixels of the strip above each row holding its labels
@@ -60,7 +59,8 @@ def grid(rows, labels=None, *, pad=2):
 
 def save_png(array, path):
     """Writes uint8 [H, W, 3] to ``path`` atomically."""
-    _write_atomically(path, lambda f: Image.fromarray(array).save(f, format='PNG'), 'wb')
+    with fileio.atomic_write(path) as f:
+        Image.fromarray(array).save(f, format='PNG')
 
 
 def write_html(path, title, sections, notes=()):
@@ -87,19 +87,5 @@ def write_html(path, title, sections, notes=()):
             parts.append(f'<tr><td>{html.escape(name)}</td>{cells}</tr>')
         parts.append('</table>')
     parts.append('</body></html>\n')
-    _write_atomically(path, lambda f: f.write('\n'.join(parts)), 'w')
-
-
-def _write_atomically(path, write, mode):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '-')
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the run unreadable to others
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with fileio.atomic_write(path, 'w') as f:
+        f.write('\n'.join(parts))
