@@ -21,6 +21,7 @@ read back by :func:`load`, so sample.py rebuilds exactly the trained graph.
 import json
 import math
 import os
+import urllib.parse
 
 from absl import flags
 
@@ -260,8 +261,8 @@ class ImageConfig(Config):
     dataset = Option('shapes2stripes', 'a dataset name (downloaded into data_root on first '
                                        'use), or the path of a folder in the reference layout')
     data_root = Option('./datasets', 'folder where datasets are downloaded and looked up')
-    download_url = Option('', 'base URL of the dataset server, for mirrors (default: '
-                              '$CYCLEGAN_DATASETS_URL, else the official server)')
+    download_url = Option('', 'base URL of the dataset server (http or https), for mirrors '
+                              '(default: $CYCLEGAN_DATASETS_URL, else the official server)')
     direction = Option('AtoB', 'translate A to B or B to A', choices=('AtoB', 'BtoA'))
     input_nc = Option(3, 'number of input image channels: 3 for RGB, 1 for grayscale',
                       min=1, max=3)
@@ -282,6 +283,12 @@ class ImageConfig(Config):
     max_dataset_size = Option(0, 'use at most this many images per domain (0: all)', min=0)
     num_threads = Option(4, 'threads decoding images (0: as many as tf.data finds best)',
                          min=0)
+
+    def __init__(self, **overrides):
+        super().__init__(**overrides)
+        problem = self.download_url and url_problem(self.download_url, base=True)
+        if problem:
+            raise ConfigError(f'download_url {problem}, got {self.download_url!r}')
 
     # Networks.
     ngf = Option(64, 'number of generator filters in the last conv layer', min=1)
@@ -398,6 +405,26 @@ class ToyGANConfig(Config):
     def run_name(self):
         target = f'ring{self.toy_modes}' if self.toy_modes else 'gaussian'
         return self.name or f'{target}_{self.model}'
+
+
+def url_problem(url, *, base=False):
+    """Why ``url`` cannot be downloaded from, in a few words, or None.
+
+    Only http and https are accepted (file:// would copy any local file
+    into data_root, ftp:// hangs on most networks). A ``base`` URL, to which
+    dataset paths are appended, has no ?query or #fragment: they would
+    swallow the path.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError as e:
+        return f'is not a valid URL ({e})'
+    if parts.scheme.lower() not in ('http', 'https') or not parts.hostname:
+        return 'must be an http:// or https:// URL'
+    if base and ('?' in url or '#' in url):
+        return 'must be a base URL, without ?query or #fragment'
+    return None
 
 
 def _is_folder_name(text):

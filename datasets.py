@@ -62,6 +62,8 @@ import numpy as np
 import tqdm
 from PIL import Image, ImageDraw
 
+import config
+
 try:
     import fcntl
 except ImportError:  # Windows: no download lock
@@ -190,8 +192,16 @@ def layout_of(cfg):
 
 
 def base_url(cfg):
-    """The dataset server: ``cfg.download_url``, else $CYCLEGAN_DATASETS_URL, else official."""
-    return (cfg.download_url or os.environ.get(URL_VARIABLE) or DEFAULT_URL).rstrip('/')
+    """The dataset server: ``cfg.download_url``, else $CYCLEGAN_DATASETS_URL, else
+    official. Raises DatasetError for a URL that is not http or https."""
+    for source, url in (('--download_url', cfg.download_url),
+                        (f'${URL_VARIABLE}', os.environ.get(URL_VARIABLE))):
+        if url:
+            problem = config.url_problem(url, base=True)
+            if problem:
+                raise DatasetError(f'{source} {problem}, got {url!r}')
+            return url.rstrip('/')
+    return DEFAULT_URL
 
 
 def find_known(name, layout):
@@ -326,9 +336,10 @@ def prepare(cfg, split='train'):
                     and _layout_problem(root, known.layout) is not None)
 
         if missing():
+            base = base_url(cfg)  # checked before anything is created
             with download_lock(cfg.data_root, name):
                 if missing():  # else another process fetched it while we waited
-                    fetch(known, cfg.data_root, base_url(cfg))
+                    fetch(known, cfg.data_root, base)
         return check_folder(root, layout, split)
     if os.path.isdir(root):
         return check_folder(root, layout, split)
@@ -415,12 +426,27 @@ def _content_range(header):
     return int(match.group(1)), None if match.group(3) == '*' else int(match.group(3))
 
 
+class _HTTPRedirectsOnly(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to http and https URLs only (urllib's own handler
+    also follows them to ftp://)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        problem = config.url_problem(newurl)
+        if problem:
+            raise urllib.error.HTTPError(newurl, code, f'redirect to {newurl!r} refused: the '
+                                                       f'URL {problem}', headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HTTPRedirectsOnly)
+
+
 def _open(url, offset, timeout):
     """Opens url, asking for the bytes from ``offset`` on when it is > 0."""
     headers = {'User-Agent': _USER_AGENT}
     if offset:
         headers['Range'] = f'bytes={offset}-'
-    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    return _OPENER.open(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
 def _transfer(response, part, offset, desc):
@@ -452,7 +478,11 @@ def _remove(path):
 
 def download(url, dest, *, timeout=TIMEOUT, attempts=DOWNLOAD_ATTEMPTS, hint=''):
     """Downloads ``url`` to ``dest`` through ``.<dest>.part`` (see the module
-    docstring for resuming); returns dest. ``hint`` ends the error messages."""
+    docstring for resuming); returns dest. ``hint`` ends the error messages.
+    Only http and https URLs are fetched, and only redirects to them followed."""
+    problem = config.url_problem(url)
+    if problem:
+        raise DatasetError(f'cannot download {url!r}: the URL {problem}{hint}')
     part = _part_path(dest)
     size, expected = 0, None
     for _ in range(attempts):

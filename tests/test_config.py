@@ -250,3 +250,26 @@ def test_load_turns_any_malformed_content_into_one_config_error(tmp_path, text, 
     assert '\n' not in str(error.value)
     with pytest.raises(runs.RunError, match=message):
         runs.load_config(str(path.parent))
+
+
+# ------------------------------------------------------------------ URLs
+
+@pytest.mark.parametrize('url, message', [
+    ('file:///etc/passwd#', 'must be an http:// or https:// URL'),
+    ('ftp://example.com/mirror', 'must be an http:// or https:// URL'),
+    ('not a url', 'must be an http:// or https:// URL'),
+    ('http://', 'must be an http:// or https:// URL'),
+    ('http://[::1', 'is not a valid URL'),
+    ('http://host:99999/', 'is not a valid URL'),
+    ('http://host/mirror#', 'without ?query or #fragment'),
+    ('http://host/mirror?x=1', 'without ?query or #fragment'),
+])
+def test_download_url_is_an_http_base_url(url, message):
+    with pytest.raises(config.ConfigError, match=r'^download_url .*' + re.escape(message)):
+        config.CycleGANConfig(download_url=url)
+
+
+def test_good_download_urls():
+    for url in ('', 'http://h', 'https://mirror.example.org:8443/cyclegan/', 'HTTP://[::1]:80'):
+        assert config.CycleGANConfig(download_url=url).download_url == url
+    assert '(http or https)' in config.define_flags(flags.FlagValues())['download_url'].help

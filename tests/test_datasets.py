@@ -31,7 +31,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     """Serves ``server.files`` (url path -> bytes). Per path, ``server.tricks``
     may hold: 'cut_once' (send only that many bytes, once), 'cut_always' (at
     most that many bytes per response), 'extra_length'
-    (announce more bytes than sent), 'ignore_range', 'stall' (seconds)."""
+    (announce more bytes than sent), 'ignore_range', 'stall' (seconds),
+    'redirect' (a URL to send a 302 to)."""
 
     def do_GET(self):
         server = self.server
@@ -42,6 +43,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         tricks = server.tricks.get(self.path, {})
         time.sleep(tricks.get('stall', 0))
+        if 'redirect' in tricks:
+            self.send_response(302)
+            self.send_header('Location', tricks['redirect'])
+            self.end_headers()
+            return
         start, wanted = 0, self.headers.get('Range')
         if wanted and not tricks.get('ignore_range'):
             start = int(re.fullmatch(r'bytes=(\d+)-', wanted).group(1))
@@ -510,3 +516,54 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         datasets.generate_shapes2stripes(str(tmp_path / 's'), n_train=4, n_test=2)
     assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# Hardening: URL schemes, archive sizes, kept partial downloads, file names.
+# These tests make their own tiny images.
+
+def _tiny_unaligned(folder):
+    """A folder with one 8x8 PNG in each of trainA, trainB, testA, testB."""
+    for i, sub in enumerate(('trainA', 'trainB', 'testA', 'testB')):
+        os.makedirs(folder / sub)
+        Image.new('RGB', (8, 8), (60 * i, 0, 0)).save(folder / sub / '0.png')
+    return folder
+
+
+@pytest.mark.parametrize('url', ['file:///etc/passwd#', 'ftp://127.0.0.1:9/', 'not a url',
+                                 'http://[::1'])
+def test_the_url_variable_takes_http_only(tmp_path, monkeypatch, url):
+    monkeypatch.setenv(datasets.URL_VARIABLE, url)
+    data_root = tmp_path / 'datasets'
+    start = time.monotonic()
+    with pytest.raises(DatasetError, match=re.escape(f'${datasets.URL_VARIABLE} ')) as error:
+        datasets.prepare(_cyclegan_cfg(data_root, ''))
+    assert time.monotonic() - start < 5 and '\n' not in str(error.value)
+    assert not data_root.exists()
+
+
+@pytest.mark.parametrize('url', ['file:///etc/passwd', 'ftp://127.0.0.1:9/x.zip', 'no url',
+                                 'http://[::1'])
+def test_download_refuses_other_schemes(tmp_path, url):
+    with pytest.raises(DatasetError, match='http:// or https://|not a valid URL'):
+        datasets.download(url, str(tmp_path / 'x.zip'))
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('target', ['ftp://127.0.0.1:9/x.zip', 'file:///etc/passwd'])
+def test_download_refuses_a_redirect_to_other_schemes(tmp_path, server, target):
+    server.files['/x.zip'] = b'never served'
+    server.tricks['/x.zip'] = {'redirect': target}
+    start = time.monotonic()
+    with pytest.raises(DatasetError, match='(?i)redirect'):
+        datasets.download(server.url + '/x.zip', str(tmp_path / 'x.zip'), timeout=5)
+    assert time.monotonic() - start < 5
+    assert os.listdir(tmp_path) == []
+
+
+def test_download_follows_a_redirect_to_http(tmp_path, server):
+    server.files['/x.zip'] = b'ok'
+    server.files['/old.zip'] = b'never served'
+    server.tricks['/old.zip'] = {'redirect': server.url + '/x.zip'}
+    datasets.download(server.url + '/old.zip', str(tmp_path / 'x.zip'))
+    assert (tmp_path / 'x.zip').read_bytes() == b'ok'

@@ -42,3 +42,9 @@ def test_numbers_out_of_range_are_one_line_and_create_nothing(capsys, tmp_path, 
 def test_a_run_name_outside_runs_dir_is_one_line_and_creates_nothing(capsys, tmp_path, name):
     assert 'name must be one folder name' in _fails_cleanly(capsys, tmp_path, f'--name={name}')
     assert not os.path.exists('/abs/path')
+
+
+@pytest.mark.parametrize('url', ['file:///etc/passwd#', 'ftp://127.0.0.1/', 'not a url',
+                                 'http://[::1'])
+def test_a_download_url_that_is_not_http_is_one_line_and_creates_nothing(capsys, tmp_path, url):
+    assert 'download_url ' in _fails_cleanly(capsys, tmp_path, f'--download_url={url}')
