@@ -122,7 +122,17 @@ class Option:
         problem = self.range_problem(value)
         if problem:
             raise ConfigError(f'{name} {problem}, got {value!r}')
+        if kind is str and not _is_utf8(value):  # bytes of argv that were not UTF-8
+            raise ConfigError(f'{name} must be valid UTF-8 text, got {value!r}')
         return value
+
+
+def _is_utf8(text):
+    try:
+        text.encode('utf-8')
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _collect_options(cls):

@@ -234,13 +234,45 @@ def _hidden(name):
     return name.startswith('.') or name in _JUNK
 
 
+def printable(path):
+    """``path`` for messages: bytes of its name that are not UTF-8 shown as \\xNN."""
+    return os.fsencode(path).decode('utf-8', 'backslashreplace')
+
+
+def _is_utf8(path):
+    try:
+        path.encode('utf-8')
+        return True
+    except UnicodeEncodeError:  # os.walk gave its undecodable bytes as surrogates
+        return False
+
+
+_SKIPPED_NAMES = set()  # paths warned about once per process
+
+
+def _skip_name(path):
+    if path not in _SKIPPED_NAMES:
+        _SKIPPED_NAMES.add(path)
+        logger.warning('skipping %s: its name is not valid UTF-8 (rename it to use it)',
+                       printable(path))
+
+
 def _walk_images(folder):
-    """Yields the image files under folder, recursively, in no particular order."""
+    """Yields the image files under folder, recursively, in no particular order.
+
+    Deviation: files and folders whose names are not valid UTF-8 are skipped
+    with a warning, like unreadable images: TensorFlow's string tensors,
+    index.html and the logs hold UTF-8 text only.
+    """
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not _hidden(d)]
         for name in files:
             if not _hidden(name) and is_image_file(name):
-                yield os.path.join(root, name)
+                path = os.path.join(root, name)
+                if _is_utf8(path):
+                    yield path
+                else:
+                    _skip_name(path)
 
 
 def list_images(folder, max_dataset_size=0):

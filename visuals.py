@@ -6,6 +6,8 @@ writes them with an index.html.
 """
 
 import html
+import os
+import urllib.parse
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -73,19 +75,40 @@ def write_html(path, title, sections, notes=()):
         (name, [image paths, one per column; '' for none]).
       notes: lines of text shown under the title.
     """
-    parts = [f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}'
+    parts = [f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{_text(title)}'
              f'</title>\n<style>body{{font-family:sans-serif}} td,th{{padding:4px;'
              f'text-align:center}} img{{image-rendering:pixelated;min-width:128px}}</style>'
-             f'</head>\n<body><h1>{html.escape(title)}</h1>']
-    parts += [f'<p>{html.escape(line)}</p>' for line in notes]
+             f'</head>\n<body><h1>{_text(title)}</h1>']
+    parts += [f'<p>{_text(line)}</p>' for line in notes]
     for heading, columns, rows in sections:
-        parts.append(f'<h2>{html.escape(heading)}</h2>\n<table>\n<tr><th>name</th>'
-                     + ''.join(f'<th>{html.escape(c)}</th>' for c in columns) + '</tr>')
+        parts.append(f'<h2>{_text(heading)}</h2>\n<table>\n<tr><th>name</th>'
+                     + ''.join(f'<th>{_text(c)}</th>' for c in columns) + '</tr>')
         for name, images in rows:
-            cells = ''.join(f'<td><img src="{html.escape(p)}" alt="{html.escape(p)}"></td>'
+            cells = ''.join(f'<td><img src="{_link(p)}" alt="{_text(p)}"></td>'
                             if p else '<td></td>' for p in images)
-            parts.append(f'<tr><td>{html.escape(name)}</td>{cells}</tr>')
+            parts.append(f'<tr><td>{_text(name)}</td>{cells}</tr>')
         parts.append('</table>')
     parts.append('</body></html>\n')
     with fileio.atomic_write(path, 'w') as f:
         f.write('\n'.join(parts))
+
+
+def _text(text):
+    """HTML of ``text``; bytes of a file name that are not UTF-8 (surrogates
+    from os.listdir) are shown as \\xNN instead of failing to encode."""
+    text = str(text)
+    try:
+        text = os.fsencode(text).decode('utf-8', 'backslashreplace')
+    except UnicodeEncodeError:  # a surrogate that no file name makes
+        text = text.encode('utf-8', 'backslashreplace').decode('utf-8')
+    return html.escape(text)
+
+
+def _link(path):
+    """An attribute value that links to the file ``path``: as it is when it is
+    UTF-8, else its bytes percent-encoded (what a browser sends for them)."""
+    try:
+        path.encode('utf-8')
+        return html.escape(path)
+    except UnicodeEncodeError:
+        return html.escape(urllib.parse.quote(os.fsencode(path)))

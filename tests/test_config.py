@@ -273,3 +273,13 @@ def test_good_download_urls():
     for url in ('', 'http://h', 'https://mirror.example.org:8443/cyclegan/', 'HTTP://[::1]:80'):
         assert config.CycleGANConfig(download_url=url).download_url == url
     assert '(http or https)' in config.define_flags(flags.FlagValues())['download_url'].help
+
+
+def test_text_settings_must_be_utf8():
+    """A path given as bytes that are not UTF-8 (argv turns them into
+    surrogates) could not be printed, logged or written to index.html."""
+    for name in ('runs_dir', 'name', 'data_root', 'dataset'):
+        with pytest.raises(config.ConfigError, match=f'^{name} must be valid UTF-8 text'):
+            config.CycleGANConfig(**{name: os.fsdecode(b'r\xff')})
+    with pytest.raises(config.ConfigError, match='^input must be valid UTF-8'):
+        config.SampleConfig(input=os.fsdecode(b'r\xff.png'))

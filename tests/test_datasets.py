@@ -567,3 +567,25 @@ def test_download_follows_a_redirect_to_http(tmp_path, server):
     server.tricks['/old.zip'] = {'redirect': server.url + '/x.zip'}
     datasets.download(server.url + '/old.zip', str(tmp_path / 'x.zip'))
     assert (tmp_path / 'x.zip').read_bytes() == b'ok'
+
+
+def _bad_name(folder):
+    """Writes a valid PNG whose file name is not UTF-8 (b'bad\\xff.png') into
+    ``folder``; returns its name as os.listdir gives it (surrogate-escaped)."""
+    raw = os.path.join(os.fsencode(folder), b'bad\xff.png')
+    with open(raw, 'wb') as f:
+        Image.new('RGB', (8, 8)).save(f, format='PNG')
+    return os.fsdecode(b'bad\xff.png')
+
+
+def test_file_names_that_are_not_utf8_are_skipped_with_one_warning(tmp_path, caplog):
+    root = _tiny_unaligned(tmp_path / 'mine')
+    bad = _bad_name(root / 'trainA')
+    assert bad in os.listdir(root / 'trainA')
+    with caplog.at_level(logging.WARNING, logger='datasets'):
+        assert datasets.list_images(root / 'trainA') == [str(root / 'trainA' / '0.png')]
+        assert datasets.list_images(root / 'trainA') == [str(root / 'trainA' / '0.png')]
+    warnings = [r.getMessage() for r in caplog.records if 'UTF-8' in r.getMessage()]
+    assert len(warnings) == 1 and 'bad\\xff.png' in warnings[0], warnings
+    warnings[0].encode('utf-8')  # printable on any UTF-8 stream
+    assert datasets.prepare(config.CycleGANConfig(dataset=str(root))) == str(root)

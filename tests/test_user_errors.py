@@ -48,3 +48,8 @@ def test_a_run_name_outside_runs_dir_is_one_line_and_creates_nothing(capsys, tmp
                                  'http://[::1'])
 def test_a_download_url_that_is_not_http_is_one_line_and_creates_nothing(capsys, tmp_path, url):
     assert 'download_url ' in _fails_cleanly(capsys, tmp_path, f'--download_url={url}')
+
+
+def test_a_name_that_is_not_utf8_is_one_line_and_creates_nothing(capsys, tmp_path):
+    line = _fails_cleanly(capsys, tmp_path, '--name=' + os.fsdecode(b'x\xff'))
+    assert 'name must be valid UTF-8 text' in line
