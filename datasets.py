@@ -33,9 +33,11 @@ answers contradict each other (fewer bytes than announced after every attempt,
 a Content-Range that does not continue the part, 416 for a resume) the
 ``.part`` is deleted. Archives are checked entry by entry before anything is
 extracted (no absolute paths, no ``..``, no links leaving the archive, no
-device files), extracted into a temporary folder inside data_root, checked
-against the layout and renamed into place; the archive is deleted afterwards,
-like the official scripts do. One process at a time fetches a set into a
+device files; in all no more than ``MAX_EXPANSION`` times the archive's size
+plus ``EXPANSION_ALLOWANCE``, and at most ``MAX_ENTRIES`` entries), extracted
+into a temporary folder inside data_root, checked against the layout and
+renamed into place; the archive is deleted afterwards, like the official
+scripts do. One process at a time fetches a set into a
 data_root (:func:`download_lock`): a second one waits, then uses the set the
 first one fetched.
 """
@@ -84,6 +86,15 @@ URL_VARIABLE = 'CYCLEGAN_DATASETS_URL'
 BUILTIN = 'shapes2stripes'
 DOWNLOAD_ATTEMPTS = 5
 TIMEOUT = 60.0  # seconds, per socket operation
+# Archives are refused, before anything is extracted, when their entries
+# declare more than MAX_EXPANSION times the archive's size plus
+# EXPANSION_ALLOWANCE (an 875 KB zip of zeros declared 201 MB), or more than
+# MAX_ENTRIES entries. The official sets are JPEG and PNG files, which do not
+# compress: they expand by about 1.0 to 1.1, and the largest, edges2handbags,
+# has about 139,000 files.
+MAX_EXPANSION = 20
+EXPANSION_ALLOWANCE = 64 << 20  # bytes
+MAX_ENTRIES = 500_000
 _USER_AGENT = 'cyclegan-tf-datasets'
 
 UNALIGNED, ALIGNED, COLORIZATION, ANY = 'unaligned', 'aligned', 'colorization', 'any'
@@ -601,14 +612,34 @@ def _zip_problem(info):
     return None
 
 
+def _mib(size):
+    return f'{size / (1 << 20):.1f} MiB'
+
+
+def _check_expansion(archive, sizes):
+    """Raises DatasetError when the entries of ``archive``, of declared
+    ``sizes`` (bytes), are too many or too large (see MAX_EXPANSION)."""
+    if len(sizes) > MAX_ENTRIES:
+        raise DatasetError(f'{archive} has {len(sizes)} entries, more than {MAX_ENTRIES}: '
+                           f'refused')
+    packed, total = os.path.getsize(archive), sum(sizes)
+    if total > MAX_EXPANSION * packed + EXPANSION_ALLOWANCE:
+        raise DatasetError(f'{archive} would expand to {_mib(total)}, more than '
+                           f'{MAX_EXPANSION} times its {_mib(packed)} plus '
+                           f'{_mib(EXPANSION_ALLOWANCE)}: refused (an archive bomb?)')
+
+
 def _extract_into(archive, folder):
     """Extracts ``archive`` into ``folder`` once every entry passed the checks."""
     if archive.endswith('.zip'):
         with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
+            infos = zf.infolist()
+            for info in infos:
                 problem = _zip_problem(info)
                 if problem:
                     raise DatasetError(f'unsafe entry {info.filename!r} in {archive} ({problem})')
+            # zipfile reads no more than the declared size of an entry.
+            _check_expansion(archive, [info.file_size for info in infos])
             zf.extractall(folder)
     else:
         with tarfile.open(archive, 'r:*') as tar:
@@ -617,6 +648,7 @@ def _extract_into(archive, folder):
                 problem = _tar_problem(member)
                 if problem:
                     raise DatasetError(f'unsafe entry {member.name!r} in {archive} ({problem})')
+            _check_expansion(archive, [member.size for member in members])
             # The 'data' filter (Python >= 3.10.12) checks the same again.
             safety = {'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}
             tar.extractall(folder, members=members, **safety)

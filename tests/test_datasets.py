@@ -589,3 +589,57 @@ def test_file_names_that_are_not_utf8_are_skipped_with_one_warning(tmp_path, cap
     assert len(warnings) == 1 and 'bad\\xff.png' in warnings[0], warnings
     warnings[0].encode('utf-8')  # printable on any UTF-8 stream
     assert datasets.prepare(config.CycleGANConfig(dataset=str(root))) == str(root)
+
+
+def _bomb(tmp_path, kind, zeros=2 << 20, extra_entries=0):
+    """An archive of horse2zebra with a tiny real layout plus ``zeros`` bytes
+    of zeros (compressing to almost nothing) and ``extra_entries`` empty files."""
+    source = _tiny_unaligned(tmp_path / 'source')
+    entries = [(f'horse2zebra/{sub}/0.png', (source / sub / '0.png').read_bytes())
+               for sub in ('trainA', 'trainB', 'testA', 'testB')]
+    entries.append(('horse2zebra/trainA/zeros.png', bytes(zeros)))
+    entries += [(f'horse2zebra/trainA/e{i}.txt', b'') for i in range(extra_entries)]
+    data_root = tmp_path / 'datasets'
+    data_root.mkdir()
+    if kind == 'zip':
+        with zipfile.ZipFile(data_root / 'horse2zebra.zip', 'w', zipfile.ZIP_DEFLATED) as zf:
+            for name, data in entries:
+                zf.writestr(name, data)
+        return data_root, data_root / 'horse2zebra.zip'
+    with tarfile.open(data_root / 'facades.tar.gz', 'w:gz') as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name.replace('horse2zebra', 'facades'))
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return data_root, data_root / 'facades.tar.gz'
+
+
+@pytest.mark.parametrize('kind', ['zip', 'tar.gz'])
+def test_an_archive_that_expands_too_much_is_refused_unextracted(tmp_path, monkeypatch, kind):
+    monkeypatch.setattr(datasets, 'EXPANSION_ALLOWANCE', 1 << 20)  # 1 MiB instead of 64
+    data_root, archive = _bomb(tmp_path, kind)
+    assert os.path.getsize(archive) < 20000  # 2 MiB of zeros in a few KB
+    known = (datasets.CYCLEGAN_DATASETS['horse2zebra'] if kind == 'zip'
+             else datasets.PIX2PIX_DATASETS['facades'])
+    with pytest.raises(DatasetError) as error:
+        datasets.fetch(known, str(data_root), 'http://127.0.0.1:9')
+    message = str(error.value)
+    assert 'would expand to 2.0 MiB' in message and 'more than 20 times' in message
+    assert '\n' not in message
+    assert os.listdir(data_root) == []  # nothing extracted, no scratch folder, archive gone
+
+
+def test_an_archive_within_the_limit_is_extracted(tmp_path):
+    data_root, archive = _bomb(tmp_path, 'zip')  # 2 MiB < 64 MiB allowance
+    root = datasets.fetch(datasets.CYCLEGAN_DATASETS['horse2zebra'], str(data_root),
+                          'http://127.0.0.1:9')
+    assert os.path.getsize(os.path.join(root, 'trainA', 'zeros.png')) == 2 << 20
+
+
+def test_an_archive_of_too_many_entries_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, 'MAX_ENTRIES', 10)
+    data_root, archive = _bomb(tmp_path, 'zip', zeros=0, extra_entries=10)
+    with pytest.raises(DatasetError, match='has 15 entries, more than 10'):
+        datasets.fetch(datasets.CYCLEGAN_DATASETS['horse2zebra'], str(data_root),
+                       'http://127.0.0.1:9')
+    assert os.listdir(data_root) == []
