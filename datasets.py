@@ -28,10 +28,11 @@ file is only ever a prefix of the server's file: when the connection drops the
 transfer resumes at once with an HTTP Range request (up to
 ``DOWNLOAD_ATTEMPTS`` requests; a server that ignores Range answers 200 and the
 transfer restarts from zero); when the network fails outright or the process is
-stopped, the ``.part`` stays and the next run resumes it. When the server's
-answers contradict each other (fewer bytes than announced after every attempt,
-a Content-Range that does not continue the part, 416 for a resume) the
-``.part`` is deleted. Archives are checked entry by entry before anything is
+stopped, or when every attempt continued the part but the connection kept
+dropping, the ``.part`` stays and the next run resumes it. When the server's
+answers contradict each other (more bytes than announced, a Content-Range
+that does not continue the part or announces another size, 416 for a resume)
+the ``.part`` is deleted. Archives are checked entry by entry before anything is
 extracted (no absolute paths, no ``..``, no links leaving the archive, no
 device files; in all no more than ``MAX_EXPANSION`` times the archive's size
 plus ``EXPANSION_ALLOWANCE``, and at most ``MAX_ENTRIES`` entries), extracted
@@ -528,6 +529,7 @@ def download(url, dest, *, timeout=TIMEOUT, attempts=DOWNLOAD_ATTEMPTS, hint='')
         raise DatasetError(f'cannot download {url!r}: the URL {problem}{hint}')
     part = _part_path(dest)
     size, expected = 0, None
+    contradicted = False  # whether the server's answers could not all be trusted
     for _ in range(attempts):
         offset = _file_size(part)
         try:
@@ -536,6 +538,7 @@ def download(url, dest, *, timeout=TIMEOUT, attempts=DOWNLOAD_ATTEMPTS, hint='')
             e.close()
             if e.code == 416 and offset:  # it cannot continue the part: start again
                 _remove(part)
+                contradicted = True
                 continue
             raise DatasetError(f'could not download {url} ({_reason(e)}){hint}') from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
@@ -543,11 +546,14 @@ def download(url, dest, *, timeout=TIMEOUT, attempts=DOWNLOAD_ATTEMPTS, hint='')
             raise DatasetError(f'could not download {url} ({_reason(e)}){kept}{hint}') from None
         with response:
             if response.status == 206:
-                first, expected = _content_range(response.headers.get('Content-Range')) or (
+                first, total = _content_range(response.headers.get('Content-Range')) or (
                     -1, None)
-                if first != offset:  # not the continuation of the part: start again
+                if first != offset or None not in (expected, total) and total != expected:
+                    # Not the continuation of the part, or of another file: start again.
                     _remove(part)
+                    contradicted, expected = True, None
                     continue
+                expected = total
             else:  # 200: the whole file, whether or not we asked for a range
                 offset = 0
                 length = response.headers.get('Content-Length')
@@ -557,7 +563,14 @@ def download(url, dest, *, timeout=TIMEOUT, attempts=DOWNLOAD_ATTEMPTS, hint='')
             os.replace(part, dest)
             return dest
         if size > expected:
+            contradicted = True
             break
+    if not contradicted and os.path.isfile(part):
+        # Every attempt continued the part as the server announced: it is a
+        # prefix of the file, which the next run resumes.
+        raise DatasetError(f'download of {url} failed after {attempts} attempts: got {size} '
+                           f'bytes, the server announced {expected} (partial download kept in '
+                           f'{part}; run again to resume){hint}')
     _remove(part)
     raise DatasetError(f'download of {url} failed after {attempts} attempts: got {size} bytes, '
                        f'the server announced {expected} (deleted the partial file){hint}')

@@ -224,10 +224,14 @@ def test_server_that_always_truncates_is_an_error(tmp_path, server, shared_data)
     archive = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
     server.files[H2Z_URL_PATH] = archive
     server.tricks[H2Z_URL_PATH] = {'cut_always': len(archive) // 10}
-    with pytest.raises(DatasetError, match=f'the server announced {len(archive)}'):
+    with pytest.raises(DatasetError, match=f'the server announced {len(archive)}') as error:
         datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
     assert len(server.requests) == datasets.DOWNLOAD_ATTEMPTS  # resumed each time
-    assert os.listdir(tmp_path) == []
+    # Every attempt continued the last: the part is kept for the next run.
+    part = tmp_path / '.horse2zebra.zip.part'
+    assert 'partial download kept in' in str(error.value)
+    assert os.listdir(tmp_path) == [part.name]
+    assert part.read_bytes() == archive[:datasets.DOWNLOAD_ATTEMPTS * (len(archive) // 10)]
 
 
 def test_offline_names_the_url_and_the_layout(tmp_path):
@@ -643,3 +647,31 @@ def test_an_archive_of_too_many_entries_is_refused(tmp_path, monkeypatch):
         datasets.fetch(datasets.CYCLEGAN_DATASETS['horse2zebra'], str(data_root),
                        'http://127.0.0.1:9')
     assert os.listdir(data_root) == []
+
+
+def test_a_kept_part_is_resumed_by_the_next_run(tmp_path, server):
+    archive = _zip_tree(_tiny_unaligned(tmp_path / 'source'), 'horse2zebra')
+    server.files[H2Z_URL_PATH] = archive
+    server.tricks[H2Z_URL_PATH] = {'cut_always': 100}
+    data_root = tmp_path / 'datasets'
+    with pytest.raises(DatasetError, match='partial download kept'):
+        datasets.prepare(_cyclegan_cfg(data_root, server.url))
+    kept = datasets.DOWNLOAD_ATTEMPTS * 100
+    assert (data_root / '.horse2zebra.zip.part').stat().st_size == kept
+    del server.tricks[H2Z_URL_PATH]  # the network is back
+    server.requests.clear()
+    root = datasets.prepare(_cyclegan_cfg(data_root, server.url))
+    assert server.requests == [(H2Z_URL_PATH, f'bytes={kept}-')]
+    assert len(datasets.list_images(os.path.join(root, 'testB'))) == 1
+    assert os.listdir(data_root) == ['horse2zebra']
+
+
+def test_a_part_that_the_server_contradicts_is_deleted(tmp_path, server):
+    """416 for a resume (the part is longer than the file), then short answers:
+    the part is not known to be a prefix of the file, so it goes."""
+    server.files['/x.zip'] = b'0123456789' * 10
+    server.tricks['/x.zip'] = {'cut_always': 30}
+    (tmp_path / '.x.zip.part').write_bytes(b'9' * 500)
+    with pytest.raises(DatasetError, match='deleted the partial file'):
+        datasets.download(server.url + '/x.zip', str(tmp_path / 'x.zip'), attempts=3)
+    assert os.listdir(tmp_path) == []
