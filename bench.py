@@ -15,7 +15,10 @@ times --iters iterations and reports the median. Prints one JSON object:
   train_gflop_per_s and infer_gflop_per_s: floating-point operations of the
   convolutions and matrix products the session runs (2 per multiply-add;
   the other ops, a few percent, are not counted), read from the graph;
-- generator_forwards_per_iter: train FLOPs / one generator forward's.
+- generator_forwards_per_iter: train FLOPs / one generator forward's;
+- fid_features_images_per_s, fid_features_s_per_1000_images: FID feature
+  extraction (inception.py, random weights of the real network) on
+  --feature_images images of 256 px (0: skipped).
 
 With --compare_pipeline it also times train.py's loop (fetch a batch, run
 one training step) fed by the input pipeline on --dataset (downloaded or
@@ -52,15 +55,17 @@ import statistics
 import sys
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # see train.py
+import runtime  # noqa: E402
+
+runtime.quiet_tensorflow()
 
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
 import config  # noqa: E402
 import datasets  # noqa: E402
+import registry  # noqa: E402
 import runs  # noqa: E402
-import train  # noqa: E402
 
 CONV_OPS = ('Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter')
 
@@ -130,7 +135,7 @@ def random_images(rng, placeholder, batch_size, size):
 def isolated(fn, *args):
     """fn(*args) in a fresh process: TensorFlow sizes its CPU thread pools
     once per process, from the first session's settings, and training and
-    inference use different ones (see train.session_config)."""
+    inference use different ones (see runtime.session_config)."""
     context = multiprocessing.get_context('spawn')
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
         return pool.submit(fn, *args).result()
@@ -159,7 +164,7 @@ def bench_train(cfg, bench):
     graph.finalize()
     batch = {key: random_images(rng, placeholder, cfg.batch_size, cfg.crop_size)
              for key, placeholder in net.inputs.items()}
-    with tf1.Session(graph=graph, config=train.session_config()) as sess:
+    with tf1.Session(graph=graph, config=runtime.session_config()) as sess:
         sess.run(init_op)
         seconds = median_time(lambda: net.train_step(sess, batch), bench.warmup, bench.iters)
     work = flops(executed_ops([net.train_op] + list(net.losses.values())), cfg.batch_size)
@@ -173,17 +178,15 @@ def bench_infer(cfg, bench):
     """Seconds per batch of the A -> B generator."""
     import tensorflow as tf
 
-    import model as models
-
     rng = _setup_tensorflow(cfg)
     tf1 = tf.compat.v1
     graph = tf.Graph()
     with graph.as_default():
-        inputs, outputs = models.MODELS[cfg.model].build_inference(cfg)
+        inputs, outputs = registry.of(cfg).model_class.build_inference(cfg)
         init_op = tf1.global_variables_initializer()
     graph.finalize()
     feed = {inputs['A']: random_images(rng, inputs['A'], bench.infer_batch_size, cfg.crop_size)}
-    with tf1.Session(graph=graph, config=train.session_config(training=False)) as sess:
+    with tf1.Session(graph=graph, config=runtime.session_config(training=False)) as sess:
         sess.run(init_op)
         return median_time(lambda: sess.run(outputs['fake_B'], feed), bench.warmup, bench.iters)
 
@@ -219,7 +222,7 @@ def time_feeds(cfg, bench, root):
         net = models.create(cfg)
         init_op = tf1.global_variables_initializer()
     graph.finalize()
-    with tf1.Session(graph=graph, config=train.session_config()) as sess:
+    with tf1.Session(graph=graph, config=runtime.session_config()) as sess:
         sess.run(init_op)
         held = itertools.cycle([sess.run(pipeline.next_batch) for _ in range(HELD_BATCHES)])
         feeds = {PIPELINE: lambda: sess.run(pipeline.next_batch), MEMORY: lambda: next(held)}
@@ -266,6 +269,17 @@ def compare_pipeline(cfg, bench, root):
     }
 
 
+def bench_features(bench):
+    """Images/s of FID feature extraction (inception.py) on 256 px images,
+    with random weights of the real network (the same cost, no download)."""
+    import inception
+
+    runtime.graph_mode()
+    with inception.FeatureExtractor(inception.random_weights(), batch_size=bench.feature_batch,
+                                    progress=False) as extractor:
+        return inception.throughput(extractor, num_images=bench.feature_images)
+
+
 def run(cfg, bench):
     """The benchmark's results, a dict (see the module docstring)."""
     import tensorflow as tf
@@ -291,6 +305,10 @@ def run(cfg, bench):
         'device': 'GPU' if tf.config.list_physical_devices('GPU') else 'CPU',
         'cpus': os.cpu_count(), 'tensorflow': tf.__version__, 'python': platform.python_version(),
     }
+    if bench.feature_images:
+        features = isolated(bench_features, bench)
+        results['fid_features_images_per_s'] = round(features['images_per_s'], 2)
+        results['fid_features_s_per_1000_images'] = round(features['s_per_1000_images'], 1)
     if bench.compare_pipeline:
         results.update(compare_pipeline(cfg, bench, root))
     return results
@@ -298,19 +316,19 @@ def run(cfg, bench):
 
 def main(argv=None):
     argv = sys.argv if argv is None else argv
-    if any(arg in train.HELP_FLAGS for arg in argv[1:]):
+    if runtime.wants_help(argv):
         print(__doc__)
         return 0
     try:
         cfg, bench = parse(argv)
-        if not isinstance(cfg, config.ImageConfig):
+        if not registry.of(cfg).images:
             raise config.ConfigError(f'bench.py times the image models, not {cfg.model}')
         if min(bench.iters, bench.infer_batch_size, bench.rounds) < 1 or bench.warmup < 0:
             raise config.ConfigError('--iters, --infer_batch_size and --rounds must be >= 1, '
                                      '--warmup >= 0')
         print(json.dumps(run(cfg, bench)))
         return 0
-    except train.USER_ERRORS + (ValueError,) as e:  # ValueError: a network's shape constraint
+    except runtime.USER_ERRORS + (ValueError,) as e:  # ValueError: a network's shape constraint
         print(f'bench.py: error: {runs.one_line(e)}', file=sys.stderr)
         return 2
 

@@ -21,6 +21,7 @@ read back by :func:`load`, so sample.py rebuilds exactly the trained graph.
 import json
 import math
 import os
+import textwrap
 import urllib.parse
 
 from absl import flags
@@ -142,9 +143,9 @@ def _collect_options(cls):
     for base in cls.__bases__:
         options.update(getattr(base, '_options', {}))
     for name, value in vars(cls).items():
-        if name.startswith('_') or callable(value) or isinstance(
+        if name.startswith('_') or name.isupper() or callable(value) or isinstance(
                 value, (property, classmethod, staticmethod)):
-            continue
+            continue  # private names, constants such as ARCHITECTURE, methods
         if isinstance(value, Option):
             options[name] = value
         elif name in options:
@@ -205,10 +206,15 @@ class Settings:
 
 
 class Config(Settings):
-    """Settings shared by every model: the run, the optimizer, the loop."""
+    """Settings shared by every model: the run, the optimizer, the loop.
 
-    model = Option('cycle_gan', 'which model to train',
-                   choices=('cycle_gan', 'pix2pix', 'colorization', 'toy_gan'))
+    ``ARCHITECTURE`` names the options that shape the model's variables (or
+    what its networks compute): a resumed run cannot change them.
+    """
+
+    ARCHITECTURE = ()
+
+    model = Option('cycle_gan', 'which model to train (see registry.py)')
     name = Option('', 'experiment name: the run lives in <runs_dir>/<name> '
                       '(default: <dataset>_<model>)')
     runs_dir = Option('./runs', 'folder holding one sub-folder per run')
@@ -223,7 +229,11 @@ class Config(Settings):
     n_epochs = Option(100, 'number of epochs with the initial learning rate', min=0)
     n_epochs_decay = Option(100, 'number of epochs to linearly decay the learning rate to zero',
                             min=0)
-    lr_policy = Option('linear', 'learning rate policy', choices=('linear', 'step', 'cosine'))
+    lr_policy = Option('linear', 'learning rate policy: linear keeps lr for n_epochs, then '
+                                 'decays it to zero over n_epochs_decay; step multiplies it by '
+                                 '0.1 every lr_decay_iters epochs; cosine anneals it from lr '
+                                 'to zero over all n_epochs + n_epochs_decay epochs',
+                       choices=('linear', 'step', 'cosine'))
     lr_decay_iters = Option(50, 'step policy: multiply by 0.1 every lr_decay_iters epochs',
                             min=1)
     gan_mode = Option('lsgan', 'GAN objective: least squares, the original cross-entropy '
@@ -253,8 +263,6 @@ class Config(Settings):
         if self.n_epochs + self.n_epochs_decay < 1:
             raise ConfigError('n_epochs + n_epochs_decay must be >= 1: there is nothing to '
                               'train')
-        if self.lr_policy == 'cosine' and self.n_epochs < 1:
-            raise ConfigError('lr_policy cosine needs n_epochs >= 1 (it decays over n_epochs)')
 
     @property
     def run_name(self):
@@ -267,6 +275,9 @@ class Config(Settings):
 
 class ImageConfig(Config):
     """Settings of the image-to-image models: data, preprocessing, networks."""
+
+    ARCHITECTURE = ('netG', 'netD', 'n_layers_D', 'ngf', 'ndf', 'norm', 'input_nc', 'output_nc',
+                    'no_dropout')
 
     dataset = Option('shapes2stripes', 'a dataset name (downloaded into data_root on first '
                                        'use), or the path of a folder in the reference layout')
@@ -288,17 +299,12 @@ class ImageConfig(Config):
     # No load_size >= crop_size rule: a crop larger than the image enlarges it
     # first (data._random_crop), as it always has here.
     crop_size = Option(256, 'then crop to this size', min=1)
-    no_flip = Option(False, 'do not flip the images for data augmentation')
+    no_flip = Option(False, 'flip images left-right at random, for data augmentation '
+                            '(--flip; --noflip or the official --no_flip turns it off)')
     serial_batches = Option(False, 'take B in order, not at random (unaligned data)')
     max_dataset_size = Option(0, 'use at most this many images per domain (0: all)', min=0)
     num_threads = Option(4, 'threads decoding images (0: as many as tf.data finds best)',
                          min=0)
-
-    def __init__(self, **overrides):
-        super().__init__(**overrides)
-        problem = self.download_url and url_problem(self.download_url, base=True)
-        if problem:
-            raise ConfigError(f'download_url {problem}, got {self.download_url!r}')
 
     # Networks.
     ngf = Option(64, 'number of generator filters in the last conv layer', min=1)
@@ -315,7 +321,25 @@ class ImageConfig(Config):
                        choices=('normal', 'xavier', 'kaiming', 'orthogonal'))
     init_gain = Option(0.02, 'scaling factor of normal, xavier and orthogonal initialization',
                        min_exclusive=0)
-    no_dropout = Option(False, 'no dropout in the generator')
+    no_dropout = Option(False, 'dropout in the generator (--dropout; --nodropout or the '
+                               'official --no_dropout turns it off)')
+
+    # Quality during training (metrics.py, FID and KID of the test split).
+    eval_freq = Option(0, 'every this many epochs, score the translations of the test split '
+                          'by FID and KID (logged as eval/fid_B, eval/fid_A, ...) and keep the '
+                          'checkpoint of the lowest FID sum in checkpoints/best/ (0: never)',
+                       min=0)
+    eval_num = Option(0, 'with eval_freq: translate at most this many test images per '
+                         'direction (0: all)', min=0)
+    fid_weights = Option('', "the FID Inception weights, pytorch-fid's "
+                             'pt_inception-2015-12-05-6726825d.pth (default: downloaded into '
+                             '$XDG_CACHE_HOME/cyclegan-tf/ on first use)')
+
+    def __init__(self, **overrides):
+        super().__init__(**overrides)
+        problem = self.download_url and url_problem(self.download_url, base=True)
+        if problem:
+            raise ConfigError(f'download_url {problem}, got {self.download_url!r}')
 
 
 class CycleGANConfig(ImageConfig):
@@ -366,6 +390,8 @@ class ToyGANConfig(Config):
     kept in [-1, 1]: far from it (a mean of (2, 3), say) the MLPs, whose
     biases start at zero, learn much worse and often collapse to a line.
     """
+
+    ARCHITECTURE = ('noise_dim', 'hidden_units', 'hidden_layers')
 
     model = 'toy_gan'
     batch_size = 256
@@ -456,32 +482,40 @@ def _floats(name, text, count):
     return values
 
 
-# Name -> config class, for every model that train.py knows. Models in other
-# modules add themselves here (see register).
-CONFIGS = {'cycle_gan': CycleGANConfig, 'pix2pix': Pix2PixConfig,
-           'colorization': ColorizationConfig, 'toy_gan': ToyGANConfig}
+# How --help groups the options, in this order. Every option of every model
+# is in one group (a test checks).
+GROUPS = {
+    'run': ('model', 'name', 'runs_dir', 'seed', 'max_steps'),
+    'data': ('dataset', 'data_root', 'download_url', 'direction', 'input_nc', 'output_nc',
+             'preprocess', 'load_size', 'crop_size', 'no_flip', 'serial_batches',
+             'max_dataset_size', 'num_threads', 'toy_mean', 'toy_cov', 'toy_modes',
+             'toy_radius', 'toy_mode_std', 'steps_per_epoch'),
+    'network': ('netG', 'netD', 'n_layers_D', 'ngf', 'ndf', 'norm', 'init_type', 'init_gain',
+                'no_dropout', 'noise_dim', 'hidden_units', 'hidden_layers'),
+    'objective': ('gan_mode', 'lambda_A', 'lambda_B', 'lambda_identity', 'lambda_L1',
+                  'lambda_gp', 'pool_size'),
+    'optimization': ('batch_size', 'lr', 'beta1', 'n_epochs', 'n_epochs_decay', 'lr_policy',
+                     'lr_decay_iters'),
+    'logging': ('print_freq', 'summary_freq', 'display_freq', 'save_freq', 'trace_freq',
+                'keep_checkpoints'),
+    'evaluation': ('eval_freq', 'eval_num', 'fid_weights'),
+}
+NEGATIVE_PREFIX = 'no_'  # no_flip, no_dropout: also given as --flip / --noflip
 
 
-def register(config_class):
-    """Makes a config class known to flags and to :func:`load`; usable as decorator."""
-    CONFIGS[config_class.model] = config_class
-    return config_class
+def _models():
+    import registry  # registry imports this module: looked up at call time
 
-
-def config_class(model):
-    try:
-        return CONFIGS[model]
-    except KeyError:
-        raise ConfigError(f'unknown model {model!r}; choose one of {", ".join(CONFIGS)}') \
-            from None
+    return registry.MODELS
 
 
 def _flag_options():
     """The union of all models' settings, each with its default for cycle_gan
     (or its first model) and the other models' defaults noted in the help."""
+    models = _models()
     merged = {}
-    for model, cls in CONFIGS.items():
-        for name, option in cls.options().items():
+    for model, spec in models.items():
+        for name, option in spec.config.options().items():
             first = merged.setdefault(name, (option, {}))
             first[1][model] = option.default
             if option._bounds() != first[0]._bounds():
@@ -489,20 +523,27 @@ def _flag_options():
     result = {}
     for name, (option, defaults) in merged.items():
         others = {m: d for m, d in defaults.items() if d != option.default}
-        help_text = option.help
+        help_text, choices = option.help, option.choices
         if name == 'model':
-            others = {}
-        if len(defaults) < len(CONFIGS):
+            others, choices = {}, tuple(models)
+        if len(defaults) < len(models):
             help_text += f' [{", ".join(defaults)} only]'
         if others:
             help_text += ' [default ' + ', '.join(f'for {m}: {d}' for m, d in others.items()) + ']'
-        result[name] = Option(option.default, help_text, option.choices, **option._bounds())
+        result[name] = Option(option.default, help_text, choices, **option._bounds())
     return result
+
+
+def _positive_twin(name):
+    """'flip' for the option 'no_flip': a flag that reads naturally when the
+    option defaults to true (--dropout rather than --nono_dropout)."""
+    return name[len(NEGATIVE_PREFIX):] if name.startswith(NEGATIVE_PREFIX) else None
 
 
 def define_flags(flag_values=None, module_name='config', settings=None):
     """Registers one flag per setting of every known model, or of the Settings
-    class ``settings`` (a tool's, such as SampleConfig). Idempotent."""
+    class ``settings`` (a tool's, such as SampleConfig). Idempotent. Each
+    boolean ``no_<x>`` also gets the flag ``<x>``, its opposite."""
     flag_values = flags.FLAGS if flag_values is None else flag_values
     options = _flag_options() if settings is None else settings.options()
     for name, option in options.items():
@@ -517,6 +558,9 @@ def define_flags(flag_values=None, module_name='config', settings=None):
             define(name, option.default, option.help_with_range(), **kwargs)
             if option.range_text():
                 flags.register_validator(name, _range_validator(option), flag_values=flag_values)
+        twin = _positive_twin(name) if option.type is bool else None
+        if twin and twin not in flag_values:
+            flags.DEFINE_bool(twin, None, f'the opposite of --{name}', **kwargs)
     return flag_values
 
 
@@ -529,6 +573,19 @@ def _range_validator(option):
             raise flags.ValidationError(problem)
         return True
     return check
+
+
+def given_options(flag_values, options):
+    """name -> value of the ``options`` given on the command line, a
+    positive twin (--flip) given as its option (no_flip=False)."""
+    given = {name: flag_values[name].value for name in options if flag_values[name].present}
+    for name in options:
+        twin = _positive_twin(name)
+        if twin and twin in flag_values and flag_values[twin].present:
+            if name in given and given[name] == flag_values[twin].value:
+                raise ConfigError(f'--{name} and --{twin} contradict each other')
+            given[name] = not flag_values[twin].value
+    return given
 
 
 def from_flags(flag_values=None, argv=None):
@@ -546,12 +603,19 @@ def from_flags(flag_values=None, argv=None):
         except flags.Error as e:
             raise ConfigError(str(e)) from None
     cls = config_class(flag_values['model'].value)
-    given = {name: flag_values[name].value for name in _flag_options()
-             if flag_values[name].present and name != 'model'}
+    given = given_options(flag_values, _flag_options())
+    given.pop('model', None)
     foreign = sorted(set(given) - set(cls.options()))
     if foreign:
         raise ConfigError(f'--{foreign[0]} does not apply to --model {cls.model}')
     return cls(**given)
+
+
+def config_class(model):
+    """The config class of the model named ``model`` (see registry.py)."""
+    import registry
+
+    return registry.get(model).config
 
 
 def parse_argv(flag_values, argv):
@@ -588,6 +652,43 @@ def load(path):
 
 
 # ---------------------------------------------------------------------------
+# Help: the options of one model, or of all, grouped by topic.
+
+def _describe(name, option):
+    """The lines of one option in --help: its flag, default, choices and help."""
+    twin = _positive_twin(name) if option.type is bool else None
+    if twin:  # no_flip is shown as --[no]flip, with its default turned round
+        head = f'  --[no]{twin}: default {str(not option.default).lower()}'
+    elif option.type is bool:
+        head = f'  --[no]{name}: default {str(option.default).lower()}'
+    else:
+        head = f'  --{name}: default {option.default!r}'
+    if option.choices:
+        head += f'; one of {", ".join(map(str, option.choices))}'
+    return [head, textwrap.fill(option.help_with_range(), width=96, initial_indent=' ' * 6,
+                                subsequent_indent=' ' * 6)]
+
+
+def help_text(model=None, settings=None):
+    """--help: the options of ``model`` (a name; None: of every model, as
+    --helpfull), grouped by topic; or those of the Settings class ``settings``."""
+    if settings is not None:
+        return '\n'.join(line for name, option in settings.options().items()
+                         for line in _describe(name, option))
+    union = _flag_options()
+    names = union if model is None else config_class(model).options()
+    options = {name: union[name] if model is None or name == 'model'
+               else config_class(model).options()[name] for name in names}
+    lines = []
+    for group, members in GROUPS.items():
+        present = [name for name in members if name in options]
+        if present:
+            lines.append(f'{group}:')
+            lines.extend(line for name in present for line in _describe(name, options[name]))
+    return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------------------
 # Settings of the tools. Their flags: define_flags(flag_values, settings=...).
 
 class SampleConfig(Settings):
@@ -607,6 +708,30 @@ class SampleConfig(Settings):
     data_root = Option('', "folder holding the datasets (default: the run's data_root)")
     eval = Option(False, 'run the generators as at inference (batch-norm moving averages, no '
                          'dropout); the default runs them as in training, as the official test.py')
+    best = Option(False, 'sample from the best checkpoint by FID (kept by train.py --eval_freq)')
+
+
+class EvaluateConfig(Settings):
+    """Settings of evaluate.py: a run to translate and score, or two folders."""
+
+    run = Option('', 'a run folder: translate its test split (as sample.py) and score the '
+                     'translations by FID and KID against the real images of the target '
+                     'domain (paired models: also L1, PSNR, SSIM against the ground truth)')
+    checkpoint = SampleConfig.options()['checkpoint']
+    best = SampleConfig.options()['best']
+    eval = SampleConfig.options()['eval']
+    num_test = SampleConfig.options()['num_test']
+    results_dir = SampleConfig.options()['results_dir']
+    data_root = SampleConfig.options()['data_root']
+    real = Option('', 'instead of --run: a folder of real images, e.g. '
+                      'datasets/horse2zebra/testB')
+    fake = Option('', 'with --real: a folder of generated images to score against it')
+    json = Option(False, 'print one JSON object (fid, kid_mean, kid_std, n_real, n_fake, ...) '
+                         'instead of a table')
+    fid_weights = ImageConfig.options()['fid_weights']
+    batch_size = Option(50, 'images per batch of the Inception network', min=1)
+    cache_features = Option(True, "reuse and keep each folder's features in the cache folder, "
+                                  'keyed by its content and the weights')
 
 
 class BenchConfig(Settings):
@@ -622,3 +747,7 @@ class BenchConfig(Settings):
                                      'memory, and report the slowdown the pipeline causes')
     rounds = Option(2, 'with --compare_pipeline: pairs of timed blocks (pipeline, in memory), '
                        'in alternating order', min=1)
+    feature_images = Option(100, 'images (256 px) of the FID feature-extraction benchmark '
+                                 '(0: skip it)', min=0)
+    feature_batch = Option(25, 'images per batch of the FID feature-extraction benchmark',
+                           min=1)

@@ -69,7 +69,7 @@ _DECODERS = {'.jpg': TF_JPEG, '.jpeg': TF_JPEG, '.png': TF_PNG}
 # ---------------------------------------------------------------------------
 # Single images (numpy).
 
-def _pil_uint8(img, channels):
+def pil_uint8(img, channels):
     """uint8 [H, W, channels] (channels 1 or 3) of a PIL image of any mode."""
     if img.mode.startswith('I;16') or img.mode == 'I':
         # PIL's own conversion clips 16-bit values at 255; scale them instead.
@@ -86,7 +86,7 @@ def _pil_uint8(img, channels):
 def read_uint8(path, channels=3):
     """uint8 [H, W, channels] of the image file at ``path`` (PIL, any mode)."""
     with Image.open(path) as img:
-        return _pil_uint8(img, channels)
+        return pil_uint8(img, channels)
 
 
 def load_image(path, channels=3):
@@ -251,7 +251,7 @@ def _loaded_size(height, width, t):
         return tf.cast(tf.maximum(scaled, float(t.crop_size)), tf.int32), tf.constant(t.load_size)
     if t.preprocess == 'none':
         return _multiple_of_4(height), _multiple_of_4(width)
-    return height, width  # crop
+    return height, width  # crop; native (NATIVE, for sampling)
 
 
 def _random_crop(image, size, seed):
@@ -547,6 +547,24 @@ def _unaligned_example(example, columns, t, channels):
     return out
 
 
+def model_input(rgb, layout, channels):
+    """The model's input [H, W, channels] in [-1, 1] of an RGB image, float32
+    [H, W, 3] of values 0..255, with training's conversions: ``channels`` 1
+    is the rounded luma; the COLORIZATION layout gives L / 50 - 1. For images
+    that come from memory rather than files (inference.Translator)."""
+    if layout == COLORIZATION:
+        return tf_rgb_to_lab(tf.round(rgb) / 255.0)[..., :1] / 50.0 - 1.0
+    return _normalize(_to_channels(rgb, channels))
+
+
+def _single_example(example, columns, t, channels):
+    (key,) = columns
+    image = _to_channels(_decoded(example, key, columns), channels[0])
+    return {'pos': example['pos'], key: _normalize(apply_transform([image], t,
+                                                                   example['seed'])[0]),
+            key + '_paths': example[key]}
+
+
 def _aligned_example(example, columns, t, channels, swap):
     pair = _decoded(example, 'AB', columns)
     half = tf.shape(pair)[1] // 2
@@ -574,6 +592,8 @@ def _example_fn(layout, columns, t, channels, swap):
     def example_fn(example):
         example = dict(example, seed=tf.random.experimental.stateless_fold_in(
             example['seed'], example['pos']))
+        if layout == SINGLE:
+            return _single_example(example, columns, t, channels)
         if layout == UNALIGNED:
             return _unaligned_example(example, columns, t, channels)
         if layout == ALIGNED:
@@ -582,49 +602,55 @@ def _example_fn(layout, columns, t, channels, swap):
     return example_fn
 
 
+SINGLE = 'single'  # the official 'single' dataset mode: images of one domain, no target
+
+
 class InputPipeline:
-    """The batches of one split of a dataset, built in the current default graph.
+    """Batches of examples read from image files, built in the current default graph.
+
+    Made by :func:`input_pipeline` (training: a split of a dataset, random
+    crops and flips, epochs without end) and :func:`test_pipeline` (sample.py
+    and the tools: given files in order, once, as they are): one data path.
 
     Attributes:
       next_batch: dict of tensors, a new batch at each sess.run:
         'A': float32 [N, H, W, input_nc] in [-1, 1], the model's input domain;
-        'B': float32 [N, H, W, output_nc] in [-1, 1], the target domain;
+        'B': float32 [N, H, W, output_nc] in [-1, 1], the target domain
+          (absent for single images);
         'A_paths', 'B_paths': string [N], their files (aligned: the same file).
         N is batch_size except in the last batch of an epoch; H = W = crop_size,
         static, when the preprocess mode crops.
       steps_per_epoch: ceil(epoch_size / batch_size).
       epoch_size: max(|A|, |B|) (unaligned) or the number of files.
-      columns: dict 'A', 'B' (unaligned) or 'AB' -> Column (folder, paths).
+      columns: dict 'A', 'B' (unaligned, single) or 'AB' -> Column (folder, paths).
       dataset: the tf.data.Dataset of the batches.
       skip_log: the SkipLog naming skipped files.
     """
 
-    def __init__(self, cfg, split, root, *, epochs=None):
-        self.root, self.split, self.layout = root, split, datasets.layout_of(cfg)
-        self.transform = Transform.from_config(cfg)
-        self.channels = _channels(cfg, self.layout)
-        self.skip_log = SkipLog()
-        self.columns = _columns(root, split, self.layout, cfg, self.skip_log)
-        self.epoch_size = _epoch_size(self.columns)
-        self.steps_per_epoch = math.ceil(self.epoch_size / cfg.batch_size)
-        self.dataset = self._batches(cfg, epochs)
+    def __init__(self, cfg, layout, columns, transform, *, channels, skip_log, batch_size,
+                 serial, epochs=None):
+        self.layout, self.columns, self.transform = layout, columns, transform
+        self.channels, self.skip_log = channels, skip_log
+        self.epoch_size = _epoch_size(columns)
+        self.steps_per_epoch = math.ceil(self.epoch_size / batch_size)
+        self.dataset = self._batches(cfg, batch_size, serial, epochs)
         batch = tf1.data.make_one_shot_iterator(self.dataset).get_next()
-        self.next_batch = {key: batch[key] for key in ('A', 'B', 'A_paths', 'B_paths')}
+        self.next_batch = {key: batch[key] for key in ('A', 'B', 'A_paths', 'B_paths')
+                           if key in batch}
 
-    def _batches(self, cfg, epochs):
+    def _batches(self, cfg, batch_size, serial, epochs):
         threads = cfg.num_threads if cfg.num_threads > 0 else tf.data.AUTOTUNE
         example_fn = _example_fn(self.layout, self.columns, self.transform, self.channels,
                                  cfg.direction == 'BtoA')
 
         @_graph_function
         def epoch_batches(epoch):
-            examples = _epoch_examples(epoch, self.columns, serial=cfg.serial_batches,
-                                       seed=cfg.seed)
+            examples = _epoch_examples(epoch, self.columns, serial=serial, seed=cfg.seed)
             decoded = tf.data.Dataset.from_tensor_slices(examples).map(
                 example_fn, num_parallel_calls=threads, deterministic=True)
             paths = {key: examples[key] for key in self.columns}
             decoded = skip_unreadable(decoded, paths, self.epoch_size, self.skip_log)
-            return decoded.batch(cfg.batch_size)
+            return decoded.batch(batch_size)
 
         epoch_ids = tf.data.Dataset.counter() if epochs is None else tf.data.Dataset.range(
             epochs)
@@ -632,7 +658,9 @@ class InputPipeline:
 
 
 def input_pipeline(cfg, split='train', *, root=None, epochs=None):
-    """The InputPipeline of ``split`` of ``cfg.dataset``.
+    """The training InputPipeline of ``split`` of ``cfg.dataset``: the
+    official preprocessing (cfg.preprocess, random crop and flip), batches of
+    cfg.batch_size, the unaligned B drawn at random unless serial_batches.
 
     Args:
       cfg: an ImageConfig.
@@ -643,7 +671,64 @@ def input_pipeline(cfg, split='train', *, root=None, epochs=None):
         after that many epochs.
     """
     root = datasets.prepare(cfg, split) if root is None else root
-    return InputPipeline(cfg, split, root, epochs=epochs)
+    layout, skip_log = datasets.layout_of(cfg), SkipLog()
+    return InputPipeline(cfg, layout, _columns(root, split, layout, cfg, skip_log),
+                         Transform.from_config(cfg), channels=_channels(cfg, layout),
+                         skip_log=skip_log, batch_size=cfg.batch_size,
+                         serial=cfg.serial_batches, epochs=epochs)
+
+
+# sample.py's transform: images as they are (the translator pads them to the
+# networks' multiple), no flip.
+NATIVE = Transform('native', 0, 0, False)
+
+
+def test_transform(load_size=0):
+    """The transform of translating: NATIVE, or with ``load_size`` the
+    official test's resize to load_size x load_size (its load_size = crop_size)."""
+    return NATIVE if not load_size else Transform('resize_and_crop', load_size, load_size,
+                                                  False)
+
+
+def test_pipeline(cfg, files, *, transform=NATIVE):
+    """Given image files, in order, once, one example per batch (sizes may
+    differ): the data path of sample.py and the tools. Decoding, channels,
+    the colorization conversion and the normalization are training's.
+
+    Args:
+      cfg: the run's ImageConfig.
+      files: dict key -> list of paths:
+        {'A': [...]} or {'B': [...]}: single images of that domain (A has
+          input_nc channels, B output_nc), the official 'single' mode;
+          the batches hold that key and its paths only;
+        {'A': [...], 'B': [...]}: pairs by position, an input and its ground
+          truth (an unaligned split whose domains pair up by file name);
+        {'AB': [...]}: files of the model's own layout (pix2pix A|B pairs,
+          colorization photos), split as in training.
+      transform: NATIVE, or :func:`test_transform`'s.
+    Returns:
+      an InputPipeline whose iterator ends after the last file. A file that
+      cannot be decoded is skipped with a warning naming it.
+    """
+    skip_log = SkipLog()
+    keys = tuple(sorted(files))
+    layout = {('A',): SINGLE, ('B',): SINGLE, ('A', 'B'): UNALIGNED}.get(
+        keys) or datasets.layout_of(cfg)
+    if any(not paths for paths in files.values()):
+        raise DatasetError('no images to read')
+    if keys == ('A', 'B') and len(files['A']) != len(files['B']):
+        raise ValueError('pairs need as many A files as B files')
+    columns = {key: Column(os.path.dirname(paths[0]), tuple(paths),
+                           tuple(decoder_of(p) for p in paths))
+               for key, paths in files.items()}
+    if layout == SINGLE:
+        channels = (cfg.input_nc if keys == ('A',) else cfg.output_nc,)
+    else:
+        channels = _channels(cfg, layout)
+    # cfg.direction only swaps the halves of aligned pairs here: the files
+    # of the other layouts are given in the model's order.
+    return InputPipeline(cfg, layout, columns, transform, channels=channels,
+                         skip_log=skip_log, batch_size=1, serial=True, epochs=1)
 
 
 # ---------------------------------------------------------------------------

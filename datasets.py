@@ -193,14 +193,15 @@ def known_names():
     return [BUILTIN] + sorted(set(CYCLEGAN_DATASETS) | set(PIX2PIX_DATASETS) | set(UNAVAILABLE))
 
 
-def is_paired(cfg):
-    """Whether the model learns from pairs (pix2pix, colorization)."""
-    return cfg.model in ('pix2pix', 'colorization')
-
-
 def layout_of(cfg):
-    """The folder layout the model reads: UNALIGNED, ALIGNED or COLORIZATION."""
-    return {'pix2pix': ALIGNED, 'colorization': COLORIZATION}.get(cfg.model, UNALIGNED)
+    """The folder layout the model of ``cfg`` reads, UNALIGNED, ALIGNED or
+    COLORIZATION: the ``data`` of its entry in registry.py."""
+    import registry  # registry.py imports this module's layouts
+
+    layout = registry.of(cfg).data
+    if layout not in _LAYOUT_HINTS:
+        raise DatasetError(f'the {cfg.model} model reads no dataset')
+    return layout
 
 
 def base_url(cfg):

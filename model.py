@@ -16,14 +16,17 @@ issues and flags read the same here.
 """
 
 import abc
+import io
 import json
 import math
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 import data
 import modules
+import registry
 
 tf1 = tf.compat.v1
 
@@ -72,14 +75,17 @@ def lr_factor(epoch, cfg):
     linear: 1 for n_epochs epochs, then 1 - k / (n_epochs_decay + 1) in the
     k-th decay epoch, so the last epoch runs at lr / (n_epochs_decay + 1)
     (the official rule with its scheduler stepped at the end of each epoch);
-    step: x0.1 every lr_decay_iters epochs; cosine: from 1 to 0 over n_epochs.
+    step: x0.1 every lr_decay_iters epochs; cosine: from 1 at the first epoch
+    to 0 after the last, over all n_epochs + n_epochs_decay epochs (so every
+    epoch trains at a positive rate).
     """
     if cfg.lr_policy == 'linear':
         return 1.0 - max(0, epoch + 1 - cfg.n_epochs) / float(cfg.n_epochs_decay + 1)
     if cfg.lr_policy == 'step':
         return 0.1 ** (epoch // cfg.lr_decay_iters)
     if cfg.lr_policy == 'cosine':
-        return 0.5 * (1.0 + math.cos(math.pi * min(epoch, cfg.n_epochs) / cfg.n_epochs))
+        epochs = cfg.n_epochs + cfg.n_epochs_decay
+        return 0.5 * (1.0 + math.cos(math.pi * min(epoch, epochs) / epochs))
     raise ValueError(f'unknown lr_policy {cfg.lr_policy!r}')
 
 
@@ -216,10 +222,23 @@ class Model(abc.ABC):
     time is built here, so the caller can finalize the graph.
 
     Subclasses also implement ``build_inference(cfg, training)``: the
-    networks sample.py needs, restorable from a training checkpoint. State
-    kept outside the graph (CycleGAN's image pools) goes through
-    ``host_state()`` / ``load_host_state()``.
+    networks sample.py and the export need, restorable from a training
+    checkpoint, with their outputs named by role in the class constants
+    ``TRANSLATIONS`` (input key -> the output translating it, as shown to
+    people: RGB for colorization), ``RECONSTRUCTIONS`` (input key -> its
+    cycle reconstruction) and ``GENERATORS`` (input key -> the network that
+    translates it).
+
+    What the training loop does for a model beyond its common steps comes
+    from hooks with defaults for the image models: ``input_pipeline`` (the
+    data: data.py's image pipeline), ``host_state()`` / ``load_host_state()``
+    (state outside the graph, saved with each checkpoint: CycleGAN's image
+    pools) and ``epoch_report(sess)`` (metrics and figures at the end of each
+    epoch: the toy GAN's discriminator accuracy and decision surface).
+    A model is found by name through its entry in registry.py.
     """
+
+    TRANSLATIONS, RECONSTRUCTIONS, GENERATORS = {}, {}, {}
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -255,6 +274,30 @@ class Model(abc.ABC):
         [None, None, None, C]) and of output tensors in [-1, 1]. Variable
         names match the training graph, so a training checkpoint restores it.
         """
+
+    @classmethod
+    def input_pipeline(cls, cfg, root):
+        """The training data: an object with ``next_batch`` (dict of tensors,
+        a new batch at each sess.run, keyed as ``self.inputs``) and
+        ``steps_per_epoch``, built in the default graph. Image models read
+        the dataset folder ``root`` with data.py's pipeline."""
+        return data.input_pipeline(cfg, 'train', root=root)
+
+    @classmethod
+    def input_sizes(cls, cfg):
+        """(multiple, minimum): the heights and widths of build_inference's
+        inputs must be multiples of ``multiple`` (4 for ResNets, 256 for
+        unet_256) and at least ``minimum``; sample.py and the export pad
+        images to them."""
+        with tf.Graph().as_default():  # a throwaway network, for its attributes
+            network = modules.define_G(cfg, 'G')
+            return network.multiple, network.min_size
+
+    def epoch_report(self, sess):
+        """(metrics, images) at the end of an epoch: name -> float, logged as
+        ``metric/<name>``, and name -> uint8 [H, W, 3], written to samples/ and
+        TensorBoard. None by default."""
+        return {}, {}
 
     def _add_network(self, network):
         self.networks[network.name] = network
@@ -350,6 +393,10 @@ class CycleGAN(Model):
     update D_A and D_B on the same iteration's fakes (through the pools, no
     second generator pass) with 0.5 (L_real + L_fake); then global_step += 1.
     """
+
+    TRANSLATIONS = {'A': 'fake_B', 'B': 'fake_A'}
+    RECONSTRUCTIONS = {'A': 'rec_A', 'B': 'rec_B'}
+    GENERATORS = {'A': 'G_A', 'B': 'G_B'}
 
     def _build(self):
         cfg = self.cfg
@@ -476,6 +523,9 @@ class Pix2Pix(Model):
     adds the gradient penalty as loss 'D_gp' (the official pix2pix omits it).
     """
 
+    TRANSLATIONS = {'A': 'fake_B'}
+    GENERATORS = {'A': 'G'}
+
     def _build(self):
         cfg = self.cfg
         size = cfg.crop_size if 'crop' in cfg.preprocess else None
@@ -562,8 +612,10 @@ class Colorization(Pix2Pix):
     need nothing special: real_A (the L channel shown as grey, as the
     official tensor2im shows one channel), fake_B_rgb (L with the generated
     ab) and real_B_rgb (the original photo). build_inference returns fake_B
-    (ab) and fake_B_rgb.
+    (ab) and fake_B_rgb, the translation shown.
     """
+
+    TRANSLATIONS = {'A': 'fake_B_rgb'}
 
     @staticmethod
     def _generator(cfg):
@@ -708,8 +760,9 @@ class ToyGAN(Model):
     Also: ``self.metrics``, D's accuracy on the batch (point called real when
     D's probability ``decision`` > 0.5; it should approach 50 %), logged as
     ``metric/<name>``; ``self.outputs`` {'fake', 'decision'} as
-    build_inference's; :meth:`evaluate`, :meth:`figure` and
-    :meth:`figure_summary` for the end of an epoch. No visuals (no images).
+    build_inference's; :meth:`evaluate` and :meth:`figure`, which
+    :meth:`epoch_report` gives the training loop at the end of each epoch.
+    No visuals (no images).
     """
 
     def __init__(self, cfg):
@@ -719,10 +772,15 @@ class ToyGAN(Model):
                        for name, value in self.metrics.items()]
             self.summary_op = tf1.summary.merge([self.summary_op] + metrics,
                                                 name='scalars_and_metrics')
-            self._figure_png = tf1.placeholder(tf.string, [], name='figure_png')
-            image = tf.expand_dims(tf.image.decode_png(self._figure_png, channels=3), 0)
-            self._figure_summary = tf.raw_ops.ImageSummary(tag='toy_gan', tensor=image,
-                                                           max_images=1, name='figure')
+
+    @classmethod
+    def input_pipeline(cls, cfg, root):
+        """Fresh samples of the target and noise at every step (no dataset)."""
+        return ToyPipeline(cfg)
+
+    @classmethod
+    def input_sizes(cls, cfg):
+        return 1, 1
 
     def _build(self):
         cfg = self.cfg
@@ -807,21 +865,18 @@ class ToyGAN(Model):
         return toy_figure(sess, self.cfg, self.inputs, self.outputs, num=num, seed=seed,
                           title=title)
 
-    def figure_summary(self, sess, png):
-        """A serialized image Summary (tag 'toy_gan') of PNG bytes, for a FileWriter."""
-        return sess.run(self._figure_summary, {self._figure_png: png})
-
-
-# Name (config.model) -> Model class.
-MODELS = {'cycle_gan': CycleGAN, 'pix2pix': Pix2Pix, 'colorization': Colorization,
-          'toy_gan': ToyGAN}
+    def epoch_report(self, sess):
+        """D's accuracy on fresh samples (it should approach 50 %) and the
+        figure of real and generated points over D's decision surface."""
+        metrics = self.evaluate(sess)
+        title = (f'step {int(sess.run(self.global_step))}: D accuracy '
+                 f'{100 * metrics["D_accuracy"]:.1f} %')
+        png = self.figure(sess, title=title)
+        with Image.open(io.BytesIO(png)) as image:
+            return metrics, {'toy_gan': np.asarray(image.convert('RGB'))}
 
 
 def create(cfg):
-    """Builds the model of ``cfg.model`` into the default graph."""
-    try:
-        cls = MODELS[cfg.model]
-    except KeyError:
-        raise ValueError(f'unknown model {cfg.model!r}; choose one of {", ".join(MODELS)}') \
-            from None
-    return cls(cfg)
+    """Builds the model of ``cfg.model`` (its class in registry.py) into the
+    default graph."""
+    return registry.of(cfg).model_class(cfg)

@@ -97,9 +97,14 @@ class Network:
 
 class ImageNetwork(Network):
     """A network of NHWC images with ``input_nc`` channels whose height and
-    width must be multiples of ``multiple`` (checked at graph-build time)."""
+    width must be multiples of ``multiple`` (checked at graph-build time) and
+    at least ``min_size``."""
 
     multiple = 1
+
+    @property
+    def min_size(self):
+        return self.multiple
 
     def __init__(self, name, *, input_nc, norm='instance', init_type='normal', init_gain=0.02):
         super().__init__(name)
@@ -140,11 +145,14 @@ class ResnetGenerator(ImageNetwork):
     reflect-pad 3, conv7 (ngf), two stride-2 convs (2 ngf, 4 ngf),
     ``n_blocks`` residual blocks, two transposed convs back, reflect-pad 3,
     conv7 (output_nc), tanh. [N, H, W, input_nc] -> [N, H, W, output_nc];
-    H and W must be multiples of 4. Variables: input, down_1, down_2,
-    res_block_0 ... res_block_{n-1}, up_1, up_2, output.
+    H and W must be multiples of 4, and at least 8: the residual blocks
+    reflect-pad 1 pixel of features at a quarter of the size, which needs 2.
+    Variables: input, down_1, down_2, res_block_0 ... res_block_{n-1}, up_1,
+    up_2, output.
     """
 
     multiple = 4
+    min_size = 8
 
     def __init__(self, name, *, input_nc=3, output_nc=3, ngf=64, n_blocks=9, use_dropout=False,
                  **kwargs):

@@ -8,6 +8,9 @@
         checkpoints/model.ckpt-<step>.index, .data-00000-of-00001
         checkpoints/model.ckpt-<step>.host.npz   state kept outside the graph
                                     (the image pools, the loop's position)
+        checkpoints/best/model.ckpt-<step>.*, checkpoints/best.json
+                                    the best checkpoint by FID (--eval_freq), kept
+                                    outside the rotation of --keep_checkpoints
         events.out.tfevents.*       TensorBoard: graph, scalars, sample grids, traces
         samples/step_<step>.png     the sample grids, as in TensorBoard
         test_<step>/                sample.py's images, index.html and grid.png
@@ -22,25 +25,23 @@ TensorFlow's import.
 """
 
 import glob
+import json
 import os
 import re
+import shutil
+import tempfile
 
 import numpy as np
 
 import config
 import fileio
+import registry
 
 CONFIG_FILE = 'config.json'
 CHECKPOINTS = 'checkpoints'
 SAMPLES = 'samples'
 PREFIX = 'model.ckpt'  # checkpoint files are <run>/checkpoints/model.ckpt-<step>.*
 HOST_SUFFIX = '.host.npz'
-
-# The settings that shape the variables (or what the networks compute): they
-# cannot change when a run resumes. Names absent from a model's config are
-# ignored. A checkpoint is also checked variable by variable when restored.
-ARCHITECTURE = ('model', 'netG', 'netD', 'n_layers_D', 'ngf', 'ndf', 'norm', 'input_nc',
-                'output_nc', 'no_dropout', 'noise_dim', 'hidden_units', 'hidden_layers')
 
 
 class RunError(Exception):
@@ -75,9 +76,10 @@ def resolve(cfg, given):
 
     A new run (no folder, or an empty one) trains with ``cfg``. An existing
     run resumes with its saved config, updated with the settings ``given``
-    on the command line (names), except those of ARCHITECTURE, which must
-    equal the saved ones: re-running the same command resumes, adding
-    ``--max_steps 5000`` trains longer, ``--ngf 32`` is an error.
+    on the command line (names), except the model's architecture options
+    (registry.Spec.architecture), which must equal the saved ones: re-running
+    the same command resumes, adding ``--max_steps 5000`` trains longer,
+    ``--ngf 32`` is an error.
 
     Returns (config, changes): changes maps each updated name to (saved, new).
     Raises RunError for a folder not made by train.py or an architecture change.
@@ -92,8 +94,9 @@ def resolve(cfg, given):
                            f'{CONFIG_FILE}): choose another --name or --runs_dir')
         return cfg, {}
     saved = load_config(run_dir)
-    conflicts = [name for name in ARCHITECTURE if name in given
-                 and getattr(saved, name, None) != getattr(cfg, name)]
+    # A checkpoint is also checked variable by variable when it is restored.
+    conflicts = [name for name in registry.of(saved).architecture if name in given
+                 and getattr(saved, name) != getattr(cfg, name, None)]
     if conflicts:
         was = ' '.join(f'--{n}={getattr(saved, n, None)}' for n in conflicts)
         now = ' '.join(f'--{n}={getattr(cfg, n)}' for n in conflicts)
@@ -118,14 +121,17 @@ def latest_run(runs_dir):
     return os.path.dirname(os.path.dirname(max(states, key=os.path.getmtime)))
 
 
-def locate(run='', checkpoint='', runs_dir='./runs'):
+def locate(run='', checkpoint='', runs_dir='./runs', *, best=False):
     """(run folder, checkpoint prefix or None for the latest) for sample.py.
 
     ``checkpoint`` is a checkpoint prefix such as
     runs/x/checkpoints/model.ckpt-100 (its run is the folder above
     checkpoints/); else ``run`` is a run folder; else the latest run in
-    ``runs_dir``. Raises RunError when there is no such run or checkpoint.
+    ``runs_dir``; ``best`` picks the run's best checkpoint. Raises RunError
+    when there is no such run or checkpoint.
     """
+    if best and checkpoint:
+        raise RunError('give --checkpoint or --best, not both')
     if checkpoint:
         if not os.path.isfile(checkpoint + '.index'):
             raise RunError(f'no checkpoint {checkpoint} (give the common prefix of its files, '
@@ -139,6 +145,8 @@ def locate(run='', checkpoint='', runs_dir='./runs'):
             raise RunError(f'no trained run in {runs_dir}: train one with train.py, or give '
                            f'--run or --checkpoint')
     load_config(run)
+    if best:
+        return run, best_checkpoint(run)
     if not os.path.isfile(os.path.join(checkpoint_dir(run), 'checkpoint')):
         raise RunError(f'{run} has no checkpoint yet: train it first (python train.py ...)')
     return run, None
@@ -189,3 +197,62 @@ def remove_stale_host_states(prefixes, directory):
     for path in glob.glob(os.path.join(directory, PREFIX + '-*' + HOST_SUFFIX)):
         if os.path.basename(path) not in keep:
             os.remove(path)
+
+
+# ---------------------------------------------------------- best checkpoint
+
+BEST = 'best'  # checkpoints/best/: a copy of the best checkpoint's files
+BEST_FILE = 'best.json'  # checkpoints/best.json: its prefix and scores
+
+
+def best_record(run_dir):
+    """The record of the best checkpoint of ``run_dir`` (kept by train.py's
+    --eval_freq): 'checkpoint' (relative to checkpoints/), 'step', 'scores';
+    RunError if there is none."""
+    path = os.path.join(checkpoint_dir(run_dir), BEST_FILE)
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        str(record['checkpoint'])
+        return record
+    except FileNotFoundError:
+        raise RunError(f'{run_dir} has no best checkpoint: train it with --eval_freq N, which '
+                       f'keeps the checkpoint of the lowest FID') from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RunError(f'cannot read {path} ({one_line(e)})') from None
+
+
+def best_checkpoint(run_dir):
+    """The prefix of the best checkpoint of ``run_dir``, or RunError."""
+    prefix = os.path.join(checkpoint_dir(run_dir), str(best_record(run_dir)['checkpoint']))
+    if not os.path.isfile(prefix + '.index'):
+        raise RunError(f'the best checkpoint {prefix} of {run_dir} is missing')
+    return prefix
+
+
+def keep_best(prefix, run_dir, scores):
+    """Copies the checkpoint ``prefix`` (its index and data files) into
+    checkpoints/best/, replacing the previous best, and records it with
+    ``scores`` in checkpoints/best.json, written last: a reader sees the old
+    best or the new, whole."""
+    folder = checkpoint_dir(run_dir)
+    staging = tempfile.mkdtemp(dir=folder, prefix='.best-')
+    try:
+        for path in glob.glob(glob.escape(prefix) + '.*'):
+            if path.endswith(('.index', HOST_SUFFIX)) or '.data-' in path:
+                shutil.copy2(path, staging)
+        name = os.path.basename(prefix)
+        record = {'checkpoint': f'{BEST}/{name}', 'step': step_of(prefix), 'scores': scores}
+        old = os.path.join(folder, BEST)
+        if os.path.isdir(old):
+            shutil.rmtree(old)
+        os.replace(staging, old)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.best-', suffix='.json')
+        os.chmod(tmp, 0o644)
+        with os.fdopen(fd, 'w') as f:
+            json.dump(record, f, indent=2, sort_keys=True)
+        os.replace(tmp, os.path.join(folder, BEST_FILE))
+    finally:
+        if os.path.isdir(staging):
+            shutil.rmtree(staging)
+    return record

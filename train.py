@@ -1,10 +1,12 @@
 """Trains a model: ``python train.py --dataset horse2zebra`` (see README.md).
 
-Every flag comes from config.py (``python train.py --help``); a preset is a
-flag file (``--flagfile presets/quickstart.flags``). The run lives in
-<runs_dir>/<name> (layout in runs.py). Running the same command again
-resumes from the latest checkpoint: weights, optimizer slots, global step,
-epoch (the learning-rate schedule) and the image pools.
+Every flag comes from config.py (``python train.py --help`` for the options
+of one model, ``--helpfull`` for all); a preset is a flag file
+(``--flagfile presets/quickstart.flags``). The model is found by name in
+registry.py. The run lives in <runs_dir>/<name> (layout in runs.py). Running
+the same command again resumes from the latest checkpoint: weights,
+optimizer slots, global step, epoch (the learning-rate schedule) and the
+model's state outside the graph (CycleGAN's image pools).
 
 Checkpoints are saved every --save_freq steps, at the end of each epoch and
 at the end; Ctrl-C or SIGTERM saves at the current step and exits with 0.
@@ -15,33 +17,24 @@ Exit status: 0 trained, or stopped by a signal and saved; 1 training failed
 stderr); 130 interrupted before the first step.
 """
 
-import logging
 import math
 import os
 import signal
 import sys
 import time
 
-# Before TensorFlow is imported: its C++ INFO/WARNING/ERROR lines, such as
-# 'failed call to cuInit' on every machine without a GPU. Errors still come
-# as Python exceptions; TF_CPP_MIN_LOG_LEVEL=0 shows everything. Since
-# TensorFlow 2.19 the few lines logged while it is imported (oneDNN, CUDA
-# drivers) escape this setting (tensorflow/tensorflow#100442).
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+import runtime
+
+runtime.quiet_tensorflow()
 
 import tqdm  # noqa: E402
 from absl import flags  # noqa: E402
 
 import config  # noqa: E402
 import datasets  # noqa: E402
+import registry  # noqa: E402
 import runs  # noqa: E402
-
-USER_ERRORS = (config.ConfigError, datasets.DatasetError, runs.RunError)
-HELP_FLAGS = ('-h', '-help', '--help', '--helpshort', '--helpfull')
-
-
-class TrainingError(Exception):
-    """Training cannot go on (a NaN or Inf loss); the message is one line."""
+import sampling  # noqa: E402
 
 
 def parse(argv):
@@ -54,32 +47,10 @@ def parse(argv):
     flag_values = config.define_flags(flags.FlagValues())
     config.parse_argv(flag_values, argv)
     cfg = config.from_flags(flag_values)
-    given = [name for name in cfg.options() if flag_values[name].present]
+    given = list(config.given_options(flag_values, cfg.options()))
+    if flag_values['model'].present:
+        given.append('model')
     return runs.resolve(cfg, given)
-
-
-def session_config(*, training=True):
-    """The session settings of train.py (``training``), sample.py and bench.py."""
-    import tensorflow as tf
-
-    proto = tf.compat.v1.ConfigProto(allow_soft_placement=True)
-    proto.gpu_options.allow_growth = True
-    if not tf.config.list_physical_devices('GPU'):
-        # Grappler's graph rewrites take about 8 s before the first step of a
-        # CycleGAN graph on a CPU and make its steps no faster (its remapper
-        # even fails on it). On a GPU they stay on: there the layout optimizer
-        # turns NHWC convolutions into cuDNN's faster NCHW.
-        proto.graph_options.rewrite_options.disable_meta_optimizer = True
-        if training:
-            # Two ops at a time on half the cores each: a training step runs
-            # two independent generator/discriminator branches, and small
-            # convolutions scale badly over threads. On 2 cores (1 thread per
-            # op) a CycleGAN step took 0.18-0.24 s instead of 0.31-0.37 s at
-            # 64 px (ngf 32), 10.0 s instead of 11.5 s at 256 px (ngf 64).
-            # Inference, one chain of ops, keeps TensorFlow's default.
-            proto.inter_op_parallelism_threads = 2
-            proto.intra_op_parallelism_threads = max(1, (os.cpu_count() or 2) // 2)
-    return proto
 
 
 def due(step, freq):
@@ -156,108 +127,192 @@ def _duration(seconds):
     return f'{seconds // 60}m{seconds % 60:02d}s'
 
 
-class Checkpoints:
-    """Saves and restores the checkpoints of a run: the graph's variables
-    (tf.train.Saver, which writes atomically) and, first, the state kept
-    outside the graph (runs.save_host_state), so a checkpoint never points to
-    missing state. A checkpoint is only written if every variable is finite."""
+class Loop:
+    """The training loop of a built model in a session, and its periodic
+    actions. :meth:`run` is the algorithm; each step it names is a method."""
 
-    def __init__(self, cfg, saver, weights_finite):
-        self.cfg, self.dir = cfg, runs.checkpoint_dir(cfg.run_dir)
-        self.saver, self.weights_finite = saver, weights_finite
-        self.last_step = None
-        self.config_saved = False
+    def __init__(self, cfg, sess, net, pipeline, checkpoints, writer, images):
+        self.cfg, self.sess, self.net, self.pipeline = cfg, sess, net, pipeline
+        self.checkpoints, self.writer, self.images = checkpoints, writer, images
+        self.epochs = cfg.n_epochs + cfg.n_epochs_decay
+        self.total = total_steps(cfg, pipeline.steps_per_epoch)
+        self.step = self.epoch = self.epoch_start = 0
+        self.quality = Quality(cfg) if getattr(cfg, 'eval_freq', 0) else None
 
-    def restore(self, sess, net, init_op, steps_per_epoch):
-        """Restores the latest checkpoint, or initializes; returns the loop
-        state: 'step', 'epoch' and 'epoch_start' (the step it began after)."""
+    def run(self):
+        """Trains from self.step to self.total; returns the signal that
+        stopped it early, or None."""
+        import model as models
+
+        self.progress = Progress(self.cfg, self.step, self.total, models.LossAverager())
+        self.lr = self.sess.run(self.net.learning_rate)
+        try:
+            with StopSignals() as stop:
+                while self.step < self.total and not stop.name:
+                    self.step += 1
+                    result = self.train_step()
+                    self.progress.update(self.step, result['losses'], epoch=self.epoch,
+                                         epochs=self.epochs, lr=self.lr)
+                    self.write_summaries(result)
+                    if self.step - self.epoch_start >= self.pipeline.steps_per_epoch:
+                        self.end_epoch()
+                    elif due(self.step, self.cfg.save_freq):
+                        self.save('periodic')
+            self.save(f'stopped by {stop.name}' if stop.name else 'end of training')
+        finally:
+            self.progress.close()
+            self.writer.close()
+        return stop.name
+
+    def train_step(self):
+        """One iteration on the next batch; raises TrainingError on a NaN or Inf loss."""
         import tensorflow as tf
 
-        tf1 = tf.compat.v1
-        path = tf1.train.latest_checkpoint(self.dir)
-        if path is None:
-            sess.run(init_op)
-            return {'step': 0, 'epoch': 0, 'epoch_start': 0}
-        restore_checkpoint(sess, self.saver, tf1.global_variables(), path)
-        self.saver.recover_last_checkpoints(
-            tf1.train.get_checkpoint_state(self.dir).all_model_checkpoint_paths)
-        step, epoch = (int(v) for v in sess.run([net.global_step, net.epoch]))
-        self.last_step = step
-        host = runs.load_host_state(path) or {}
-        net.load_host_state({k[len('model/'):]: v for k, v in host.items()
-                             if k.startswith('model/')})
-        epoch_start = host.get('loop/epoch_start', min(step, epoch * steps_per_epoch))
-        return {'step': step, 'epoch': epoch, 'epoch_start': int(epoch_start), 'path': path,
-                'host_state': bool(host)}
+        tf1, cfg, step = tf.compat.v1, self.cfg, self.step
+        trace = due(step, cfg.trace_freq)
+        self.run_metadata = tf1.RunMetadata() if trace else None
+        result = self.net.train_step(
+            self.sess, self.sess.run(self.pipeline.next_batch),
+            summaries=due(step, cfg.summary_freq) or step == 1,
+            visuals=bool(self.net.visuals) and (due(step, cfg.display_freq) or step == 1),
+            options=tf1.RunOptions(trace_level=tf1.RunOptions.FULL_TRACE) if trace else None,
+            run_metadata=self.run_metadata)
+        bad = [(k, v) for k, v in result['losses'].items() if not math.isfinite(v)]
+        if bad:
+            raise runtime.TrainingError(
+                f'step {step}: loss {bad[0][0]} is {bad[0][1]}; stopped without saving. '
+                f'{self.checkpoints.describe_last()}')
+        return result
 
-    def save(self, sess, net, state):
-        """Saves at ``state['step']`` unless already saved there; returns the path."""
-        step = state['step']
-        if step == self.last_step:
-            return None
-        if not sess.run(self.weights_finite):
-            raise TrainingError(f'step {step}: the weights are not finite (NaN or Inf); not '
-                                f'saved. {self.describe_last()}')
-        prefix = os.path.join(self.dir, f'{runs.PREFIX}-{step}')
-        host = {f'model/{k}': v for k, v in net.host_state().items()}
-        host['loop/epoch_start'] = state['epoch_start']
-        os.makedirs(self.dir, exist_ok=True)
-        if not self.config_saved:  # the settings of this session, with its first checkpoint
-            self.cfg.save(os.path.join(self.cfg.run_dir, runs.CONFIG_FILE))
-            self.config_saved = True
-        runs.save_host_state(prefix, host)
-        path = self.saver.save(sess, os.path.join(self.dir, runs.PREFIX), global_step=step,
-                               write_meta_graph=False)
-        runs.remove_stale_host_states(self.saver.last_checkpoints, self.dir)
-        self.last_step = step
-        return path
+    def write_summaries(self, result):
+        """Scalars, the sample grid (samples/ and TensorBoard) and the trace
+        that this step's result holds."""
+        if 'summary' in result:
+            self.writer.add_summary(result['summary'], self.step)
+        if 'visuals' in result:
+            self.write_image('samples', _grid(result['visuals'], self.net.visual_rows),
+                             f'step_{self.step:06d}.png')
+        if self.run_metadata is not None:
+            self.writer.add_run_metadata(self.run_metadata, f'step_{self.step:06d}', self.step)
 
-    def describe_last(self):
-        if self.last_step is None:
-            return 'No checkpoint was saved.'
-        return f'The last checkpoint, step {self.last_step}, is kept in {self.dir}.'
+    def write_image(self, tag, image, file_name):
+        import visuals
+
+        visuals.save_png(image, os.path.join(self.cfg.run_dir, runs.SAMPLES, file_name))
+        self.writer.add_summary(self.images(tag, image), self.step)
+
+    def end_epoch(self):
+        """The model's end-of-epoch report, the next epoch's learning rate, a checkpoint."""
+        import tensorflow as tf
+
+        metrics, images = self.net.epoch_report(self.sess)
+        self.epoch, self.epoch_start = self.epoch + 1, self.step
+        if metrics:
+            self.writer.add_summary(tf.compat.v1.Summary(value=[
+                tf.compat.v1.Summary.Value(tag=f'eval/{name}', simple_value=value)
+                for name, value in metrics.items()]), self.step)
+            self.progress.log(f'epoch {self.epoch}/{self.epochs}: ' + '  '.join(
+                f'{name} {value:.4g}' for name, value in metrics.items()))
+        for name, image in images.items():
+            self.write_image(name, image, f'{name}_epoch_{self.epoch:04d}.png')
+        self.net.set_epoch(self.sess, self.epoch)
+        self.lr = self.sess.run(self.net.learning_rate)
+        self.save(f'end of epoch {self.epoch}/{self.epochs}')
+        if self.quality and due(self.epoch, self.cfg.eval_freq):
+            self.evaluate()
+
+    def evaluate(self):
+        """FID and KID of the checkpoint just saved (--eval_freq), logged as
+        eval/<name>; the best checkpoint is kept in checkpoints/best/."""
+        import tensorflow as tf
+
+        prefix = os.path.join(self.checkpoints.dir, f'{runs.PREFIX}-{self.step}')
+        values, best = self.quality.score(prefix)
+        self.writer.add_summary(tf.compat.v1.Summary(value=[
+            tf.compat.v1.Summary.Value(tag=f'eval/{name}', simple_value=value)
+            for name, value in values.items()]), self.step)
+        self.progress.log(f'epoch {self.epoch} eval: ' + '  '.join(
+            f'{name} {value:.3f}' for name, value in values.items())
+            + ('  (best so far: kept in checkpoints/best)' if best else ''))
+
+    def save(self, why):
+        path = self.checkpoints.save(self.sess, self.net, self.step, self.epoch_start)
+        self.writer.flush()
+        if path:
+            self.progress.log(f'saved {path} ({why})')
 
 
-def restore_checkpoint(sess, saver, variables, path):
-    """Restores ``path`` with ``saver`` (of ``variables``), first checking
-    that it holds each of them with its shape (else RunError: a checkpoint
-    of another architecture)."""
-    import tensorflow as tf
+class Quality:
+    """--eval_freq: translates the test split (--eval_num images per
+    direction) with a checkpoint and scores it by FID and KID (metrics.py);
+    keeps the checkpoint of the lowest sum of FIDs (runs.keep_best). The
+    Inception weights are loaded when training starts, so a missing file
+    fails before the first step."""
 
-    try:
-        saved = tf.compat.v1.train.load_checkpoint(path).get_variable_to_shape_map()
-    except (tf.errors.OpError, ValueError) as e:
-        raise runs.RunError(f'cannot read checkpoint {path} ({runs.one_line(e)})') from None
-    why = runs.mismatch(saved, {v.op.name: v.shape.as_list() for v in variables})
-    if why:
-        raise runs.RunError(f'{path} is a checkpoint of another architecture: {why}')
-    saver.restore(sess, path)
+    def __init__(self, cfg):
+        import inception
+
+        self.cfg = cfg
+        self.extractor = inception.FeatureExtractor(cfg.fid_weights or None, progress=False)
+        self.extractor.features([])  # builds the network: the weights are checked now
+        self.work = sampling.jobs(cfg, num_test=cfg.eval_num)
+        try:
+            self.best = runs.best_record(cfg.run_dir)['scores']['fid_sum']
+        except (runs.RunError, KeyError, TypeError):
+            self.best = None
+
+    def score(self, prefix):
+        """(name -> value, whether ``prefix`` is the best so far)."""
+        import inference
+
+        with inference.Translator(self.cfg, prefix, training=True) as translator:
+            results = sampling.translate(translator, self.cfg, self.work, out=None, write=False)
+        scores = sampling.add_quality_scores(results, self.cfg, self.extractor)
+        values = {}
+        for direction, entry in scores.items():
+            if 'fid' in entry:
+                values[f'fid_{direction[-1]}'] = entry['fid']
+                values[f'kid_{direction[-1]}'] = entry['kid_mean']
+        fids = [v for k, v in values.items() if k.startswith('fid_')]
+        if not fids:
+            return values, False
+        values['fid_sum'] = sum(fids)
+        better = self.best is None or values['fid_sum'] < self.best
+        if better:
+            runs.keep_best(prefix, self.cfg.run_dir, values)
+            self.best = values['fid_sum']
+        return values, better
 
 
-def train(cfg, changes, dataset_root):
-    """Trains ``cfg`` in cfg.run_dir from its latest checkpoint; returns the exit status."""
-    # Imported here, once the command line and the run folder checked out:
-    # TensorFlow's import takes seconds and prints log lines.
-    import tensorflow as tf
-
-    import data
-    import model as models
+def _grid(images, visual_rows, max_items=4):
+    """The sample grid of a step's visuals: the model's visual rows for each
+    of the first ``max_items`` images of the batch."""
     import visuals
 
+    n = min(max_items, len(next(iter(images.values()))))
+    rows = [[images[name][i] for name in names] for i in range(n) for names in visual_rows]
+    return visuals.grid(rows, [names for _ in range(n) for names in visual_rows])
+
+
+def build(cfg, dataset_root):
+    """The training graph: (graph, pipeline, model, saver, image-summary
+    function, finite-weights check, init op); the graph is finalized."""
+    tf = runtime.graph_mode()
     tf1 = tf.compat.v1
-    tf1.disable_eager_execution()  # graph mode throughout, as TF 1.x
-    tf.get_logger().setLevel('ERROR')  # deprecation notices of the tf.compat.v1 API
+    spec = registry.of(cfg)
     graph = tf.Graph()
     with graph.as_default():
-        pipeline = data.input_pipeline(cfg, root=dataset_root)
+        with tf.name_scope('data'):
+            pipeline = spec.model_class.input_pipeline(cfg, dataset_root)
         try:
-            net = models.create(cfg)
+            net = spec.model_class(cfg)
         except ValueError as e:  # a shape constraint of the networks, at build time
             raise config.ConfigError(str(e)) from None
         with tf.name_scope('summaries/'):
-            grid = tf1.placeholder(tf.uint8, [None, None, 3], name='grid')
-            grid_summary = tf.raw_ops.ImageSummary(tag='samples', tensor=grid[None],
-                                                   max_images=1, name='samples')
+            tag = tf1.placeholder(tf.string, [], name='image_tag')
+            image = tf1.placeholder(tf.uint8, [None, None, 3], name='image')
+            image_summary = tf.raw_ops.ImageSummary(tag=tag, tensor=image[None], max_images=1,
+                                                    name='image')
         with tf.name_scope('checks/'):
             weights_finite = tf.reduce_all(
                 [tf.reduce_all(tf.math.is_finite(v)) for v in tf1.global_variables()
@@ -265,128 +320,108 @@ def train(cfg, changes, dataset_root):
         saver = tf1.train.Saver(max_to_keep=cfg.keep_checkpoints, save_relative_paths=True)
         init_op = tf1.global_variables_initializer()
     graph.finalize()  # nothing can add ops per step: a growing graph is a slow leak
+    return graph, pipeline, net, saver, weights_finite, init_op, (tag, image, image_summary)
 
+
+def train(cfg, changes, dataset_root):
+    """Trains ``cfg`` in cfg.run_dir from its latest checkpoint; returns the exit status."""
+    graph, pipeline, net, saver, weights_finite, init_op, summary = build(cfg, dataset_root)
+    import tensorflow as tf
+
+    tf1 = tf.compat.v1
     config_file = os.path.join(cfg.run_dir, runs.CONFIG_FILE)
     if not os.path.exists(config_file):  # a new run; a resumed one saves with its checkpoints
         cfg.save(config_file)
-    ckpt = Checkpoints(cfg, saver, weights_finite)
-    steps_per_epoch = pipeline.steps_per_epoch
-    total, epochs = total_steps(cfg, steps_per_epoch), cfg.n_epochs + cfg.n_epochs_decay
-    with tf1.Session(graph=graph, config=session_config()) as sess:
-        state = ckpt.restore(sess, net, init_op, steps_per_epoch)
-        step = state['step']
-        _log_start(cfg, changes, state, dataset_root, steps_per_epoch, total)
+    checkpoints = runtime.Checkpoints(cfg, saver, weights_finite)
+    with tf1.Session(graph=graph, config=runtime.session_config()) as sess:
+        step, epoch, epoch_start, path, host = checkpoints.restore(
+            sess, net, init_op, pipeline.steps_per_epoch)
+        total = total_steps(cfg, pipeline.steps_per_epoch)
+        _log_start(cfg, changes, step, epoch, path, host, dataset_root,
+                   pipeline.steps_per_epoch, total)
         if step >= total:
             print(f'{cfg.run_dir} is trained to step {step} of {total}: nothing to do (raise '
                   f'--max_steps or --n_epochs to train longer)')
-            return 0
+            return runtime.EXIT_OK
         writer = tf1.summary.FileWriter(cfg.run_dir, flush_secs=20)
         writer.add_graph(None, graph_def=graph.as_graph_def(add_shapes=True))  # no meta graph
         if step:  # TensorBoard drops what an interrupted session logged after the checkpoint
             writer.add_session_log(tf1.SessionLog(status=tf1.SessionLog.START), step)
-        progress = Progress(cfg, step, total, models.LossAverager())
-        lr = sess.run(net.learning_rate)
-        trace_options = tf1.RunOptions(trace_level=tf1.RunOptions.FULL_TRACE)
-        try:
-            with StopSignals() as stop:
-                while step < total and not stop.name:
-                    step += 1
-                    trace = due(step, cfg.trace_freq)
-                    run_metadata = tf1.RunMetadata() if trace else None
-                    result = net.train_step(
-                        sess, sess.run(pipeline.next_batch),
-                        summaries=due(step, cfg.summary_freq) or step == 1,
-                        visuals=bool(net.visuals) and (due(step, cfg.display_freq) or step == 1),
-                        options=trace_options if trace else None, run_metadata=run_metadata)
-                    state['step'] = step
-                    bad = [(k, v) for k, v in result['losses'].items() if not math.isfinite(v)]
-                    if bad:
-                        raise TrainingError(f'step {step}: loss {bad[0][0]} is {bad[0][1]}; '
-                                            f'stopped without saving. {ckpt.describe_last()}')
-                    progress.update(step, result['losses'], epoch=state['epoch'], epochs=epochs,
-                                    lr=lr)
-                    if 'summary' in result:
-                        writer.add_summary(result['summary'], step)
-                    if 'visuals' in result:
-                        image = visuals.grid(*_grid_rows(result['visuals'], net.visual_rows))
-                        visuals.save_png(image, os.path.join(cfg.run_dir, runs.SAMPLES,
-                                                             f'step_{step:06d}.png'))
-                        writer.add_summary(sess.run(grid_summary, {grid: image}), step)
-                    if trace:
-                        writer.add_run_metadata(run_metadata, f'step_{step:06d}', step)
-                    if step - state['epoch_start'] >= steps_per_epoch:
-                        state.update(epoch=state['epoch'] + 1, epoch_start=step)
-                        net.set_epoch(sess, state['epoch'])
-                        lr = sess.run(net.learning_rate)
-                        _save(ckpt, sess, net, state, writer, progress,
-                              f'end of epoch {state["epoch"]}/{epochs}')
-                    elif due(step, cfg.save_freq):
-                        _save(ckpt, sess, net, state, writer, progress, 'periodic')
-            _save(ckpt, sess, net, state, writer, progress,
-                  f'stopped by {stop.name}' if stop.name else 'end of training')
-        finally:
-            progress.close()
-            writer.close()
-    if stop.name:
-        print(f'Stopped by {stop.name} at step {step}; run the same command to resume.')
+        tag, image, image_summary = summary
+        loop = Loop(cfg, sess, net, pipeline, checkpoints, writer,
+                    lambda name, array: sess.run(image_summary, {tag: name, image: array}))
+        loop.step, loop.epoch, loop.epoch_start = step, epoch, epoch_start
+        stopped = loop.run()
+    if stopped:
+        print(f'Stopped by {stopped} at step {loop.step}; run the same command to resume.')
     else:
-        print(f'Done: {step} steps. Sample with: python sample.py --run {cfg.run_dir}')
-    return 0
+        print(f'Done: {loop.step} steps. Sample with: python sample.py --run {cfg.run_dir}')
+    return runtime.EXIT_OK
 
 
-def _save(ckpt, sess, net, state, writer, progress, why):
-    path = ckpt.save(sess, net, state)
-    writer.flush()
-    if path:
-        progress.log(f'saved {path} ({why})')
-
-
-def _grid_rows(images, visual_rows, max_items=4):
-    """(rows, labels) for visuals.grid: the model's visual rows for each of
-    the first ``max_items`` images of the batch."""
-    n = min(max_items, len(next(iter(images.values()))))
-    rows = [[images[name][i] for name in names] for i in range(n) for names in visual_rows]
-    return rows, [names for _ in range(n) for names in visual_rows]
-
-
-def _log_start(cfg, changes, state, dataset_root, steps_per_epoch, total):
-    if state['step']:
-        print(f'Resuming {cfg.run_dir} from {state["path"]} (step {state["step"]}, '
-              f'epoch {state["epoch"] + 1})')
-        if not state['host_state']:
-            print('  (no saved image pools for it: the pools start empty)')
+def _log_start(cfg, changes, step, epoch, path, host, dataset_root, steps_per_epoch, total):
+    if step:
+        print(f'Resuming {cfg.run_dir} from {path} (step {step}, epoch {epoch + 1})')
+        if not host:
+            print('  (no saved host state for it: the image pools start empty)')
     else:
-        print(f'New run {cfg.run_dir}: {cfg.model} on {dataset_root}')
+        source = f' on {dataset_root}' if dataset_root else ''
+        print(f'New run {cfg.run_dir}: {cfg.model}{source}')
     if changes:
         print('  changed settings: ' + ', '.join(f'{k} {old} -> {new}'
                                                  for k, (old, new) in changes.items()))
     print(f'  {steps_per_epoch} steps per epoch, training to step {total}; checkpoints in '
           f'{runs.checkpoint_dir(cfg.run_dir)}')
-    print(f'  watch it: tensorboard --logdir {cfg.runs_dir}  (sample grids also in '
+    print(f'  watch it: tensorboard --logdir {cfg.runs_dir}  (samples also in '
           f'{os.path.join(cfg.run_dir, runs.SAMPLES)})')
     sys.stdout.flush()
 
 
-def main(argv=None):
-    argv = sys.argv if argv is None else argv
-    if any(arg in HELP_FLAGS for arg in argv[1:]):
-        print(__doc__)
-        print(config.define_flags(flags.FlagValues()).get_help())
-        return 0
-    logging.basicConfig(level=logging.INFO, format='%(message)s', stream=sys.stdout)
+def print_help(argv):
+    """--help: the options of the model named on the command line (default
+    cycle_gan), grouped; --helpfull: every model's."""
+    full = '--helpfull' in argv
+    model = 'cycle_gan'
+    for i, arg in enumerate(argv[1:], 1):
+        if arg.startswith('--model='):
+            model = arg.split('=', 1)[1]
+        elif arg == '--model' and i + 1 < len(argv):
+            model = argv[i + 1]
+    print(__doc__)
+    models = '\n'.join(f'  {spec.name:14s}{spec.summary}' for spec in registry.MODELS.values())
+    print(f'Models (--model):\n{models}\n')
+    if full:
+        print('Options of every model ([m only]: of model m only):')
+        print(config.help_text())
+    else:
+        spec = registry.get(model)
+        print(f'Options of --model {spec.name} (--helpfull: of every model):')
+        print(config.help_text(spec.name))
+    print('\nAlso: --flagfile FILE reads flags from a file (see presets/).')
+    return runtime.EXIT_OK
+
+
+def run(argv):
+    if runtime.wants_help(argv):
+        return print_help(argv)
+    cfg, changes = parse(argv)
+    spec = registry.of(cfg)
+    root = datasets.prepare(cfg) if spec.images else None
     try:
-        cfg, changes = parse(argv)
-        root = datasets.prepare(cfg)
         return train(cfg, changes, root)
-    except USER_ERRORS + (OSError,) as e:  # OSError: e.g. a folder that cannot be written
-        print(f'train.py: error: {runs.one_line(e)}', file=sys.stderr)
-        return 2
-    except TrainingError as e:
+    except runtime.TrainingError as e:
         print(f'train.py: error: {e}', file=sys.stderr)
-        return 1
+        return runtime.EXIT_FAILED
     except KeyboardInterrupt:
         print('train.py: interrupted before the first step; nothing was saved', file=sys.stderr)
-        return 130
+        return runtime.EXIT_INTERRUPTED
+
+
+def main(argv=None):
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format='%(message)s', stream=sys.stdout)
+    return runtime.run_command('train.py', run, sys.argv if argv is None else argv)
 
 
 if __name__ == '__main__':

@@ -65,6 +65,12 @@ def save_png(array, path):
         Image.fromarray(array).save(f, format='PNG')
 
 
+def write_text(path, text):
+    """Writes the string ``text`` to ``path`` atomically."""
+    with fileio.atomic_write(path, 'w') as f:
+        f.write(text)
+
+
 def write_html(path, title, sections, notes=()):
     """An index page of image tables.
 

@@ -215,7 +215,7 @@ def test_other_schedules():
     step = config.CycleGANConfig(lr_policy='step', lr_decay_iters=10)
     assert [model.lr_factor(e, step) for e in (0, 9, 10, 25)] == pytest.approx(
         [1, 1, 0.1, 0.01])
-    cosine = config.CycleGANConfig(lr_policy='cosine', n_epochs=10)
+    cosine = config.CycleGANConfig(lr_policy='cosine', n_epochs=6, n_epochs_decay=4)
     assert [model.lr_factor(e, cosine) for e in (0, 5, 10)] == pytest.approx([1, 0.5, 0])
 
 

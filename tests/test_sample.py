@@ -13,8 +13,10 @@ import pytest
 from PIL import Image
 from test_train import ROOT, make_data_root, tiny_args
 
+import inference
 import runs
 import sample
+import sampling
 import train
 import visuals
 
@@ -76,14 +78,14 @@ def test_any_size_is_padded_and_cropped_back(run, tmp_path, capsys):
 
 def test_pad_to_a_multiple_then_crop_restores_the_image():
     image = np.random.default_rng(0).uniform(-1, 1, (5, 7, 3)).astype(np.float32)
-    padded = sample.pad_to(image, 4)
+    padded = inference.pad_to(image, 4)
     assert padded.shape == (8, 8, 3) and np.array_equal(padded[:5, :7], image)
-    assert sample.pad_to(image[:4, :4], 4).shape == (4, 4, 3)
+    assert inference.pad_to(image[:4, :4], 4).shape == (4, 4, 3)
 
 
 def test_score_of_known_images():
     white, gray = np.full((2, 2, 3), 255, np.uint8), np.full((2, 2, 3), 128, np.uint8)
-    l1, psnr = sample.score([gray], [white])
+    l1, psnr = sampling.score([gray], [white])
     assert l1 == pytest.approx(127 / 255) and psnr == pytest.approx(
         10 * np.log10(1 / (127 / 255) ** 2))
 

@@ -29,6 +29,7 @@ import tensorflow as tf
 import config
 import datasets
 import runs
+import runtime
 import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -229,9 +230,9 @@ def test_weights_that_are_not_finite_are_never_saved(tmp_path):
             return False
 
     cfg = config.CycleGANConfig(runs_dir=str(tmp_path), name='x')
-    ckpt = train.Checkpoints(cfg, saver=None, weights_finite='weights_finite')
-    with pytest.raises(train.TrainingError, match='step 7: the weights are not finite'):
-        ckpt.save(Session(), net=None, state={'step': 7, 'epoch_start': 6})
+    ckpt = runtime.Checkpoints(cfg, saver=None, weights_finite='weights_finite')
+    with pytest.raises(runtime.TrainingError, match='step 7: the weights are not finite'):
+        ckpt.save(Session(), net=None, step=7, epoch_start=6)
     assert not os.path.exists(tmp_path / 'x')
 
 
@@ -420,11 +421,13 @@ def test_bench_prints_one_json_object_with_timings_and_flops(capsys, shared_data
     assert bench.main(['bench.py', '--crop_size=32', '--load_size=36', '--ngf=4', '--ndf=4',
                        '--netG=resnet_6blocks', '--iters=2', '--warmup=1',
                        '--infer_batch_size=2', '--compare_pipeline', '--rounds=1',
+                       '--feature_images=2', '--feature_batch=2',
                        f'--dataset={dataset}']) == 0
     result = json.loads(capsys.readouterr().out)
     for key in ('train_s_per_iter', 'train_images_per_s', 'infer_images_per_s',
                 'train_gflop_per_s', 'infer_gflop_per_s', 'pipeline_s_per_iter',
-                'in_memory_s_per_iter', 'pipeline_cpu_ms_per_example'):
+                'in_memory_s_per_iter', 'pipeline_cpu_ms_per_example',
+                'fid_features_images_per_s'):
         assert result[key] > 0, key
     # About 19 generator forwards' worth of work per CycleGAN iteration.
     assert 17 < result['generator_forwards_per_iter'] < 21

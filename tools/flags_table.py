@@ -10,19 +10,31 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import config  # noqa: E402
 
 
-def table(options):
+def table(options, groups=None):
+    """A markdown table of ``options`` (name -> Option), in the order of
+    ``groups`` (config.GROUPS) when given, with a row naming each group."""
     rows = ['| flag | default | meaning |', '|---|---|---|']
-    for name, option in options.items():
-        default = f"'{option.default}'" if option.type is str else option.default
-        choices = f'; choices: {", ".join(option.choices)}' if option.choices else ''
-        text = (option.help_with_range() + choices).replace('<', '&lt;').replace('|', '\\|')
-        rows.append(f'| `--{name}` | `{default}` | {text} |')
+    order = [(group, names) for group, names in groups.items()] if groups else [(None, options)]
+    for group, names in order:
+        present = [name for name in names if name in options]
+        if group and present:
+            rows.append(f'| **{group}** | | |')
+        for name in present:
+            option = options[name]
+            default = f"'{option.default}'" if option.type is str else option.default
+            choices = f'; choices: {", ".join(option.choices)}' if option.choices else ''
+            text = (option.help_with_range() + choices).replace('<', '&lt;').replace('|', '\\|')
+            twin = config._positive_twin(name) if option.type is bool else None
+            if twin:
+                rows.append(f'| `--{twin}` | `{not option.default}` | {text} |')
+                text = f'the official spelling: `--no_{twin}` is `--no{twin}`'
+            rows.append(f'| `--{name}` | `{default}` | {text} |')
     return '\n'.join(rows)
 
 
 if __name__ == '__main__':
     # _flag_options: every model's settings, as `python train.py --help` shows them.
-    print('#### train.py\n\n' + table(config._flag_options()) + '\n')
+    print('#### train.py\n\n' + table(config._flag_options(), config.GROUPS) + '\n')
     print('#### sample.py\n\n' + table(config.SampleConfig.options()) + '\n')
     print('#### bench.py (besides the model flags of train.py)\n\n'
           + table(config.BenchConfig.options()))

@@ -1,0 +1,150 @@
+"""A trained run's generators as a Python object: images in, translations out.
+
+    from inference import Translator
+    translator = Translator.from_run('runs/horse2zebra_cycle_gan')
+    zebra = translator.translate(Image.open('horse.jpg'))  # uint8 [H, W, 3]
+
+The generators are rebuilt from the run's config.json (what was trained is
+what is rebuilt) and restored from its latest checkpoint, or a given one.
+Images of any size are reflected at the bottom and right to the networks'
+multiple and cropped back. sample.py and the other tools build on this.
+"""
+
+import numpy as np
+
+import registry
+import runs
+import runtime
+
+OTHER = {'A': 'B', 'B': 'A'}
+
+
+def pad_to(image, multiple, minimum=1):
+    """``image`` [H, W, C] reflected at the bottom and right to heights and
+    widths that are multiples of ``multiple`` and at least ``minimum``. An
+    image smaller than its padding is mirrored again (a 1 px one repeated)."""
+    for axis in (0, 1):
+        size = image.shape[axis]
+        target = max(size, minimum) + -max(size, minimum) % multiple
+        while image.shape[axis] < target:
+            size = image.shape[axis]
+            pad = [(0, 0)] * image.ndim
+            pad[axis] = (0, min(target - size, size - 1) if size > 1 else target - size)
+            image = np.pad(image, pad, mode='reflect' if size > 1 else 'edge')
+    return image
+
+
+def latest_checkpoint(run_dir):
+    """The prefix of the latest checkpoint of ``run_dir``; RunError if none."""
+    import tensorflow as tf
+
+    path = tf.compat.v1.train.latest_checkpoint(runs.checkpoint_dir(run_dir))
+    if path is None:
+        raise runs.RunError(f'the checkpoint files of {run_dir} are missing')
+    return path
+
+
+class Translator:
+    """The inference graph of an image model's run, restored from a checkpoint.
+
+    ``translator(key, image)`` translates an image [H, W, C] in [-1, 1] of
+    domain ``key`` ('A' or 'B'); :meth:`translate` takes a PIL image or a
+    uint8 array and gives uint8. ``training`` runs the generators as in
+    training (dropout, batch statistics), the official test.py's default
+    (sample.py's --eval turns it off).
+    """
+
+    def __init__(self, cfg, checkpoint, *, training=False):
+        self.cfg, self.checkpoint, self.step = cfg, checkpoint, runs.step_of(checkpoint)
+        self.spec = registry.of(cfg)
+        if not self.spec.images:
+            raise runs.RunError(f'a {cfg.model} run translates no images')
+        self.roles = self.spec.model_class  # TRANSLATIONS, RECONSTRUCTIONS of the model
+        tf = runtime.graph_mode()
+        tf1 = tf.compat.v1
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.inputs, self.outputs = self.roles.build_inference(cfg, training=training)
+            variables = tf1.global_variables()
+            saver = tf1.train.Saver(variables)
+            with tf.name_scope('from_rgb'):  # images from memory, as training reads files
+                import data
+
+                self.rgb = tf1.placeholder(tf.uint8, [None, None, 3], name='rgb')
+                self.from_rgb = {key: data.model_input(
+                    tf.cast(self.rgb, tf.float32), self.spec.data, self.channels(key))
+                    for key in self.keys}
+        self.graph.finalize()
+        self.sess = tf1.Session(graph=self.graph, config=runtime.session_config(training=False))
+        runtime.restore_checkpoint(self.sess, saver, variables, checkpoint)
+        self.multiple, self.min_size = self.roles.input_sizes(cfg)
+
+    @classmethod
+    def from_run(cls, run, *, checkpoint=None, eval=False):
+        """The Translator of the run folder ``run`` (its latest checkpoint,
+        or the checkpoint prefix ``checkpoint``); ``eval`` as sample.py's --eval."""
+        cfg = runs.load_config(run)
+        return cls(cfg, checkpoint or latest_checkpoint(run), training=not eval)
+
+    @property
+    def keys(self):
+        """The input domains the model translates: ('A', 'B') or ('A',)."""
+        return tuple(self.roles.TRANSLATIONS)
+
+    def channels(self, key):
+        """The channels of the model's input images of domain ``key``."""
+        return int(self.inputs[key].shape[-1])
+
+    def fetches(self, key):
+        """{'translation', 'reconstruction'?}: the output names for input ``key``."""
+        if key not in self.roles.TRANSLATIONS:
+            raise runs.RunError(f'a {self.cfg.model} model translates from '
+                                f'{" and ".join(self.keys)} only, not from {key}')
+        names = {'translation': self.roles.TRANSLATIONS[key]}
+        if key in self.roles.RECONSTRUCTIONS:
+            names['reconstruction'] = self.roles.RECONSTRUCTIONS[key]
+        return names
+
+    def __call__(self, key, image):
+        """{'translation', 'reconstruction'?}: arrays [H, W, C] in [-1, 1] of
+        ``image`` [H, W, C] in [-1, 1] of domain ``key``."""
+        names = self.fetches(key)
+        height, width = image.shape[:2]
+        feed = {self.inputs[key]: pad_to(image, self.multiple, self.min_size)[None]}
+        results = self.sess.run({k: self.outputs[n] for k, n in names.items()}, feed)
+        return {k: v[0, :height, :width] for k, v in results.items()}
+
+    def translate(self, image, direction='AtoB'):
+        """The translation of one image, as sample.py writes it.
+
+        Args:
+          image: a PIL image of any mode, or a uint8 array [H, W] (grey) or
+            [H, W, 3] (RGB).
+          direction: 'AtoB', or 'BtoA' for CycleGAN.
+        Returns:
+          uint8 [H, W, C]: C the output channels (RGB for colorization).
+        """
+        from PIL import Image
+
+        import data
+
+        if isinstance(image, np.ndarray):
+            if image.dtype != np.uint8 or image.ndim not in (2, 3):
+                raise ValueError(f'an image array is uint8 [H, W] or [H, W, 3], got '
+                                 f'{image.dtype} {list(image.shape)}')
+            image = Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1
+                                    else image)
+        key = direction[0]
+        self.fetches(key)  # an unknown direction fails here
+        rgb = data.pil_uint8(image, 3)
+        model_input = self.sess.run(self.from_rgb[key], {self.rgb: rgb})
+        return data.to_uint8(self(key, model_input)['translation'])
+
+    def close(self):
+        self.sess.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
