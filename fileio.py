@@ -16,6 +16,24 @@ import os
 _TEMP_ATTEMPTS = 100
 
 
+def _temp_name(folder, name):
+    return os.path.join(folder, f'.{name}.{os.urandom(4).hex()}.tmp')
+
+
+def make_temp_dir(folder, name):
+    """A new, empty folder beside ``name`` in ``folder``, for files that are
+    renamed into place as a whole. Created as os.mkdir creates folders
+    (0777 minus the umask), not private as tempfile.mkdtemp's."""
+    for _ in range(_TEMP_ATTEMPTS):
+        path = _temp_name(folder, name)
+        try:
+            os.mkdir(path, 0o777)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f'no free temporary folder name for {name} in {folder}')
+
+
 def _create_temp(folder, name):
     """(fd, path) of a new, empty file beside ``name`` in ``folder``.
 
@@ -27,7 +45,7 @@ def _create_temp(folder, name):
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
     for _ in range(_TEMP_ATTEMPTS):
-        path = os.path.join(folder, f'.{name}.{os.urandom(4).hex()}.tmp')
+        path = _temp_name(folder, name)
         try:
             return os.open(path, flags, 0o666), path
         except FileExistsError:

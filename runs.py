@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 
 import numpy as np
 
@@ -236,7 +235,7 @@ def keep_best(prefix, run_dir, scores):
     ``scores`` in checkpoints/best.json, written last: a reader sees the old
     best or the new, whole."""
     folder = checkpoint_dir(run_dir)
-    staging = tempfile.mkdtemp(dir=folder, prefix='.best-')
+    staging = fileio.make_temp_dir(folder, BEST)
     try:
         for path in glob.glob(glob.escape(prefix) + '.*'):
             if path.endswith(('.index', HOST_SUFFIX)) or '.data-' in path:
@@ -247,11 +246,8 @@ def keep_best(prefix, run_dir, scores):
         if os.path.isdir(old):
             shutil.rmtree(old)
         os.replace(staging, old)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.best-', suffix='.json')
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, 'w') as f:
+        with fileio.atomic_write(os.path.join(folder, BEST_FILE), 'w') as f:
             json.dump(record, f, indent=2, sort_keys=True)
-        os.replace(tmp, os.path.join(folder, BEST_FILE))
     finally:
         if os.path.isdir(staging):
             shutil.rmtree(staging)

@@ -91,3 +91,32 @@ def test_run_files_are_0644_and_a_failed_save_keeps_them(tmp_path):
     left = sorted(os.path.relpath(os.path.join(r, f), run)
                   for r, _, names in os.walk(run) for f in names)
     assert left == sorted(files)
+
+
+def test_the_best_checkpoint_is_readable_like_the_others(tmp_path):
+    """checkpoints/best/ was a private mkdtemp folder and best.json 0644 by
+    chance of a chmod: both now as ordinary files and folders."""
+    run = tmp_path / 'run'
+    folder = run / 'checkpoints'
+    os.makedirs(folder)
+    with umask(0o022):
+        for suffix in ('.index', '.data-00000-of-00001', '.host.npz'):
+            (folder / f'model.ckpt-7{suffix}').write_bytes(b'x')
+        runs.keep_best(str(folder / 'model.ckpt-7'), str(run), {'fid': 1.0})
+    assert mode(folder / 'best') == 0o755 and mode(folder / 'best.json') == 0o644
+    assert sorted(os.listdir(folder / 'best')) == [
+        'model.ckpt-7.data-00000-of-00001', 'model.ckpt-7.host.npz', 'model.ckpt-7.index']
+    assert runs.best_record(str(run))['step'] == 7
+    assert not [name for name in os.listdir(folder) if name.startswith('.')]
+
+
+def test_the_feature_cache_is_written_atomically(tmp_path, monkeypatch):
+    import metrics
+
+    path = tmp_path / 'cache' / 'f.npz'
+    with umask(0o022):
+        metrics._write_cache(str(path), np.zeros((2, 3), np.float32), ['a', 'b'])
+    assert mode(path) == 0o644 and os.listdir(path.parent) == ['f.npz']
+    with pytest.raises(TypeError):
+        metrics._write_cache(str(path), Unsaveable(), ['a'])
+    assert os.listdir(path.parent) == ['f.npz']
