@@ -19,11 +19,14 @@ read back by :func:`load`, so sample.py rebuilds exactly the trained graph.
 """
 
 import json
+import math
 import os
-import tempfile
 import textwrap
+import urllib.parse
 
 from absl import flags
+
+import fileio
 
 
 class ConfigError(ValueError):
@@ -31,17 +34,36 @@ class ConfigError(ValueError):
 
 
 class Option:
-    """A setting's default, help text and, optionally, its allowed values."""
+    """A setting's default, help text and, optionally, its allowed values.
 
-    def __init__(self, default, help, choices=None):
+    Numbers may have bounds: ``min`` and ``max`` are inclusive,
+    ``min_exclusive`` and ``max_exclusive`` are not (``lr`` > 0). A float is
+    always finite (no nan, no inf). The range is checked with the type in
+    :meth:`check`, so a config built in Python, one read from config.json and
+    one from flags are held to the same rules, and is shown in the flag's help.
+    """
+
+    def __init__(self, default, help, choices=None, *, min=None, max=None,
+                 min_exclusive=None, max_exclusive=None):
         if choices is not None and default not in choices:
             raise ValueError(f'default {default!r} is not one of {choices}')
         self.default = default
         self.help = help
         self.choices = tuple(choices) if choices is not None else None
+        self.min, self.max = min, max
+        self.min_exclusive, self.max_exclusive = min_exclusive, max_exclusive
+        bounded = (min, max, min_exclusive, max_exclusive) != (None,) * 4
+        if bounded and self.type not in (int, float):
+            raise TypeError(f'only numbers have bounds, not {default!r}')
+        if self.range_problem(default):
+            raise ValueError(f'default {default!r} is not {self.range_text()}')
+
+    def _bounds(self):
+        return dict(min=self.min, max=self.max, min_exclusive=self.min_exclusive,
+                    max_exclusive=self.max_exclusive)
 
     def with_default(self, default):
-        return Option(default, self.help, self.choices)
+        return Option(default, self.help, self.choices, **self._bounds())
 
     @property
     def type(self):
@@ -50,6 +72,43 @@ class Option:
             if isinstance(self.default, kind):
                 return kind
         raise TypeError(f'unsupported option type {type(self.default)}')
+
+    def range_text(self):
+        """The allowed values of a number in words, e.g. 'an integer >= 1',
+        'a finite number > 0', 'a number in [0, 1)'; None for other types."""
+        kind = self.type
+        if kind not in (int, float):
+            return None
+        noun = 'an integer' if kind is int else 'a finite number'
+        low = (f'[{self.min}' if self.min is not None else
+               f'({self.min_exclusive}' if self.min_exclusive is not None else None)
+        high = (f'{self.max}]' if self.max is not None else
+                f'{self.max_exclusive})' if self.max_exclusive is not None else None)
+        if low and high:
+            if kind is int and self.min is not None and self.max is not None:
+                return f'an integer from {self.min} to {self.max}'
+            return f'a number in {low}, {high}'
+        if low:
+            return f'{noun} {">=" if low[0] == "[" else ">"} {low[1:]}'
+        if high:
+            return f'{noun} {"<=" if high[-1] == "]" else "<"} {high[:-1]}'
+        return noun
+
+    def range_problem(self, value):
+        """'must be <range>' if the number ``value`` is outside the range, else None."""
+        if self.type not in (int, float):
+            return None
+        inside = ((self.type is int or math.isfinite(value))
+                  and (self.min is None or value >= self.min)
+                  and (self.max is None or value <= self.max)
+                  and (self.min_exclusive is None or value > self.min_exclusive)
+                  and (self.max_exclusive is None or value < self.max_exclusive))
+        return None if inside else f'must be {self.range_text()}'
+
+    def help_with_range(self):
+        """The help text, followed by the range of a number: what flags show."""
+        text = self.range_text()
+        return f'{self.help} ({text})' if text else self.help
 
     def check(self, name, value):
         """Returns ``value`` converted to this option's type, or raises."""
@@ -61,7 +120,20 @@ class Option:
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f'{name} must be one of {", ".join(map(str, self.choices))}; '
                               f'got {value!r}')
+        problem = self.range_problem(value)
+        if problem:
+            raise ConfigError(f'{name} {problem}, got {value!r}')
+        if kind is str and not _is_utf8(value):  # bytes of argv that were not UTF-8
+            raise ConfigError(f'{name} must be valid UTF-8 text, got {value!r}')
         return value
+
+
+def _is_utf8(text):
+    try:
+        text.encode('utf-8')
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _collect_options(cls):
@@ -128,20 +200,9 @@ class Settings:
 
     def save(self, path):
         """Writes the config as JSON, atomically: a reader sees old or new, never half."""
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.config-', suffix='.json')
-        try:
-            with os.fdopen(fd, 'w') as f:
-                json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-                f.write('\n')
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with fileio.atomic_write(path, 'w') as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+            f.write('\n')
 
 
 class Config(Settings):
@@ -157,29 +218,32 @@ class Config(Settings):
     name = Option('', 'experiment name: the run lives in <runs_dir>/<name> '
                       '(default: <dataset>_<model>)')
     runs_dir = Option('./runs', 'folder holding one sub-folder per run')
-    seed = Option(0, 'random seed of the graph, the data order and the image pool')
+    seed = Option(0, 'random seed of the graph, the data order and the image pool',
+                  min=0, max=2 ** 31 - 1)  # what every seed API here takes
 
     # Optimization. Defaults are the paper's: Adam(2e-4, 0.5), 100 epochs at
     # constant rate, then 100 epochs of linear decay to zero.
-    batch_size = Option(1, 'input batch size')
-    lr = Option(0.0002, 'initial learning rate for Adam')
-    beta1 = Option(0.5, 'momentum term of Adam')
-    n_epochs = Option(100, 'number of epochs with the initial learning rate')
-    n_epochs_decay = Option(100, 'number of epochs to linearly decay the learning rate to zero')
+    batch_size = Option(1, 'input batch size', min=1)
+    lr = Option(0.0002, 'initial learning rate for Adam', min_exclusive=0)
+    beta1 = Option(0.5, 'momentum term of Adam', min=0, max_exclusive=1)  # 1: Adam divides by 0
+    n_epochs = Option(100, 'number of epochs with the initial learning rate', min=0)
+    n_epochs_decay = Option(100, 'number of epochs to linearly decay the learning rate to zero',
+                            min=0)
     lr_policy = Option('linear', 'learning rate policy: linear keeps lr for n_epochs, then '
                                  'decays it to zero over n_epochs_decay; step multiplies it by '
                                  '0.1 every lr_decay_iters epochs; cosine anneals it from lr '
                                  'to zero over all n_epochs + n_epochs_decay epochs',
                        choices=('linear', 'step', 'cosine'))
-    lr_decay_iters = Option(50, 'step policy: multiply by 0.1 every lr_decay_iters epochs')
+    lr_decay_iters = Option(50, 'step policy: multiply by 0.1 every lr_decay_iters epochs',
+                            min=1)
     gan_mode = Option('lsgan', 'GAN objective: least squares, the original cross-entropy '
                                '(on logits) or Wasserstein with gradient penalty',
                       choices=('lsgan', 'vanilla', 'wgangp'))
-    lambda_gp = Option(10.0, 'weight of the gradient penalty (gan_mode wgangp)')
-    max_steps = Option(0, 'stop after this many iterations (0: run all epochs)')
+    lambda_gp = Option(10.0, 'weight of the gradient penalty (gan_mode wgangp)', min=0)
+    max_steps = Option(0, 'stop after this many iterations (0: run all epochs)', min=0)
     epoch_count = Option(1, 'the epoch a new run starts at, for fine-tuning: its learning-rate '
                             'schedule and epoch count begin there, and it trains the epochs '
-                            'left (the official --epoch_count)')
+                            'left (the official --epoch_count)', min=1)
     suffix = Option('', 'appended to the run name as _<suffix>, formatted with the settings, '
                         "e.g. '{model}_{netG}_size{load_size}' (the official --suffix)")
     gpu_ids = Option('', 'the GPUs to use, e.g. 0 or 0,1,2 (-1: the CPU only; default: all, '
@@ -187,18 +251,30 @@ class Config(Settings):
     verbose = Option(False, 'print each network with its variables and parameter count')
 
     # The loop's periodic actions, in iterations.
-    print_freq = Option(100, 'frequency of log lines')
-    summary_freq = Option(100, 'frequency of scalar summaries (losses, learning rate)')
-    display_freq = Option(400, 'frequency of sample grids, in TensorBoard and samples/')
+    print_freq = Option(100, 'frequency of log lines', min=0)
+    summary_freq = Option(100, 'frequency of scalar summaries (losses, learning rate)', min=0)
+    display_freq = Option(400, 'frequency of sample grids, in TensorBoard and samples/',
+                          min=0)
     save_freq = Option(5000, 'frequency of checkpoints, in iterations, kept in the rotation of '
                              'keep_checkpoints (0: never; a checkpoint is always saved when '
-                             'training ends or is stopped)')
+                             'training ends or is stopped)', min=0)
     save_epoch_freq = Option(5, 'every this many epochs, a checkpoint kept for good in '
                                 'checkpoints/epoch_<N>/, outside the rotation (sample.py --epoch '
-                                'N; 0: never)')
+                                'N; 0: never)', min=0)
     trace_freq = Option(0, 'frequency of full run traces (time and memory per op) '
-                           'in TensorBoard (0: never)')
-    keep_checkpoints = Option(5, 'number of most recent checkpoints to keep')
+                           'in TensorBoard (0: never)', min=0)
+    # At least 1: with max_to_keep 0 the Saver keeps every checkpoint but lists
+    # none, and the host states of all of them would be deleted as stale.
+    keep_checkpoints = Option(5, 'number of most recent checkpoints to keep', min=1)
+
+    def __init__(self, **overrides):
+        super().__init__(**overrides)
+        if self.name and not _is_folder_name(self.name):
+            raise ConfigError(f"name must be one folder name inside runs_dir (no '/', not '.' "
+                              f"or '..'), got {self.name!r}")
+        if self.n_epochs + self.n_epochs_decay < 1:
+            raise ConfigError('n_epochs + n_epochs_decay must be >= 1: there is nothing to '
+                              'train')
 
     @property
     def run_name(self):
@@ -228,53 +304,66 @@ class ImageConfig(Config):
     dataset = Option('shapes2stripes', 'a dataset name (downloaded into data_root on first '
                                        'use), or the path of a folder in the reference layout')
     data_root = Option('./datasets', 'folder where datasets are downloaded and looked up')
-    download_url = Option('', 'base URL of the dataset server, for mirrors (default: '
-                              '$CYCLEGAN_DATASETS_URL, else the official server)')
+    download_url = Option('', 'base URL of the dataset server (http or https), for mirrors '
+                              '(default: $CYCLEGAN_DATASETS_URL, else the official server)')
     direction = Option('AtoB', 'translate A to B or B to A', choices=('AtoB', 'BtoA'))
     phase = Option('train', 'the split of the dataset to train on: train, val, ... (its '
                             'folders <phase>A/<phase>B or <phase>/)')
-    input_nc = Option(3, 'number of input image channels: 3 for RGB, 1 for grayscale')
-    output_nc = Option(3, 'number of output image channels: 3 for RGB, 1 for grayscale')
+    input_nc = Option(3, 'number of input image channels: 3 for RGB, 1 for grayscale',
+                      min=1, max=3)
+    output_nc = Option(3, 'number of output image channels: 3 for RGB, 1 for grayscale',
+                       min=1, max=3)  # 2: the ab of colorization
 
     # Preprocessing, as the official implementation: resize to load_size, then
     # a random crop_size crop and a random horizontal flip.
     preprocess = Option('resize_and_crop', 'scaling and cropping of images at load time',
                         choices=('resize_and_crop', 'crop', 'scale_width',
                                  'scale_width_and_crop', 'none'))
-    load_size = Option(286, 'scale images to this size')
-    crop_size = Option(256, 'then crop to this size')
+    load_size = Option(286, 'scale images to this size', min=1)
+    # No load_size >= crop_size rule: a crop larger than the image enlarges it
+    # first (data._random_crop), as it always has here.
+    crop_size = Option(256, 'then crop to this size', min=1)
     no_flip = Option(False, 'flip images left-right at random, for data augmentation '
                             '(--flip; --noflip or the official --no_flip turns it off)')
     serial_batches = Option(False, 'take B in order, not at random (unaligned data)')
-    max_dataset_size = Option(0, 'use at most this many images per domain (0: all)')
-    num_threads = Option(4, 'threads decoding images')
+    max_dataset_size = Option(0, 'use at most this many images per domain (0: all)', min=0)
+    num_threads = Option(4, 'threads decoding images (0: as many as tf.data finds best)',
+                         min=0)
 
     # Networks.
-    ngf = Option(64, 'number of generator filters in the last conv layer')
-    ndf = Option(64, 'number of discriminator filters in the first conv layer')
+    ngf = Option(64, 'number of generator filters in the last conv layer', min=1)
+    ndf = Option(64, 'number of discriminator filters in the first conv layer', min=1)
     netG = Option('resnet_9blocks', 'generator architecture',
                   choices=('resnet_9blocks', 'resnet_6blocks', 'unet_256', 'unet_128'))
     netD = Option('basic', 'discriminator: basic is the 70x70 PatchGAN, n_layers uses '
                            'n_layers_D, pixel is the 1x1 PixelGAN',
                   choices=('basic', 'n_layers', 'pixel'))
-    n_layers_D = Option(3, 'number of stride-2 layers of the n_layers discriminator')
+    n_layers_D = Option(3, 'number of stride-2 layers of the n_layers discriminator', min=1)
     norm = Option('instance', 'normalization: instance (no affine parameters), batch or none',
                   choices=('instance', 'batch', 'none'))
     init_type = Option('normal', 'weight initialization',
                        choices=('normal', 'xavier', 'kaiming', 'orthogonal'))
-    init_gain = Option(0.02, 'scaling factor of normal, xavier and orthogonal initialization')
+    init_gain = Option(0.02, 'scaling factor of normal, xavier and orthogonal initialization',
+                       min_exclusive=0)
     no_dropout = Option(False, 'dropout in the generator (--dropout; --nodropout or the '
                                'official --no_dropout turns it off)')
 
     # Quality during training (metrics.py, FID and KID of the test split).
     eval_freq = Option(0, 'every this many epochs, score the translations of the test split '
                           'by FID and KID (logged as eval/fid_B, eval/fid_A, ...) and keep the '
-                          'checkpoint of the lowest FID sum in checkpoints/best/ (0: never)')
+                          'checkpoint of the lowest FID sum in checkpoints/best/ (0: never)',
+                       min=0)
     eval_num = Option(0, 'with eval_freq: translate at most this many test images per '
-                         'direction (0: all)')
+                         'direction (0: all)', min=0)
     fid_weights = Option('', "the FID Inception weights, pytorch-fid's "
                              'pt_inception-2015-12-05-6726825d.pth (default: downloaded into '
                              '$XDG_CACHE_HOME/cyclegan-tf/ on first use)')
+
+    def __init__(self, **overrides):
+        super().__init__(**overrides)
+        problem = self.download_url and url_problem(self.download_url, base=True)
+        if problem:
+            raise ConfigError(f'download_url {problem}, got {self.download_url!r}')
 
 
 class CycleGANConfig(ImageConfig):
@@ -282,12 +371,12 @@ class CycleGANConfig(ImageConfig):
 
     model = 'cycle_gan'
     no_dropout = True
-    lambda_A = Option(10.0, 'weight of the cycle loss A -> B -> A')
-    lambda_B = Option(10.0, 'weight of the cycle loss B -> A -> B')
+    lambda_A = Option(10.0, 'weight of the cycle loss A -> B -> A', min=0)
+    lambda_B = Option(10.0, 'weight of the cycle loss B -> A -> B', min=0)
     lambda_identity = Option(0.5, 'weight of the identity loss, relative to lambda_A and '
-                                  'lambda_B (0: no identity loss)')
+                                  'lambda_B (0: no identity loss)', min=0)
     pool_size = Option(50, 'size of the history of generated images shown to the '
-                           'discriminators (0: no history)')
+                           'discriminators (0: no history)', min=0)
 
 
 class Pix2PixConfig(ImageConfig):
@@ -299,7 +388,7 @@ class Pix2PixConfig(ImageConfig):
     netG = 'unet_256'
     norm = 'batch'
     gan_mode = 'vanilla'
-    lambda_L1 = Option(100.0, 'weight of the L1 loss between output and target')
+    lambda_L1 = Option(100.0, 'weight of the L1 loss between output and target', min=0)
 
 
 class ColorizationConfig(Pix2PixConfig):
@@ -338,26 +427,25 @@ class ToyGANConfig(Config):
     summary_freq = 20
     display_freq = 100
     save_freq = 1000
-    steps_per_epoch = Option(100, 'iterations per epoch (toy_gan draws fresh samples each step)')
-    noise_dim = Option(2, 'dimension of the Gaussian noise fed to the generator')
-    hidden_units = Option(64, 'units per hidden layer of the MLP generator and discriminator')
-    hidden_layers = Option(2, 'hidden layers of the MLP generator and discriminator')
+    steps_per_epoch = Option(100, 'iterations per epoch (toy_gan draws fresh samples each step)',
+                             min=1)
+    noise_dim = Option(2, 'dimension of the Gaussian noise fed to the generator', min=1)
+    hidden_units = Option(64, 'units per hidden layer of the MLP generator and discriminator',
+                          min=1)
+    hidden_layers = Option(2, 'hidden layers of the MLP generator and discriminator', min=0)
     toy_mean = Option('1,1', 'mean of the target Gaussian, "x,y" (with toy_modes: the '
                              'centre of the ring)')
     toy_cov = Option('1,0.5,0.5,1', 'covariance of the target Gaussian, row-major '
                                     '"xx,xy,yx,yy", symmetric positive definite')
     toy_modes = Option(0, 'target: a ring of this many Gaussians around toy_mean '
-                          '(0: the single Gaussian of toy_mean and toy_cov)')
-    toy_radius = Option(2.0, 'radius of the ring of toy_modes Gaussians')
-    toy_mode_std = Option(0.1, 'standard deviation of each Gaussian of the ring')
+                          '(0: the single Gaussian of toy_mean and toy_cov)', min=0)
+    toy_radius = Option(2.0, 'radius of the ring of toy_modes Gaussians', min=0)
+    toy_mode_std = Option(0.1, 'standard deviation of each Gaussian of the ring',
+                          min_exclusive=0)
 
     def __init__(self, **overrides):
         super().__init__(**overrides)
         _ = self.target_mean, self.target_cov  # parsed now: a bad string fails here
-        if self.toy_modes < 0 or self.toy_radius < 0 or self.toy_mode_std <= 0:
-            raise ConfigError('toy_modes and toy_radius must be >= 0, toy_mode_std > 0')
-        if min(self.steps_per_epoch, self.noise_dim, self.hidden_units) < 1:
-            raise ConfigError('steps_per_epoch, noise_dim and hidden_units must be >= 1')
 
     @property
     def target_mean(self):
@@ -379,6 +467,32 @@ class ToyGANConfig(Config):
         return (self.name or f'{target}_{self.model}') + self._suffix()
 
 
+def url_problem(url, *, base=False):
+    """Why ``url`` cannot be downloaded from, in a few words, or None.
+
+    Only http and https are accepted (file:// would copy any local file
+    into data_root, ftp:// hangs on most networks). A ``base`` URL, to which
+    dataset paths are appended, has no ?query or #fragment: they would
+    swallow the path.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError as e:
+        return f'is not a valid URL ({e})'
+    if parts.scheme.lower() not in ('http', 'https') or not parts.hostname:
+        return 'must be an http:// or https:// URL'
+    if base and ('?' in url or '#' in url):
+        return 'must be a base URL, without ?query or #fragment'
+    return None
+
+
+def _is_folder_name(text):
+    """Whether ``text`` names one entry of a folder: no separator, not '.' or '..'."""
+    separators = {'/', os.sep, os.altsep, '\0'} - {None}
+    return text not in ('', '.', '..') and not any(c in text for c in separators)
+
+
 def _floats(name, text, count):
     """``count`` floats from a comma-separated string, or ConfigError."""
     try:
@@ -387,6 +501,8 @@ def _floats(name, text, count):
         values = ()
     if len(values) != count:
         raise ConfigError(f'{name} must be {count} comma-separated numbers, got {text!r}')
+    if not all(map(math.isfinite, values)):
+        raise ConfigError(f'{name} must be {count} finite numbers, got {text!r}')
     return values
 
 
@@ -452,7 +568,10 @@ def _flag_options():
     merged = {}
     for model, spec in models.items():
         for name, option in spec.config.options().items():
-            merged.setdefault(name, (option, {}))[1][model] = option.default
+            first = merged.setdefault(name, (option, {}))
+            first[1][model] = option.default
+            if option._bounds() != first[0]._bounds():
+                raise TypeError(f'{name} has different ranges in different models')
     result = {}
     for name, (option, defaults) in merged.items():
         others = {m: d for m, d in defaults.items() if d != option.default}
@@ -463,7 +582,7 @@ def _flag_options():
             help_text += f' [{", ".join(defaults)} only]'
         if others:
             help_text += ' [default ' + ', '.join(f'for {m}: {d}' for m, d in others.items()) + ']'
-        result[name] = Option(option.default, help_text, choices)
+        result[name] = Option(option.default, help_text, choices, **option._bounds())
     return result
 
 
@@ -488,7 +607,9 @@ def define_flags(flag_values=None, module_name='config', settings=None):
         else:
             define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
                       float: flags.DEFINE_float, str: flags.DEFINE_string}[option.type]
-            define(name, option.default, option.help, **kwargs)
+            define(name, option.default, option.help_with_range(), **kwargs)
+            if option.range_text():
+                flags.register_validator(name, _range_validator(option), flag_values=flag_values)
         twin = _positive_twin(name) if option.type is bool else None
         if twin and twin not in flag_values:
             flags.DEFINE_bool(twin, None, f'the opposite of --{name}', **kwargs)
@@ -521,6 +642,17 @@ def official_notes(flag_values):
     """The lines of the NOTES flags given on the command line."""
     return [f'--{name}: {line}' for name, (_, line) in NOTES.items()
             if name in flag_values and flag_values[name].present]
+
+
+def _range_validator(option):
+    """A flag validator of ``option``'s range; absl reports a failure as
+    'flag --<name>=<value>: must be ...' when the flags are parsed."""
+    def check(value):
+        problem = option.range_problem(value)
+        if problem:
+            raise flags.ValidationError(problem)
+        return True
+    return check
 
 
 def given_options(flag_values, options):
@@ -606,10 +738,12 @@ def load(path):
             values = json.load(f)
     except FileNotFoundError:
         raise ConfigError(f'no config at {path}') from None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
         raise ConfigError(f'cannot read config {path}: {e}') from None
     if not isinstance(values, dict) or 'model' not in values:
         raise ConfigError(f'{path} is not a config saved by this project')
+    if not isinstance(values['model'], str):
+        raise ConfigError(f'{path}: model must be a string, got {values["model"]!r}')
     return config_class(values['model'])(**values)
 
 
@@ -625,7 +759,7 @@ def _describe(name, option):
         head = f'  --[no]{name}: default {str(option.default).lower()}'
     else:
         head = f'  --{name}: default {option.default!r}'
-    text = option.help
+    text = option.help_with_range()
     if option.choices:
         text += f' (one of {", ".join(map(str, option.choices))})'
     return [head, textwrap.fill(text, width=96, initial_indent=' ' * 6,
@@ -667,7 +801,7 @@ class SampleConfig(Settings):
                        choices=('AtoB', 'BtoA'))
     results_dir = Option('', 'folder for the images, index.html and grid.png '
                              '(default: <run>/test_<step>)')
-    num_test = Option(0, 'translate at most this many images per direction (0: all)')
+    num_test = Option(0, 'translate at most this many images per direction (0: all)', min=0)
     data_root = Option('', "folder holding the datasets (default: the run's data_root)")
     eval = Option(False, 'run the generators as at inference (batch-norm moving averages, no '
                          'dropout); the default runs them as in training, as the official test.py')
@@ -678,13 +812,14 @@ class SampleConfig(Settings):
     epoch = Option('latest', "the checkpoint: 'latest', or N for the snapshot kept after "
                              'epoch N (train.py --save_epoch_freq), as the official --epoch')
     load_iter = Option(0, 'the checkpoint of iteration N (model.ckpt-N), as the official '
-                          '--load_iter (0: see --epoch)')
+                          '--load_iter (0: see --epoch)', min=0)
     phase = Option('test', "the split of the run's dataset to translate")
     load_size = Option(0, 'resize images to load_size x load_size first, as the official test '
-                          '(its load_size = crop_size; 0: translate them at their own size)')
+                          '(its load_size = crop_size; 0: translate them at their own size)',
+                      min=0)
     aspect_ratio = Option(1.0, 'write the images with their width times this, as the '
-                               'official --aspect_ratio')
-    display_winsize = Option(256, 'the width of the images in index.html, in pixels')
+                               'official --aspect_ratio', min_exclusive=0)
+    display_winsize = Option(256, 'the width of the images in index.html, in pixels', min=1)
 
 
 class EvaluateConfig(Settings):
@@ -705,7 +840,7 @@ class EvaluateConfig(Settings):
     json = Option(False, 'print one JSON object (fid, kid_mean, kid_std, n_real, n_fake, ...) '
                          'instead of a table')
     fid_weights = ImageConfig.options()['fid_weights']
-    batch_size = Option(50, 'images per batch of the Inception network')
+    batch_size = Option(50, 'images per batch of the Inception network', min=1)
     cache_features = Option(True, "reuse and keep each folder's features in the cache folder, "
                                   'keyed by its content and the weights')
 
@@ -713,14 +848,17 @@ class EvaluateConfig(Settings):
 class BenchConfig(Settings):
     """Settings of bench.py, besides the model's (--crop_size, --ngf, ...)."""
 
-    iters = Option(10, 'timed iterations of each benchmark and of each --compare_pipeline block')
-    warmup = Option(3, 'untimed iterations first (graph optimization, memory allocation)')
-    infer_batch_size = Option(8, 'images per batch of the inference benchmark')
+    iters = Option(10, 'timed iterations of each benchmark and of each --compare_pipeline block',
+                   min=1)
+    warmup = Option(3, 'untimed iterations first (graph optimization, memory allocation)',
+                    min=0)
+    infer_batch_size = Option(8, 'images per batch of the inference benchmark', min=1)
     compare_pipeline = Option(False, "also time train.py's loop fed by the input pipeline on "
                                      '--dataset against the same loop fed by batches held in '
                                      'memory, and report the slowdown the pipeline causes')
     rounds = Option(2, 'with --compare_pipeline: pairs of timed blocks (pipeline, in memory), '
-                       'in alternating order')
+                       'in alternating order', min=1)
     feature_images = Option(100, 'images (256 px) of the FID feature-extraction benchmark '
-                                 '(0: skip it)')
-    feature_batch = Option(25, 'images per batch of the FID feature-extraction benchmark')
+                                 '(0: skip it)', min=0)
+    feature_batch = Option(25, 'images per batch of the FID feature-extraction benchmark',
+                           min=1)

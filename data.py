@@ -44,7 +44,6 @@ import dataclasses
 import logging
 import math
 import os
-import tempfile
 import time
 
 import numpy as np
@@ -52,6 +51,7 @@ import tensorflow as tf
 from PIL import Image
 
 import datasets
+import fileio
 from datasets import ALIGNED, COLORIZATION, IMAGE_EXTENSIONS, UNALIGNED, DatasetError, list_images
 
 tf1 = tf.compat.v1
@@ -113,18 +113,11 @@ def save_image(image, path):
         array = array[..., 0]
     if not (array.ndim == 2 or array.ndim == 3 and array.shape[-1] == 3):
         raise ValueError(f'cannot save an image of shape {np.shape(image)}')
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '-',
-                               suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    try:
-        Image.fromarray(array).save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    image_format = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
+    if image_format is None:
+        raise ValueError(f'cannot save an image as {path}: unknown file extension')
+    with fileio.atomic_write(path) as f:
+        Image.fromarray(array).save(f, format=image_format)
 
 
 # ---------------------------------------------------------------------------

@@ -28,14 +28,17 @@ file is only ever a prefix of the server's file: when the connection drops the
 transfer resumes at once with an HTTP Range request (up to
 ``DOWNLOAD_ATTEMPTS`` requests; a server that ignores Range answers 200 and the
 transfer restarts from zero); when the network fails outright or the process is
-stopped, the ``.part`` stays and the next run resumes it. When the server's
-answers contradict each other (fewer bytes than announced after every attempt,
-a Content-Range that does not continue the part, 416 for a resume) the
-``.part`` is deleted. Archives are checked entry by entry before anything is
+stopped, or when every attempt continued the part but the connection kept
+dropping, the ``.part`` stays and the next run resumes it. When the server's
+answers contradict each other (more bytes than announced, a Content-Range
+that does not continue the part or announces another size, 416 for a resume)
+the ``.part`` is deleted. Archives are checked entry by entry before anything is
 extracted (no absolute paths, no ``..``, no links leaving the archive, no
-device files), extracted into a temporary folder inside data_root, checked
-against the layout and renamed into place; the archive is deleted afterwards,
-like the official scripts do. One process at a time fetches a set into a
+device files; in all no more than ``MAX_EXPANSION`` times the archive's size
+plus ``EXPANSION_ALLOWANCE``, and at most ``MAX_ENTRIES`` entries), extracted
+into a temporary folder inside data_root, checked against the layout and
+renamed into place; the archive is deleted afterwards, like the official
+scripts do. One process at a time fetches a set into a
 data_root (:func:`download_lock`): a second one waits, then uses the set the
 first one fetched.
 """
@@ -62,6 +65,8 @@ import numpy as np
 import tqdm
 from PIL import Image, ImageDraw
 
+import config
+
 try:
     import fcntl
 except ImportError:  # Windows: no download lock
@@ -82,6 +87,15 @@ URL_VARIABLE = 'CYCLEGAN_DATASETS_URL'
 BUILTIN = 'shapes2stripes'
 DOWNLOAD_ATTEMPTS = 5
 TIMEOUT = 60.0  # seconds, per socket operation
+# Archives are refused, before anything is extracted, when their entries
+# declare more than MAX_EXPANSION times the archive's size plus
+# EXPANSION_ALLOWANCE (an 875 KB zip of zeros declared 201 MB), or more than
+# MAX_ENTRIES entries. The official sets are JPEG and PNG files, which do not
+# compress: they expand by about 1.0 to 1.1, and the largest, edges2handbags,
+# has about 139,000 files.
+MAX_EXPANSION = 20
+EXPANSION_ALLOWANCE = 64 << 20  # bytes
+MAX_ENTRIES = 500_000
 _USER_AGENT = 'cyclegan-tf-datasets'
 
 UNALIGNED, ALIGNED, COLORIZATION, ANY = 'unaligned', 'aligned', 'colorization', 'any'
@@ -191,8 +205,16 @@ def layout_of(cfg):
 
 
 def base_url(cfg):
-    """The dataset server: ``cfg.download_url``, else $CYCLEGAN_DATASETS_URL, else official."""
-    return (cfg.download_url or os.environ.get(URL_VARIABLE) or DEFAULT_URL).rstrip('/')
+    """The dataset server: ``cfg.download_url``, else $CYCLEGAN_DATASETS_URL, else
+    official. Raises DatasetError for a URL that is not http or https."""
+    for source, url in (('--download_url', cfg.download_url),
+                        (f'${URL_VARIABLE}', os.environ.get(URL_VARIABLE))):
+        if url:
+            problem = config.url_problem(url, base=True)
+            if problem:
+                raise DatasetError(f'{source} {problem}, got {url!r}')
+            return url.rstrip('/')
+    return DEFAULT_URL
 
 
 def find_known(name, layout):
@@ -225,13 +247,45 @@ def _hidden(name):
     return name.startswith('.') or name in _JUNK
 
 
+def printable(path):
+    """``path`` for messages: bytes of its name that are not UTF-8 shown as \\xNN."""
+    return os.fsencode(path).decode('utf-8', 'backslashreplace')
+
+
+def _is_utf8(path):
+    try:
+        path.encode('utf-8')
+        return True
+    except UnicodeEncodeError:  # os.walk gave its undecodable bytes as surrogates
+        return False
+
+
+_SKIPPED_NAMES = set()  # paths warned about once per process
+
+
+def _skip_name(path):
+    if path not in _SKIPPED_NAMES:
+        _SKIPPED_NAMES.add(path)
+        logger.warning('skipping %s: its name is not valid UTF-8 (rename it to use it)',
+                       printable(path))
+
+
 def _walk_images(folder):
-    """Yields the image files under folder, recursively, in no particular order."""
+    """Yields the image files under folder, recursively, in no particular order.
+
+    Deviation: files and folders whose names are not valid UTF-8 are skipped
+    with a warning, like unreadable images: TensorFlow's string tensors,
+    index.html and the logs hold UTF-8 text only.
+    """
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not _hidden(d)]
         for name in files:
             if not _hidden(name) and is_image_file(name):
-                yield os.path.join(root, name)
+                path = os.path.join(root, name)
+                if _is_utf8(path):
+                    yield path
+                else:
+                    _skip_name(path)
 
 
 def list_images(folder, max_dataset_size=0):
@@ -327,9 +381,10 @@ def prepare(cfg, split='train'):
                     and _layout_problem(root, known.layout) is not None)
 
         if missing():
+            base = base_url(cfg)  # checked before anything is created
             with download_lock(cfg.data_root, name):
                 if missing():  # else another process fetched it while we waited
-                    fetch(known, cfg.data_root, base_url(cfg))
+                    fetch(known, cfg.data_root, base)
         return check_folder(root, layout, split)
     if os.path.isdir(root):
         return check_folder(root, layout, split)
@@ -416,12 +471,27 @@ def _content_range(header):
     return int(match.group(1)), None if match.group(3) == '*' else int(match.group(3))
 
 
+class _HTTPRedirectsOnly(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to http and https URLs only (urllib's own handler
+    also follows them to ftp://)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        problem = config.url_problem(newurl)
+        if problem:
+            raise urllib.error.HTTPError(newurl, code, f'redirect to {newurl!r} refused: the '
+                                                       f'URL {problem}', headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HTTPRedirectsOnly)
+
+
 def _open(url, offset, timeout):
     """Opens url, asking for the bytes from ``offset`` on when it is > 0."""
     headers = {'User-Agent': _USER_AGENT}
     if offset:
         headers['Range'] = f'bytes={offset}-'
-    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    return _OPENER.open(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
 def _transfer(response, part, offset, desc):
@@ -453,9 +523,14 @@ def _remove(path):
 
 def download(url, dest, *, timeout=TIMEOUT, attempts=DOWNLOAD_ATTEMPTS, hint=''):
     """Downloads ``url`` to ``dest`` through ``.<dest>.part`` (see the module
-    docstring for resuming); returns dest. ``hint`` ends the error messages."""
+    docstring for resuming); returns dest. ``hint`` ends the error messages.
+    Only http and https URLs are fetched, and only redirects to them followed."""
+    problem = config.url_problem(url)
+    if problem:
+        raise DatasetError(f'cannot download {url!r}: the URL {problem}{hint}')
     part = _part_path(dest)
     size, expected = 0, None
+    contradicted = False  # whether the server's answers could not all be trusted
     for _ in range(attempts):
         offset = _file_size(part)
         try:
@@ -464,6 +539,7 @@ def download(url, dest, *, timeout=TIMEOUT, attempts=DOWNLOAD_ATTEMPTS, hint='')
             e.close()
             if e.code == 416 and offset:  # it cannot continue the part: start again
                 _remove(part)
+                contradicted = True
                 continue
             raise DatasetError(f'could not download {url} ({_reason(e)}){hint}') from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
@@ -471,11 +547,14 @@ def download(url, dest, *, timeout=TIMEOUT, attempts=DOWNLOAD_ATTEMPTS, hint='')
             raise DatasetError(f'could not download {url} ({_reason(e)}){kept}{hint}') from None
         with response:
             if response.status == 206:
-                first, expected = _content_range(response.headers.get('Content-Range')) or (
+                first, total = _content_range(response.headers.get('Content-Range')) or (
                     -1, None)
-                if first != offset:  # not the continuation of the part: start again
+                if first != offset or None not in (expected, total) and total != expected:
+                    # Not the continuation of the part, or of another file: start again.
                     _remove(part)
+                    contradicted, expected = True, None
                     continue
+                expected = total
             else:  # 200: the whole file, whether or not we asked for a range
                 offset = 0
                 length = response.headers.get('Content-Length')
@@ -485,7 +564,14 @@ def download(url, dest, *, timeout=TIMEOUT, attempts=DOWNLOAD_ATTEMPTS, hint='')
             os.replace(part, dest)
             return dest
         if size > expected:
+            contradicted = True
             break
+    if not contradicted and os.path.isfile(part):
+        # Every attempt continued the part as the server announced: it is a
+        # prefix of the file, which the next run resumes.
+        raise DatasetError(f'download of {url} failed after {attempts} attempts: got {size} '
+                           f'bytes, the server announced {expected} (partial download kept in '
+                           f'{part}; run again to resume){hint}')
     _remove(part)
     raise DatasetError(f'download of {url} failed after {attempts} attempts: got {size} bytes, '
                        f'the server announced {expected} (deleted the partial file){hint}')
@@ -540,14 +626,34 @@ def _zip_problem(info):
     return None
 
 
+def _mib(size):
+    return f'{size / (1 << 20):.1f} MiB'
+
+
+def _check_expansion(archive, sizes):
+    """Raises DatasetError when the entries of ``archive``, of declared
+    ``sizes`` (bytes), are too many or too large (see MAX_EXPANSION)."""
+    if len(sizes) > MAX_ENTRIES:
+        raise DatasetError(f'{archive} has {len(sizes)} entries, more than {MAX_ENTRIES}: '
+                           f'refused')
+    packed, total = os.path.getsize(archive), sum(sizes)
+    if total > MAX_EXPANSION * packed + EXPANSION_ALLOWANCE:
+        raise DatasetError(f'{archive} would expand to {_mib(total)}, more than '
+                           f'{MAX_EXPANSION} times its {_mib(packed)} plus '
+                           f'{_mib(EXPANSION_ALLOWANCE)}: refused (an archive bomb?)')
+
+
 def _extract_into(archive, folder):
     """Extracts ``archive`` into ``folder`` once every entry passed the checks."""
     if archive.endswith('.zip'):
         with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
+            infos = zf.infolist()
+            for info in infos:
                 problem = _zip_problem(info)
                 if problem:
                     raise DatasetError(f'unsafe entry {info.filename!r} in {archive} ({problem})')
+            # zipfile reads no more than the declared size of an entry.
+            _check_expansion(archive, [info.file_size for info in infos])
             zf.extractall(folder)
     else:
         with tarfile.open(archive, 'r:*') as tar:
@@ -556,6 +662,7 @@ def _extract_into(archive, folder):
                 problem = _tar_problem(member)
                 if problem:
                     raise DatasetError(f'unsafe entry {member.name!r} in {archive} ({problem})')
+            _check_expansion(archive, [member.size for member in members])
             # The 'data' filter (Python >= 3.10.12) checks the same again.
             safety = {'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}
             tar.extractall(folder, members=members, **safety)

@@ -33,14 +33,13 @@ evaluation against the same real set only computes the fakes.
 """
 
 import hashlib
-import io
 import logging
 import os
-import tempfile
 
 import numpy as np
 
 import datasets
+import fileio
 
 logger = logging.getLogger(__name__)
 
@@ -250,19 +249,8 @@ def _read_cache(path, folder):
 
 
 def _write_cache(path, features, names):
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, features=features, files=np.array(names, dtype=str))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.features-', suffix='.npz')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with fileio.atomic_write(path) as f:
+        np.savez(f, features=features, files=np.array(names, dtype=str))
 
 
 def folder_features(extractor, folder, *, cache_folder=None, use_cache=True):

@@ -31,12 +31,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 
 import numpy as np
 
 import config
+import fileio
 import registry
 
 CONFIG_FILE = 'config.json'
@@ -209,18 +209,8 @@ def mismatch(saved_shapes, shapes):
 
 def save_host_state(prefix, state):
     """Writes ``state`` (name -> numpy array) as ``<prefix>.host.npz``, atomically."""
-    path = prefix + HOST_SUFFIX
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                               prefix='.host-', suffix='.npz')
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the run unreadable to others
-        with os.fdopen(fd, 'wb') as f:
-            np.savez(f, **state)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with fileio.atomic_write(prefix + HOST_SUFFIX) as f:
+        np.savez(f, **state)
 
 
 def load_host_state(prefix):
@@ -280,15 +270,8 @@ def keep_best(prefix, run_dir, scores):
     copy_checkpoint(prefix, os.path.join(folder, BEST))
     record = {'checkpoint': f'{BEST}/{os.path.basename(prefix)}', 'step': step_of(prefix),
               'scores': scores}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.best-', suffix='.json')
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, 'w') as f:
-            json.dump(record, f, indent=2, sort_keys=True)
-        os.replace(tmp, os.path.join(folder, BEST_FILE))
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with fileio.atomic_write(os.path.join(folder, BEST_FILE), 'w') as f:
+        json.dump(record, f, indent=2, sort_keys=True)
     return record
 
 
@@ -301,13 +284,12 @@ def copy_checkpoint(prefix, folder):
     """Makes ``folder`` hold a copy of the checkpoint ``prefix`` (its index,
     data and host-state files) and nothing else, replacing what it held:
     copied into a temporary folder, then swapped in."""
-    parent = os.path.dirname(os.path.abspath(folder))
-    staging = tempfile.mkdtemp(dir=parent, prefix='.copy-')
+    staging = fileio.make_temp_dir(os.path.dirname(os.path.abspath(folder)),
+                                   os.path.basename(folder))
     try:
         for path in glob.glob(glob.escape(prefix) + '.*'):
             if path.endswith(('.index', HOST_SUFFIX)) or '.data-' in path:
                 shutil.copy2(path, staging)
-        os.chmod(staging, 0o755)
         if os.path.isdir(folder):
             shutil.rmtree(folder)
         os.replace(staging, folder)

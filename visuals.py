@@ -7,12 +7,13 @@ writes them with an index.html.
 
 import html
 import os
-import tempfile
+import urllib.parse
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 import data
+import fileio
 
 BACKGROUND = (255, 255, 255)
 LABEL_HEIGHT = 12  # pixels of the strip above each row holding its labels
@@ -60,12 +61,14 @@ def grid(rows, labels=None, *, pad=2):
 
 def save_png(array, path):
     """Writes uint8 [H, W, 3] to ``path`` atomically."""
-    _write_atomically(path, lambda f: Image.fromarray(array).save(f, format='PNG'), 'wb')
+    with fileio.atomic_write(path) as f:
+        Image.fromarray(array).save(f, format='PNG')
 
 
 def write_text(path, text):
     """Writes the string ``text`` to ``path`` atomically."""
-    _write_atomically(path, lambda f: f.write(text), 'w')
+    with fileio.atomic_write(path, 'w') as f:
+        f.write(text)
 
 
 def write_html(path, title, sections, notes=(), *, width=256):
@@ -79,33 +82,40 @@ def write_html(path, title, sections, notes=(), *, width=256):
       notes: lines of text shown under the title.
       width: the width of the images on the page, in pixels.
     """
-    parts = [f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}'
+    parts = [f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{_text(title)}'
              f'</title>\n<style>body{{font-family:sans-serif}} td,th{{padding:4px;'
              f'text-align:center}} img{{image-rendering:pixelated}}</style>'
-             f'</head>\n<body><h1>{html.escape(title)}</h1>']
-    parts += [f'<p>{html.escape(line)}</p>' for line in notes]
+             f'</head>\n<body><h1>{_text(title)}</h1>']
+    parts += [f'<p>{_text(line)}</p>' for line in notes]
     for heading, columns, rows in sections:
-        parts.append(f'<h2>{html.escape(heading)}</h2>\n<table>\n<tr><th>name</th>'
-                     + ''.join(f'<th>{html.escape(c)}</th>' for c in columns) + '</tr>')
+        parts.append(f'<h2>{_text(heading)}</h2>\n<table>\n<tr><th>name</th>'
+                     + ''.join(f'<th>{_text(c)}</th>' for c in columns) + '</tr>')
         for name, images in rows:
-            cells = ''.join(f'<td><img src="{html.escape(p)}" alt="{html.escape(p)}" '
-                            f'width="{int(width)}"></td>' if p else '<td></td>' for p in images)
-            parts.append(f'<tr><td>{html.escape(name)}</td>{cells}</tr>')
+            cells = ''.join(f'<td><img src="{_link(p)}" alt="{_text(p)}" width="{int(width)}">'
+                            f'</td>' if p else '<td></td>' for p in images)
+            parts.append(f'<tr><td>{_text(name)}</td>{cells}</tr>')
         parts.append('</table>')
     parts.append('</body></html>\n')
-    _write_atomically(path, lambda f: f.write('\n'.join(parts)), 'w')
+    with fileio.atomic_write(path, 'w') as f:
+        f.write('\n'.join(parts))
 
 
-def _write_atomically(path, write, mode):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '-')
+def _text(text):
+    """HTML of ``text``; bytes of a file name that are not UTF-8 (surrogates
+    from os.listdir) are shown as \\xNN instead of failing to encode."""
+    text = str(text)
     try:
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the run unreadable to others
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        text = os.fsencode(text).decode('utf-8', 'backslashreplace')
+    except UnicodeEncodeError:  # a surrogate that no file name makes
+        text = text.encode('utf-8', 'backslashreplace').decode('utf-8')
+    return html.escape(text)
+
+
+def _link(path):
+    """An attribute value that links to the file ``path``: as it is when it is
+    UTF-8, else its bytes percent-encoded (what a browser sends for them)."""
+    try:
+        path.encode('utf-8')
+        return html.escape(path)
+    except UnicodeEncodeError:
+        return html.escape(urllib.parse.quote(os.fsencode(path)))

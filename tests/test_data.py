@@ -395,3 +395,17 @@ def test_pipeline_throughput(graph, tmp_path):
     assert speed['examples_per_second'] > 0
     assert speed['files_per_second'] == 2 * speed['examples_per_second']
     assert speed['cpu_ms_per_example'] > 0 and speed['batches'] == 4
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_not_a_crash(tmp_path, graph):
+    """tf.constant of its path raised UnicodeEncodeError (issue 14, item 10)."""
+    from test_datasets import _bad_name, _tiny_unaligned
+
+    root = _tiny_unaligned(tmp_path / 'mine')
+    _bad_name(root / 'trainA')
+    _bad_name(root / 'trainB')
+    cfg = config.CycleGANConfig(dataset=str(root), load_size=8, crop_size=8)
+    pipeline = data.input_pipeline(cfg)
+    assert [len(c.paths) for c in pipeline.columns.values()] == [1, 1]
+    with tf.compat.v1.Session() as sess:
+        assert sess.run(pipeline.next_batch)['A'].shape == (1, 8, 8, 3)

@@ -31,7 +31,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     """Serves ``server.files`` (url path -> bytes). Per path, ``server.tricks``
     may hold: 'cut_once' (send only that many bytes, once), 'cut_always' (at
     most that many bytes per response), 'extra_length'
-    (announce more bytes than sent), 'ignore_range', 'stall' (seconds)."""
+    (announce more bytes than sent), 'ignore_range', 'stall' (seconds),
+    'redirect' (a URL to send a 302 to)."""
 
     def do_GET(self):
         server = self.server
@@ -42,6 +43,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         tricks = server.tricks.get(self.path, {})
         time.sleep(tricks.get('stall', 0))
+        if 'redirect' in tricks:
+            self.send_response(302)
+            self.send_header('Location', tricks['redirect'])
+            self.end_headers()
+            return
         start, wanted = 0, self.headers.get('Range')
         if wanted and not tricks.get('ignore_range'):
             start = int(re.fullmatch(r'bytes=(\d+)-', wanted).group(1))
@@ -218,10 +224,14 @@ def test_server_that_always_truncates_is_an_error(tmp_path, server, shared_data)
     archive = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
     server.files[H2Z_URL_PATH] = archive
     server.tricks[H2Z_URL_PATH] = {'cut_always': len(archive) // 10}
-    with pytest.raises(DatasetError, match=f'the server announced {len(archive)}'):
+    with pytest.raises(DatasetError, match=f'the server announced {len(archive)}') as error:
         datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
     assert len(server.requests) == datasets.DOWNLOAD_ATTEMPTS  # resumed each time
-    assert os.listdir(tmp_path) == []
+    # Every attempt continued the last: the part is kept for the next run.
+    part = tmp_path / '.horse2zebra.zip.part'
+    assert 'partial download kept in' in str(error.value)
+    assert os.listdir(tmp_path) == [part.name]
+    assert part.read_bytes() == archive[:datasets.DOWNLOAD_ATTEMPTS * (len(archive) // 10)]
 
 
 def test_offline_names_the_url_and_the_layout(tmp_path):
@@ -509,4 +519,159 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, 'render_shape', failing)
     with pytest.raises(KeyboardInterrupt):
         datasets.generate_shapes2stripes(str(tmp_path / 's'), n_train=4, n_test=2)
+    assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# Hardening: URL schemes, archive sizes, kept partial downloads, file names.
+# These tests make their own tiny images.
+
+def _tiny_unaligned(folder):
+    """A folder with one 8x8 PNG in each of trainA, trainB, testA, testB."""
+    for i, sub in enumerate(('trainA', 'trainB', 'testA', 'testB')):
+        os.makedirs(folder / sub)
+        Image.new('RGB', (8, 8), (60 * i, 0, 0)).save(folder / sub / '0.png')
+    return folder
+
+
+@pytest.mark.parametrize('url', ['file:///etc/passwd#', 'ftp://127.0.0.1:9/', 'not a url',
+                                 'http://[::1'])
+def test_the_url_variable_takes_http_only(tmp_path, monkeypatch, url):
+    monkeypatch.setenv(datasets.URL_VARIABLE, url)
+    data_root = tmp_path / 'datasets'
+    start = time.monotonic()
+    with pytest.raises(DatasetError, match=re.escape(f'${datasets.URL_VARIABLE} ')) as error:
+        datasets.prepare(_cyclegan_cfg(data_root, ''))
+    assert time.monotonic() - start < 5 and '\n' not in str(error.value)
+    assert not data_root.exists()
+
+
+@pytest.mark.parametrize('url', ['file:///etc/passwd', 'ftp://127.0.0.1:9/x.zip', 'no url',
+                                 'http://[::1'])
+def test_download_refuses_other_schemes(tmp_path, url):
+    with pytest.raises(DatasetError, match='http:// or https://|not a valid URL'):
+        datasets.download(url, str(tmp_path / 'x.zip'))
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('target', ['ftp://127.0.0.1:9/x.zip', 'file:///etc/passwd'])
+def test_download_refuses_a_redirect_to_other_schemes(tmp_path, server, target):
+    server.files['/x.zip'] = b'never served'
+    server.tricks['/x.zip'] = {'redirect': target}
+    start = time.monotonic()
+    with pytest.raises(DatasetError, match='(?i)redirect'):
+        datasets.download(server.url + '/x.zip', str(tmp_path / 'x.zip'), timeout=5)
+    assert time.monotonic() - start < 5
+    assert os.listdir(tmp_path) == []
+
+
+def test_download_follows_a_redirect_to_http(tmp_path, server):
+    server.files['/x.zip'] = b'ok'
+    server.files['/old.zip'] = b'never served'
+    server.tricks['/old.zip'] = {'redirect': server.url + '/x.zip'}
+    datasets.download(server.url + '/old.zip', str(tmp_path / 'x.zip'))
+    assert (tmp_path / 'x.zip').read_bytes() == b'ok'
+
+
+def _bad_name(folder):
+    """Writes a valid PNG whose file name is not UTF-8 (b'bad\\xff.png') into
+    ``folder``; returns its name as os.listdir gives it (surrogate-escaped)."""
+    raw = os.path.join(os.fsencode(folder), b'bad\xff.png')
+    with open(raw, 'wb') as f:
+        Image.new('RGB', (8, 8)).save(f, format='PNG')
+    return os.fsdecode(b'bad\xff.png')
+
+
+def test_file_names_that_are_not_utf8_are_skipped_with_one_warning(tmp_path, caplog):
+    root = _tiny_unaligned(tmp_path / 'mine')
+    bad = _bad_name(root / 'trainA')
+    assert bad in os.listdir(root / 'trainA')
+    with caplog.at_level(logging.WARNING, logger='datasets'):
+        assert datasets.list_images(root / 'trainA') == [str(root / 'trainA' / '0.png')]
+        assert datasets.list_images(root / 'trainA') == [str(root / 'trainA' / '0.png')]
+    warnings = [r.getMessage() for r in caplog.records if 'UTF-8' in r.getMessage()]
+    assert len(warnings) == 1 and 'bad\\xff.png' in warnings[0], warnings
+    warnings[0].encode('utf-8')  # printable on any UTF-8 stream
+    assert datasets.prepare(config.CycleGANConfig(dataset=str(root))) == str(root)
+
+
+def _bomb(tmp_path, kind, zeros=2 << 20, extra_entries=0):
+    """An archive of horse2zebra with a tiny real layout plus ``zeros`` bytes
+    of zeros (compressing to almost nothing) and ``extra_entries`` empty files."""
+    source = _tiny_unaligned(tmp_path / 'source')
+    entries = [(f'horse2zebra/{sub}/0.png', (source / sub / '0.png').read_bytes())
+               for sub in ('trainA', 'trainB', 'testA', 'testB')]
+    entries.append(('horse2zebra/trainA/zeros.png', bytes(zeros)))
+    entries += [(f'horse2zebra/trainA/e{i}.txt', b'') for i in range(extra_entries)]
+    data_root = tmp_path / 'datasets'
+    data_root.mkdir()
+    if kind == 'zip':
+        with zipfile.ZipFile(data_root / 'horse2zebra.zip', 'w', zipfile.ZIP_DEFLATED) as zf:
+            for name, data in entries:
+                zf.writestr(name, data)
+        return data_root, data_root / 'horse2zebra.zip'
+    with tarfile.open(data_root / 'facades.tar.gz', 'w:gz') as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name.replace('horse2zebra', 'facades'))
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return data_root, data_root / 'facades.tar.gz'
+
+
+@pytest.mark.parametrize('kind', ['zip', 'tar.gz'])
+def test_an_archive_that_expands_too_much_is_refused_unextracted(tmp_path, monkeypatch, kind):
+    monkeypatch.setattr(datasets, 'EXPANSION_ALLOWANCE', 1 << 20)  # 1 MiB instead of 64
+    data_root, archive = _bomb(tmp_path, kind)
+    assert os.path.getsize(archive) < 20000  # 2 MiB of zeros in a few KB
+    known = (datasets.CYCLEGAN_DATASETS['horse2zebra'] if kind == 'zip'
+             else datasets.PIX2PIX_DATASETS['facades'])
+    with pytest.raises(DatasetError) as error:
+        datasets.fetch(known, str(data_root), 'http://127.0.0.1:9')
+    message = str(error.value)
+    assert 'would expand to 2.0 MiB' in message and 'more than 20 times' in message
+    assert '\n' not in message
+    assert os.listdir(data_root) == []  # nothing extracted, no scratch folder, archive gone
+
+
+def test_an_archive_within_the_limit_is_extracted(tmp_path):
+    data_root, archive = _bomb(tmp_path, 'zip')  # 2 MiB < 64 MiB allowance
+    root = datasets.fetch(datasets.CYCLEGAN_DATASETS['horse2zebra'], str(data_root),
+                          'http://127.0.0.1:9')
+    assert os.path.getsize(os.path.join(root, 'trainA', 'zeros.png')) == 2 << 20
+
+
+def test_an_archive_of_too_many_entries_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, 'MAX_ENTRIES', 10)
+    data_root, archive = _bomb(tmp_path, 'zip', zeros=0, extra_entries=10)
+    with pytest.raises(DatasetError, match='has 15 entries, more than 10'):
+        datasets.fetch(datasets.CYCLEGAN_DATASETS['horse2zebra'], str(data_root),
+                       'http://127.0.0.1:9')
+    assert os.listdir(data_root) == []
+
+
+def test_a_kept_part_is_resumed_by_the_next_run(tmp_path, server):
+    archive = _zip_tree(_tiny_unaligned(tmp_path / 'source'), 'horse2zebra')
+    server.files[H2Z_URL_PATH] = archive
+    server.tricks[H2Z_URL_PATH] = {'cut_always': 100}
+    data_root = tmp_path / 'datasets'
+    with pytest.raises(DatasetError, match='partial download kept'):
+        datasets.prepare(_cyclegan_cfg(data_root, server.url))
+    kept = datasets.DOWNLOAD_ATTEMPTS * 100
+    assert (data_root / '.horse2zebra.zip.part').stat().st_size == kept
+    del server.tricks[H2Z_URL_PATH]  # the network is back
+    server.requests.clear()
+    root = datasets.prepare(_cyclegan_cfg(data_root, server.url))
+    assert server.requests == [(H2Z_URL_PATH, f'bytes={kept}-')]
+    assert len(datasets.list_images(os.path.join(root, 'testB'))) == 1
+    assert os.listdir(data_root) == ['horse2zebra']
+
+
+def test_a_part_that_the_server_contradicts_is_deleted(tmp_path, server):
+    """416 for a resume (the part is longer than the file), then short answers:
+    the part is not known to be a prefix of the file, so it goes."""
+    server.files['/x.zip'] = b'0123456789' * 10
+    server.tricks['/x.zip'] = {'cut_always': 30}
+    (tmp_path / '.x.zip.part').write_bytes(b'9' * 500)
+    with pytest.raises(DatasetError, match='deleted the partial file'):
+        datasets.download(server.url + '/x.zip', str(tmp_path / 'x.zip'), attempts=3)
     assert os.listdir(tmp_path) == []

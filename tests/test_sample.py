@@ -152,3 +152,10 @@ def test_as_a_script_an_error_is_one_line_without_traceback(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert result.stderr == f'sample.py: error: no run at {tmp_path}/x\n'
+
+
+def test_page_of_names_that_are_not_utf8(tmp_path):
+    bad = os.fsdecode(b'bad\xff.png')
+    visuals.write_html(str(tmp_path / 'i.html'), bad, [(bad, [bad], [(bad, [bad])])], [bad])
+    page = (tmp_path / 'i.html').read_text(encoding='utf-8')
+    assert '<img src="bad%FF.png"' in page and '<td>bad\\xff.png</td>' in page

@@ -45,7 +45,7 @@ def test_config_defaults_and_parsed_target():
     (dict(toy_mean='a,b'), 'toy_mean must be 2'),
     (dict(toy_cov='1,2,3,4'), 'symmetric positive definite'),
     (dict(toy_cov='1,2,2,1'), 'symmetric positive definite'),
-    (dict(toy_mode_std=0.0), 'toy_mode_std > 0'),
+    (dict(toy_mode_std=0.0), 'toy_mode_std must be a finite number > 0'),
 ])
 def test_bad_targets_fail_when_the_config_is_built(overrides, message):
     with pytest.raises(config.ConfigError, match=message):

@@ -209,10 +209,10 @@ def test_nan_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path, data_ro
     args = tiny_args(tmp_path, data_root, '--max_steps=2')
     assert train.main(args) == 0
     run_dir = os.path.join(tmp_path, 'tiny')
-    # An infinite learning rate: step 3 computes finite losses, then makes the
-    # weights infinite; step 4's losses are NaN.
+    # A huge learning rate (inf is refused): step 3 computes finite losses,
+    # then makes the weights huge; step 4's losses overflow to NaN or inf.
     capsys.readouterr()
-    assert train.main(args + ['--max_steps=50', '--lr=inf']) == 1
+    assert train.main(args + ['--max_steps=50', '--lr=1e38']) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and re.search(r'step 4: loss \w+ is (nan|inf)', err[0]), err
     assert 'The last checkpoint, step 2' in err[0]

@@ -23,7 +23,7 @@ def table(options, groups=None):
             option = options[name]
             default = f"'{option.default}'" if option.type is str else option.default
             choices = f'; choices: {", ".join(option.choices)}' if option.choices else ''
-            text = (option.help + choices).replace('<', '&lt;').replace('|', '\\|')
+            text = (option.help_with_range() + choices).replace('<', '&lt;').replace('|', '\\|')
             twin = config._positive_twin(name) if option.type is bool else None
             if twin:
                 rows.append(f'| `--{twin}` | `{not option.default}` | {text} |')
