@@ -816,7 +816,7 @@ class SampleConfig(Settings):
     phase = Option('test', "the split of the run's dataset to translate")
     load_size = Option(0, 'resize images to load_size x load_size first, as the official test '
                           '(its load_size = crop_size; 0: translate them at their own size)',
-                      min=0)
+                          min=0)
     aspect_ratio = Option(1.0, 'write the images with their width times this, as the '
                                'official --aspect_ratio', min_exclusive=0)
     display_winsize = Option(256, 'the width of the images in index.html, in pixels', min=1)
