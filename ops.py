@@ -144,7 +144,9 @@ def deconv2d(x, filters, kernel_size=3, *, bias=True, init=None):
     pad = (kernel_size - 1) // 2
     if kernel_size == 1:  # output_padding 1 reaches a row and column past the full output
         y = tf.pad(y, [[0, 0], [0, 1], [0, 1], [0, 0]])
-    y = y[:, pad:pad + 2 * height, pad:pad + 2 * width, :]
+    # tf.slice, not y[...]: the gradient of Slice is a Pad, that of StridedSlice
+    # a generic kernel that made a training step's deconvs 60% slower on the CPU.
+    y = tf.slice(y, [0, pad, pad, 0], tf.stack([-1, 2 * height, 2 * width, -1]))
     static = x.shape
     y.set_shape([static[0], None if static[1] is None else 2 * static[1],
                  None if static[2] is None else 2 * static[2], filters])
