@@ -266,6 +266,9 @@ def plan_checkpoints(settings, flag_values, given):
     if model not in NETWORKS:
         raise runs.RunError(f'{folder} holds a {model} model; import_torch.py knows '
                             f'{", ".join(NETWORKS)}')
+    if 'model' in given and flag_values['model'].value != model:
+        raise config.ConfigError(f'{folder} holds a {model} model: drop '
+                                 f'--model={flag_values["model"].value}')
     cls = config.config_class(model)
     architecture, values = {}, {}
     for name in runs.ARCHITECTURE + TRAINING_OPTIONS:

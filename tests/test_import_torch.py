@@ -2,7 +2,9 @@
 
 A server on 127.0.0.1 stands in for the official one. The published models
 are ngf 64; the tests swap in the fixtures' ngf-8 ResNet (the architecture
-table is data), so a run and its checkpoint stay small.
+table is data), so a run and its checkpoint stay small. One run is written
+(building a training graph is the slow part): it is sampled and fine-tuned;
+the other modes are checked up to the run's writing, which they share.
 """
 
 import http.server
@@ -88,7 +90,7 @@ def nothing_in(runs_dir):
     return not runs_dir.exists() or os.listdir(runs_dir) == []
 
 
-def test_pretrained_download_then_sample_gives_the_official_images(
+def test_pretrained_download_sample_and_fine_tune(
         tmp_path, server, fixtures_dir, small_pretrained, capsys):
     folder, x, expected = reference(fixtures_dir, 'resnet_6blocks_ngf8')
     server.files['/cyclegan/pretrained_models/horse2zebra.pth'] = \
@@ -125,6 +127,21 @@ def test_pretrained_download_then_sample_gives_the_official_images(
         # layer would be far off nearly everywhere.
         diff = np.abs(fake_B - official)
         assert diff.max() <= 2 and np.mean(diff <= 1) > 0.99 and diff.mean() < 0.5
+
+    # train.py fine-tunes the imported run: two steps from the imported weights.
+    data_root = make_data_root(tmp_path / 'datasets')
+    with tf.Graph().as_default():
+        assert train.main(['train.py', f'--runs_dir={runs_dir}', '--name=horse2zebra_pretrained',
+                           '--dataset=shapes2stripes', f'--data_root={data_root}',
+                           '--crop_size=32', '--load_size=32', '--max_steps=2']) == 0
+    checkpoints = run_dir / 'checkpoints'
+    imported = tf.compat.v1.train.load_checkpoint(str(checkpoints / 'model.ckpt-0'))
+    tuned = tf.compat.v1.train.load_checkpoint(str(checkpoints / 'model.ckpt-2'))
+    weight = imported.get_tensor('G_A/input/conv/weights')
+    official_weight = pth.load(folder / 'resnet_6blocks_ngf8.pth')['model.1.weight']
+    assert np.array_equal(weight, official_weight.transpose(2, 3, 1, 0))
+    change = np.abs(tuned.get_tensor('G_A/input/conv/weights') - weight).max()
+    assert 0 < change < 1e-3  # two Adam steps at lr 2e-4, not a fresh initialization
 
 
 @pytest.mark.parametrize('problem', ['offline', 'missing', 'truncated', 'not_pth', 'malicious'])
@@ -218,8 +235,9 @@ TRAIN_OPT = """----------------- Options ---------------
 """
 
 
-def test_from_checkpoints_imports_all_networks_and_train_fine_tunes(tmp_path, fixtures_dir,
-                                                                    capsys):
+def test_from_checkpoints_reads_train_opt_and_every_network(tmp_path, fixtures_dir, capsys):
+    """The plan of a --from_checkpoints import, checked network by network
+    (writing the run is the code the published model's test runs)."""
     folder = fixtures_dir / 'torch_reference'
     official = tmp_path / 'checkpoints' / 'h2z_experiment'
     os.makedirs(official)
@@ -231,26 +249,25 @@ def test_from_checkpoints_imports_all_networks_and_train_fine_tunes(tmp_path, fi
     runs_dir = tmp_path / 'runs'
     fails([f'--from_checkpoints={official}', f'--runs_dir={runs_dir}'], capsys,
           f'no latest_net_G_A.pth in {official} (see --epoch)')
-    assert import_torch.main(['import_torch.py', f'--from_checkpoints={official}', '--epoch=7',
-                              f'--runs_dir={runs_dir}', '--pool_size=4']) == 0
-    run_dir = runs_dir / 'h2z_experiment'
-    assert runs.imported_networks(run_dir) == ['G_A', 'G_B', 'D_A', 'D_B']
-    cfg = runs.load_config(run_dir)
-    assert (cfg.netG, cfg.ngf, cfg.ndf, cfg.lr, cfg.n_epochs, cfg.n_epochs_decay, cfg.dataset,
-            cfg.pool_size) == ('resnet_6blocks', 8, 8, 0.0001, 3, 5, 'shapes2stripes', 4)
-    imported = tf.compat.v1.train.load_checkpoint(str(run_dir / 'checkpoints' / 'model.ckpt-0'))
-    weight = imported.get_tensor('D_A/layer_0/weights')
-    official_weight = pth.load(folder / 'patchgan_basic_ndf8.pth')['model.0.weight']
-    assert np.array_equal(weight, official_weight.transpose(2, 3, 1, 0))
-
-    data_root = make_data_root(tmp_path / 'datasets')
+    fails([f'--from_checkpoints={official}', '--epoch=7', '--model=pix2pix'], capsys,
+          'holds a cycle_gan model: drop --model=pix2pix')
+    fails([f'--from_checkpoints={official}', '--epoch=7', '--ngf=16'], capsys,
+          'train_opt.txt has --ngf=8: drop --ngf=16')
+    os.remove(official / '7_net_D_B.pth')  # a network missing is not imported
+    settings, flag_values, given = import_torch.parse([
+        'import_torch.py', f'--from_checkpoints={official}', '--epoch=7',
+        f'--runs_dir={runs_dir}', '--pool_size=4'])
+    plan = import_torch.plan_checkpoints(settings, flag_values, given)
+    cfg = plan.cfg
+    assert (cfg.model, cfg.netG, cfg.ngf, cfg.ndf, cfg.norm, cfg.no_dropout, cfg.run_name) == (
+        'cycle_gan', 'resnet_6blocks', 8, 8, 'instance', True, 'h2z_experiment')
+    assert (cfg.lr, cfg.n_epochs, cfg.n_epochs_decay, cfg.lambda_identity, cfg.dataset,
+            cfg.pool_size) == (0.0001, 3, 5, 0.0, 'shapes2stripes', 4)  # pool_size: the flag
+    assert list(plan.states) == ['G_A', 'G_B', 'D_A']
+    assert plan.source['files']['D_A']['path'] == str(official / '7_net_D_A.pth')
     with tf.Graph().as_default():
-        assert train.main(['train.py', f'--runs_dir={runs_dir}', '--name=h2z_experiment',
-                           f'--data_root={data_root}', '--crop_size=32', '--load_size=32',
-                           '--max_steps=2']) == 0
-    tuned = tf.compat.v1.train.load_checkpoint(str(run_dir / 'checkpoints' / 'model.ckpt-2'))
-    change = np.abs(tuned.get_tensor('D_A/layer_0/weights') - weight).max()
-    assert 0 < change < 1e-3  # two Adam steps at lr 1e-4 from the imported weights
+        import_torch.check_fit(plan)  # every state dict fits its network
+    assert nothing_in(runs_dir)
 
 
 def test_imported_networks_of_other_folders(tmp_path):
