@@ -123,17 +123,30 @@ def conv2d(x, filters, kernel_size, stride=1, *, padding='zero', pad=None, bias=
 
 @scope
 def deconv2d(x, filters, kernel_size=3, *, bias=True, init=None):
-    """Transposed convolution that exactly doubles height and width.
+    """Transposed convolution as PyTorch's ConvTranspose2d(kernel_size, stride=2,
+    padding=(k - 1) // 2, output_padding=k % 2): exactly doubles height and width.
 
-    x: [N, H, W, C] -> [N, 2H, 2W, filters]; PyTorch's ConvTranspose2d with
-    stride 2 and padding=1 (plus output_padding=1 for odd k) has the same size.
+    x: [N, H, W, C] -> [N, 2H, 2W, filters]; weights [k, k, filters, C] (the
+    official [C, filters, k, k], transposed, no flip). Computed as the full
+    (VALID) transposed convolution, [N, 2H - 2 + k, 2W - 2 + k, filters],
+    then its rows and columns pad ... pad + 2H - 1, pad = (k - 1) // 2.
+    TF's padding='SAME' would keep rows 0 ... 2H - 1 for k = 3 (padding (0, 1)
+    where PyTorch's is (1, 0)): the same size, every output a pixel off.
     """
     in_channels = x.shape[-1]
     weights = tf1.get_variable('weights', [kernel_size, kernel_size, filters, in_channels],
                                initializer=init or initializer())
     shape = tf.shape(x)
-    out_shape = tf.stack([shape[0], 2 * shape[1], 2 * shape[2], filters])
-    y = tf.nn.conv2d_transpose(x, weights, out_shape, strides=2, padding='SAME')
+    height, width = shape[1], shape[2]
+    full = tf.stack([shape[0], 2 * height - 2 + kernel_size, 2 * width - 2 + kernel_size,
+                     filters])
+    y = tf.nn.conv2d_transpose(x, weights, full, strides=2, padding='VALID')
+    pad = (kernel_size - 1) // 2
+    if kernel_size == 1:  # output_padding 1 reaches a row and column past the full output
+        y = tf.pad(y, [[0, 0], [0, 1], [0, 1], [0, 0]])
+    # tf.slice, not y[...]: the gradient of Slice is a Pad, that of StridedSlice
+    # a generic kernel that made a training step's deconvs 60% slower on the CPU.
+    y = tf.slice(y, [0, pad, pad, 0], tf.stack([-1, 2 * height, 2 * width, -1]))
     static = x.shape
     y.set_shape([static[0], None if static[1] is None else 2 * static[1],
                  None if static[2] is None else 2 * static[2], filters])

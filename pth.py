@@ -72,7 +72,8 @@ class _Sealed:
     __slots__ = ()
 
     def __setstate__(self, state):
-        raise PthError(f'the pickle sets the state of {self!r}: refused')
+        raise PthError(f'the pickle sets the state of a {type(self).__name__.strip("_")}: '
+                       f'refused')
 
 
 class _StorageType(_Sealed):

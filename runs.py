@@ -16,6 +16,8 @@
         events.out.tfevents.*       TensorBoard: graph, scalars, sample grids, traces
         samples/step_<step>.png     the sample grids, as in TensorBoard
         test_<step>/                sample.py's images, index.html and grid.png
+        imported.json               only in runs made by import_torch.py: the source of
+                                    the weights and the networks imported (imported_networks)
 
 Every file is written atomically (a temporary file renamed into place), and
 the host state of a step is written before its checkpoint, so a process
@@ -40,6 +42,7 @@ import fileio
 import registry
 
 CONFIG_FILE = 'config.json'
+IMPORTED_FILE = 'imported.json'  # written by import_torch.py: where the weights came from
 CHECKPOINTS = 'checkpoints'
 SAMPLES = 'samples'
 PREFIX = 'model.ckpt'  # checkpoint files are <run>/checkpoints/model.ckpt-<step>.*
@@ -182,6 +185,26 @@ def locate(run='', checkpoint='', runs_dir='./runs', *, best=False, epoch='lates
     if not os.path.isfile(os.path.join(checkpoint_dir(run), 'checkpoint')):
         raise RunError(f'{run} has no checkpoint yet: train it first (python train.py ...)')
     return run, None
+
+
+def imported_networks(run_dir):
+    """The networks import_torch.py imported into ``run_dir`` (e.g. ['G_A']),
+    or None for a run that was not imported (all its networks were trained
+    here). As imported (step 0) the others hold their random initialization:
+    a generator not listed translates nothing meaningful until train.py has
+    trained the run further."""
+    path = os.path.join(run_dir, IMPORTED_FILE)
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise RunError(f'cannot read {path} ({one_line(e)})') from None
+    networks = record.get('networks') if isinstance(record, dict) else None
+    if not isinstance(networks, list) or not all(isinstance(n, str) for n in networks):
+        raise RunError(f'{path} lists no imported networks')
+    return networks
 
 
 def step_of(prefix):

@@ -70,6 +70,45 @@ def test_deconv2d_exactly_doubles_static_and_dynamic_sizes(graph):
     assert run(y, {dynamic: np.zeros([2, 3, 5, 4])}).shape == (2, 6, 10, 3)
 
 
+def conv_transpose_reference(x, weight, bias, k):
+    """PyTorch's ConvTranspose2d(k, stride=2, padding=(k - 1) // 2,
+    output_padding=k % 2) by its definition: each input pixel adds its
+    weighted kernel at twice its position, then the padding is cut off each
+    side and output_padding rows added at the end. NCHW, weight [in, out, k, k]."""
+    n, _, h, w = x.shape
+    pad, out_pad = (k - 1) // 2, k % 2
+    out_h, out_w = 2 * (h - 1) - 2 * pad + k + out_pad, 2 * (w - 1) - 2 * pad + k + out_pad
+    full = np.zeros([n, weight.shape[1], 2 * h + k + 1, 2 * w + k + 1])
+    for i in range(h):
+        for j in range(w):
+            full[:, :, 2 * i:2 * i + k, 2 * j:2 * j + k] += np.einsum('nc,cokl->nokl',
+                                                                      x[:, :, i, j], weight)
+    return full[:, :, pad:pad + out_h, pad:pad + out_w] + bias[None, :, None, None]
+
+
+@pytest.mark.parametrize('k', [1, 2, 3, 4, 5])
+def test_deconv2d_is_pytorchs_conv_transpose(graph, k):
+    """Equal to ConvTranspose2d(k, 2, (k - 1) // 2, k % 2) for every kernel
+    size, on static and unknown shapes; with padding='SAME' k = 3 was a pixel off."""
+    rng = np.random.default_rng(k)
+    x = rng.normal(size=[2, 4, 3, 5]).astype(np.float32)  # NCHW, non-square
+    weight = rng.normal(size=[4, 3, k, k]).astype(np.float32)  # PyTorch's [in, out, k, k]
+    bias = rng.normal(size=[3]).astype(np.float32)
+    expected = conv_transpose_reference(x, weight, bias, k).transpose(0, 2, 3, 1)
+    assert expected.shape == (2, 6, 10, 3)
+    static = ops.deconv2d(tf.constant(x.transpose(0, 2, 3, 1)), 3, k, name='static')
+    dynamic_x = tf1.placeholder(tf.float32, [None, None, None, 4])
+    dynamic = ops.deconv2d(dynamic_x, 3, k, name='dynamic')
+    assert static.shape.as_list() == [2, 6, 10, 3]
+    with tf1.Session() as sess:
+        for scope in ('static', 'dynamic'):
+            tf1.global_variables(f'{scope}/weights')[0].load(weight.transpose(2, 3, 1, 0), sess)
+            tf1.global_variables(f'{scope}/biases')[0].load(bias, sess)
+        results = sess.run([static, dynamic], {dynamic_x: x.transpose(0, 2, 3, 1)})
+    for result in results:
+        assert np.abs(result - expected).max() < 1e-5
+
+
 def test_instance_norm_normalizes_each_image_and_channel(graph):
     x = np.random.default_rng(0).normal(3.0, 2.0, [2, 8, 6, 3]).astype(np.float32)
     y = run(ops.instance_norm(tf.constant(x)))

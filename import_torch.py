@@ -1,0 +1,453 @@
+"""Imports networks of the official PyTorch CycleGAN and pix2pix as a run:
+
+    python import_torch.py --pretrained horse2zebra
+    python import_torch.py --pth latest_net_G_A.pth [--pth_B latest_net_G_B.pth] --netG ...
+    python import_torch.py --from_checkpoints checkpoints/horse2zebra_cyclegan [--epoch 200]
+
+Makes the run folder <runs_dir>/<name> (config.json, checkpoints/model.ckpt-0,
+imported.json) that sample.py and train.py use like any other run:
+
+- --pretrained NAME: a published model, downloaded (resumable, size-checked)
+  from the official server or --download_url. Each name's architecture and
+  direction are known; the file is one generator, imported as G_A (CycleGAN,
+  translating as the name says: horse2zebra is horse -> zebra) or G
+  (pix2pix). sat2map and map2sat exist for both: --model pix2pix picks
+  pix2pix's. Default --name: NAME_pretrained.
+- --pth FILE: a state dict of one generator (G_A, or pix2pix's G), with the
+  architecture flags of train.py (--model, --netG, --ngf, --norm, --input_nc,
+  --output_nc, --no_dropout ...); --pth_B FILE adds CycleGAN's G_B. Default
+  --name: the file's name without .pth.
+- --from_checkpoints DIR: a training folder of the official code: the
+  architecture and training settings from DIR/train_opt.txt, and every
+  network it holds (<epoch>_net_G_A.pth, _G_B, _D_A, _D_B; pix2pix _G, _D;
+  --epoch, default latest), so training can go on here with train.py.
+  Default --name: the experiment's name. Flags given override train_opt.txt,
+  except the architecture's.
+
+Networks not imported keep their fresh initialization; imported.json lists
+those imported (runs.imported_networks), so that a direction whose generator
+was not imported can be refused. The training state starts anew: step 0, a
+fresh optimizer, empty image pools, the learning-rate schedule at epoch 1.
+Everything is written into a temporary folder renamed into place at the end;
+an existing run folder is never touched.
+
+Exit status: 0 imported; 2 a bad command line, file, download or run folder
+(one line on stderr, nothing written).
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # see train.py
+
+from absl import flags  # noqa: E402
+
+import config  # noqa: E402
+import datasets  # noqa: E402
+import pth  # noqa: E402
+import runs  # noqa: E402
+
+HELP_FLAGS = ('-h', '-help', '--help', '--helpshort', '--helpfull')
+
+# The published models (scripts/download_cyclegan_model.sh and
+# download_pix2pix_model.sh of the official repository): name -> (dataset,
+# direction), such that the model's A is the name's source domain (CycleGAN
+# sets: A is the first domain of the set's name; monet2photo's B, photos, are
+# the style models' input; facades and maps hold photos as A). The dataset is
+# where train.py and sample.py (without --input) read images.
+PRETRAINED_CYCLEGAN = {
+    'apple2orange': ('apple2orange', 'AtoB'), 'orange2apple': ('apple2orange', 'BtoA'),
+    'summer2winter_yosemite': ('summer2winter_yosemite', 'AtoB'),
+    'winter2summer_yosemite': ('summer2winter_yosemite', 'BtoA'),
+    'horse2zebra': ('horse2zebra', 'AtoB'), 'zebra2horse': ('horse2zebra', 'BtoA'),
+    'monet2photo': ('monet2photo', 'AtoB'), 'style_monet': ('monet2photo', 'BtoA'),
+    'style_cezanne': ('cezanne2photo', 'BtoA'), 'style_ukiyoe': ('ukiyoe2photo', 'BtoA'),
+    'style_vangogh': ('vangogh2photo', 'BtoA'),
+    'sat2map': ('maps', 'AtoB'), 'map2sat': ('maps', 'BtoA'),
+    'cityscapes_photo2label': ('cityscapes', 'AtoB'),
+    'cityscapes_label2photo': ('cityscapes', 'BtoA'),
+    'facades_photo2label': ('facades', 'AtoB'), 'facades_label2photo': ('facades', 'BtoA'),
+    'iphone2dslr_flower': ('iphone2dslr_flower', 'AtoB'),
+}
+PRETRAINED_PIX2PIX = {
+    'edges2shoes': ('edges2shoes', 'AtoB'), 'sat2map': ('maps', 'AtoB'),
+    'map2sat': ('maps', 'BtoA'), 'facades_label2photo': ('facades', 'BtoA'),
+    'day2night': ('night2day', 'BtoA'),
+}
+# Their architecture: the official defaults of each model (ngf 64, normal init).
+PRETRAINED_ARCHITECTURE = {
+    'cycle_gan': dict(netG='resnet_9blocks', ngf=64, norm='instance', no_dropout=True,
+                      input_nc=3, output_nc=3),
+    'pix2pix': dict(netG='unet_256', ngf=64, norm='batch', no_dropout=False, input_nc=3,
+                    output_nc=3),
+}
+PRETRAINED_PATH = {'cycle_gan': 'cyclegan/pretrained_models/{}.pth',
+                   'pix2pix': 'pix2pix/models-pytorch/{}.pth'}
+
+# The official networks of each model, as <epoch>_net_<name>.pth.
+NETWORKS = {'cycle_gan': ('G_A', 'G_B', 'D_A', 'D_B'), 'pix2pix': ('G', 'D'),
+            'colorization': ('G', 'D')}
+# Settings read from an official train_opt.txt (same names here), besides the
+# architecture (runs.ARCHITECTURE), whose values must all be understood.
+# Older official versions called n_epochs and n_epochs_decay niter and niter_decay.
+TRAINING_OPTIONS = ('direction', 'batch_size', 'lr', 'beta1', 'n_epochs', 'n_epochs_decay',
+                    'lr_policy', 'lr_decay_iters', 'gan_mode', 'lambda_A', 'lambda_B',
+                    'lambda_identity', 'pool_size', 'lambda_L1', 'load_size', 'crop_size',
+                    'preprocess', 'no_flip', 'serial_batches', 'init_type', 'init_gain')
+OLD_NAMES = {'niter': 'n_epochs', 'niter_decay': 'n_epochs_decay'}
+
+
+class ImportSettings(config.Settings):
+    """Settings of import_torch.py, besides the model's (--model, --netG, --name ...)."""
+
+    pretrained = config.Option('', 'import a published model: ' + ', '.join(
+        sorted(set(PRETRAINED_CYCLEGAN) | set(PRETRAINED_PIX2PIX))))
+    pth = config.Option('', "a .pth state dict of one generator (CycleGAN's G_A, pix2pix's G), "
+                            'with the architecture flags of train.py')
+    pth_B = config.Option('', "with --pth: a .pth state dict of CycleGAN's G_B")
+    from_checkpoints = config.Option('', 'a checkpoints folder of the official training code '
+                                         '(train_opt.txt and <epoch>_net_*.pth)')
+    epoch = config.Option('latest', 'with --from_checkpoints: the epoch whose networks to import')
+
+
+class Plan:
+    """What to import: the config, the state dicts (network name -> dict), where they come
+    from (for imported.json), and a downloaded file to delete once imported."""
+
+    def __init__(self, cfg, states, source, downloaded=None):
+        self.cfg, self.states, self.source, self.downloaded = cfg, states, source, downloaded
+
+
+def parse(argv):
+    """(ImportSettings, flag values, names of the model flags given) of ``argv``."""
+    flag_values = config.define_flags(flags.FlagValues())
+    model_flags = list(flag_values)
+    config.define_flags(flag_values, settings=ImportSettings)
+    config.parse_argv(flag_values, argv)
+    settings = config.settings_from_flags(ImportSettings, flag_values)
+    modes = [m for m in ('pretrained', 'pth', 'from_checkpoints') if getattr(settings, m)]
+    if len(modes) != 1:
+        raise config.ConfigError('give one of --pretrained NAME, --pth FILE or '
+                                 '--from_checkpoints DIR' + (f' (not --{" and --".join(modes)})'
+                                                             if modes else ''))
+    if settings.pth_B and not settings.pth:
+        raise config.ConfigError('--pth_B goes with --pth')
+    if flag_values['epoch'].present and not settings.from_checkpoints:
+        raise config.ConfigError('--epoch goes with --from_checkpoints')
+    if not re.fullmatch(r'latest|\d+', settings.epoch):
+        raise config.ConfigError(f'--epoch is a number or latest, not {settings.epoch!r}')
+    given = [name for name in model_flags if flag_values[name].present]
+    return settings, flag_values, given
+
+
+def _given_values(flag_values, given):
+    return {name: flag_values[name].value for name in given}
+
+
+def _build_config(cls, values, fixed, given_values, what):
+    """``cls`` with ``values``, then the flags given, except that the settings
+    ``fixed`` (the architecture of a file) may only be repeated, not changed."""
+    for name, value in given_values.items():
+        if name in fixed and name in cls.options() and fixed[name] != value:
+            raise config.ConfigError(f'{what} has --{name}={fixed[name]}: drop --{name}={value}')
+    foreign = sorted(n for n in given_values if n not in cls.options() and n != 'model')
+    if foreign:
+        raise config.ConfigError(f'--{foreign[0]} does not apply to --model {cls.model}')
+    merged = {**values, **{k: v for k, v in given_values.items() if k != 'model'}}
+    return cls(**merged)
+
+
+def plan_pretrained(settings, flag_values, given):
+    name = settings.pretrained
+    models = [m for m, table in (('cycle_gan', PRETRAINED_CYCLEGAN),
+                                 ('pix2pix', PRETRAINED_PIX2PIX)) if name in table]
+    if not models:
+        known = sorted(set(PRETRAINED_CYCLEGAN) | set(PRETRAINED_PIX2PIX))
+        raise config.ConfigError(f'no published model {name!r}; choose one of '
+                                 f'{", ".join(known)}')
+    model = models[0]
+    if 'model' in given:
+        model = flag_values['model'].value
+        if model not in models:
+            raise config.ConfigError(f'{name} is a published {" and ".join(models)} model, '
+                                     f'not {model}')
+    table = PRETRAINED_CYCLEGAN if model == 'cycle_gan' else PRETRAINED_PIX2PIX
+    dataset, direction = table[name]
+    architecture = PRETRAINED_ARCHITECTURE[model]
+    cls = config.config_class(model)
+    values = dict(architecture, dataset=dataset, direction=direction, name=f'{name}_pretrained')
+    cfg = _build_config(cls, values, architecture, _given_values(flag_values, given),
+                        f'the published {name}')
+    check_new_run(cfg)
+    url = f'{datasets.base_url(cfg)}/{PRETRAINED_PATH[model].format(name)}'
+    os.makedirs(cfg.runs_dir, exist_ok=True)
+    path = os.path.join(cfg.runs_dir, f'{cfg.run_name}.pth')  # resumed if interrupted
+    if not os.path.isfile(path):
+        print(f'Downloading {url}')
+        datasets.download(url, path, hint='; or download it yourself and import it with '
+                                          '--pth FILE and the architecture flags')
+    try:
+        state = pth.load(path)
+    except pth.PthError:
+        os.remove(path)  # unusable: the next try downloads it again
+        raise
+    network = 'G_A' if model == 'cycle_gan' else 'G'
+    source = {'kind': 'pretrained', 'name': name, 'model': model, 'url': url,
+              'files': {network: _file_record(path, url)}}
+    return Plan(cfg, {network: (state, url)}, source, downloaded=path)
+
+
+def plan_pth(settings, flag_values, given):
+    cfg = config.from_flags(flag_values)
+    if not isinstance(cfg, config.ImageConfig):
+        raise config.ConfigError(f'{cfg.model} has no networks of the official code')
+    if 'name' not in given:
+        stem = os.path.splitext(os.path.basename(settings.pth))[0]
+        cfg = cfg.replace(name=stem)
+    check_new_run(cfg)
+    files = {'G_A' if cfg.model == 'cycle_gan' else 'G': settings.pth}
+    if settings.pth_B:
+        if cfg.model != 'cycle_gan':
+            raise config.ConfigError(f'--pth_B: {cfg.model} has one generator')
+        files['G_B'] = settings.pth_B
+    states = {net: (_read(path), path) for net, path in files.items()}
+    source = {'kind': 'pth', 'files': {net: _file_record(path) for net, path in files.items()}}
+    return Plan(cfg, states, source)
+
+
+def read_train_opt(path):
+    """{name: value string} of an official train_opt.txt (``name: value``
+    lines, each maybe followed by ``[default: ...]``)."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise runs.RunError(f'no {os.path.basename(path)} in {os.path.dirname(path)}: not a '
+                            f'checkpoints folder of the official training code') from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise runs.RunError(f'cannot read {path} ({runs.one_line(e)})') from None
+    options = {}
+    for line in lines:
+        match = re.fullmatch(r'\s*(\w+):\s*(.*?)\s*(\[default:.*\])?\s*', line)
+        if match:
+            options[match.group(1)] = match.group(2)
+    if 'model' not in options:
+        raise runs.RunError(f'{path} names no model: not an official train_opt.txt')
+    return options
+
+
+def _option_value(option, text):
+    """``text`` as ``option``'s type, or None if it is not one."""
+    kind = option.type
+    try:
+        value = {bool: {'True': True, 'False': False}.get, int: int, float: float,
+                 str: str}[kind](text)
+    except ValueError:
+        return None
+    if value is None or option.choices is not None and value not in option.choices:
+        return None
+    return value
+
+
+def plan_checkpoints(settings, flag_values, given):
+    folder = settings.from_checkpoints
+    if not os.path.isdir(folder):
+        raise runs.RunError(f'no folder {folder}')
+    options = read_train_opt(os.path.join(folder, 'train_opt.txt'))
+    for old, new in OLD_NAMES.items():
+        if old in options and new not in options:
+            options[new] = options[old]
+    model = options['model']
+    if model not in NETWORKS:
+        raise runs.RunError(f'{folder} holds a {model} model; import_torch.py knows '
+                            f'{", ".join(NETWORKS)}')
+    if 'model' in given and flag_values['model'].value != model:
+        raise config.ConfigError(f'{folder} holds a {model} model: drop '
+                                 f'--model={flag_values["model"].value}')
+    cls = config.config_class(model)
+    architecture, values = {}, {}
+    for name in runs.ARCHITECTURE + TRAINING_OPTIONS:
+        if name == 'model' or name not in cls.options() or name not in options:
+            continue
+        value = _option_value(cls.options()[name], options[name])
+        if name in runs.ARCHITECTURE:
+            if value is None:
+                raise runs.RunError(f'{folder}/train_opt.txt: {name} {options[name]!r} is not '
+                                    f'one this project builds')
+            architecture[name] = value
+        elif value is not None:  # a setting of the official code only (lr_policy plateau)
+            values[name] = value
+    dataroot = options.get('dataroot', '')
+    if dataroot and dataroot != 'None':
+        values['dataset'] = os.path.basename(os.path.normpath(dataroot))
+    values['name'] = options.get('name') or os.path.basename(os.path.normpath(folder))
+    cfg = _build_config(cls, {**values, **architecture}, architecture,
+                        _given_values(flag_values, given), f'{folder}/train_opt.txt')
+    check_new_run(cfg)
+    files = {net: os.path.join(folder, f'{settings.epoch}_net_{net}.pth')
+             for net in NETWORKS[model]}
+    files = {net: path for net, path in files.items() if os.path.isfile(path)}
+    first = NETWORKS[model][0]
+    if first not in files:
+        raise runs.RunError(f'no {settings.epoch}_net_{first}.pth in {folder} (see --epoch)')
+    states = {net: (_read(path), path) for net, path in files.items()}
+    source = {'kind': 'from_checkpoints', 'folder': os.path.abspath(folder),
+              'epoch': settings.epoch,
+              'files': {net: _file_record(path) for net, path in files.items()}}
+    return Plan(cfg, states, source)
+
+
+def _read(path):
+    if not os.path.isfile(path):
+        raise runs.RunError(f'no file {path}')
+    return pth.load(path)
+
+
+def _file_record(path, url=None):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    record = {'path': os.path.abspath(path), 'sha256': digest.hexdigest()}
+    if url:
+        record = {'url': url, 'sha256': record['sha256']}
+    return record
+
+
+def check_new_run(cfg):
+    if os.path.lexists(cfg.run_dir):
+        raise runs.RunError(f'{cfg.run_dir} exists: import_torch.py makes new runs only; give '
+                            f'another --name or --runs_dir')
+
+
+def check_fit(plan):
+    """Converts each state dict for its network built alone in a throwaway
+    graph: a file that does not fit fails in a second or two, before the
+    training graph (ten times slower to build) exists. write_run converts
+    again for the model's own networks, so this only saves time."""
+    import tensorflow as tf
+
+    import modules
+    import torch_weights
+
+    cfg = plan.cfg
+    channels = {'G_A': (cfg.input_nc, cfg.output_nc), 'G_B': (cfg.output_nc, cfg.input_nc),
+                'G': (cfg.input_nc, cfg.output_nc), 'D_A': (cfg.output_nc,),
+                'D_B': (cfg.input_nc,), 'D': (cfg.input_nc + cfg.output_nc,)}
+    with tf.Graph().as_default():
+        for name, (state, where) in plan.states.items():
+            if name.startswith('G'):
+                inputs, outputs = channels[name]
+                network = modules.define_G(cfg, name, input_nc=inputs, output_nc=outputs)
+            else:
+                network = modules.define_D(cfg, name, input_nc=channels[name][0])
+            try:
+                network(tf.compat.v1.placeholder(tf.float32, [None, None, None,
+                                                              network.input_nc]))
+            except ValueError as e:  # a shape constraint of the networks
+                raise config.ConfigError(str(e)) from None
+            torch_weights.convert(state, network, source=where)
+
+
+def write_run(plan):
+    """Builds the model's training graph, assigns the imported networks and
+    writes the run folder through a temporary folder; returns the run folder."""
+    import tensorflow as tf
+
+    import model as models
+    import torch_weights
+
+    tf1 = tf.compat.v1
+    tf1.disable_eager_execution()
+    tf.get_logger().setLevel('ERROR')
+    cfg = plan.cfg
+    check_fit(plan)
+    os.makedirs(cfg.runs_dir, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=f'.{cfg.run_name}.importing-', dir=cfg.runs_dir)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(scratch, 0o777 & ~umask)  # mkdtemp's 0700 would hide the run from others
+        graph = tf.Graph()
+        with graph.as_default():
+            try:
+                net = models.create(cfg)
+            except ValueError as e:  # a shape constraint of the networks
+                raise config.ConfigError(str(e)) from None
+            saver = tf1.train.Saver(save_relative_paths=True)
+            init_op = tf1.global_variables_initializer()
+        graph.finalize()
+        counts = {}
+        with tf1.Session(graph=graph) as sess:
+            sess.run(init_op)
+            for name, (state, where) in plan.states.items():
+                counts[name] = torch_weights.load_into(sess, net.networks[name], state,
+                                                       source=where)
+            prefix = os.path.join(runs.checkpoint_dir(scratch), runs.PREFIX)
+            os.makedirs(runs.checkpoint_dir(scratch))
+            # The state train.py keeps beside each checkpoint (its Checkpoints.save's
+            # layout): the fresh model's empty image pools, the loop at step 0.
+            host = {f'model/{key}': value for key, value in net.host_state().items()}
+            runs.save_host_state(f'{prefix}-0', dict(host, **{'loop/epoch_start': 0}))
+            saver.save(sess, prefix, global_step=0, write_meta_graph=False)
+        cfg.save(os.path.join(scratch, runs.CONFIG_FILE))
+        record = dict(plan.source, networks=list(plan.states))
+        with open(os.path.join(scratch, runs.IMPORTED_FILE), 'w') as f:
+            json.dump(record, f, indent=2)
+            f.write('\n')
+        check_new_run(cfg)
+        os.rename(scratch, cfg.run_dir)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    if plan.downloaded:
+        os.remove(plan.downloaded)
+    return counts
+
+
+def report(plan, counts):
+    cfg = plan.cfg
+    imported = ', '.join(f'{name} ({n} tensors)' for name, n in counts.items())
+    print(f'Imported {imported} into {cfg.run_dir} ({cfg.model}, {cfg.netG}, ngf {cfg.ngf}, '
+          f'norm {cfg.norm})')
+    others = [n for n in NETWORKS[cfg.model] if n not in counts]
+    if others:
+        print(f'  not imported, freshly initialized: {", ".join(others)}')
+    if cfg.model == 'cycle_gan':
+        directions = [d for d, g in (('AtoB', 'G_A'), ('BtoA', 'G_B')) if g in counts]
+    else:
+        directions = ['AtoB']
+    print(f'  translate: python sample.py --run {cfg.run_dir} --input IMAGE_OR_FOLDER '
+          f'--direction {directions[0]}' + (' --eval' if cfg.norm == 'batch' else ''))
+
+
+def main(argv=None):
+    argv = sys.argv if argv is None else argv
+    if any(arg in HELP_FLAGS for arg in argv[1:]):
+        print(__doc__)
+        flag_values = config.define_flags(flags.FlagValues())
+        print(config.define_flags(flag_values, settings=ImportSettings).get_help())
+        return 0
+    import torch_weights
+
+    try:
+        settings, flag_values, given = parse(argv)
+        planner = (plan_pretrained if settings.pretrained else
+                   plan_pth if settings.pth else plan_checkpoints)
+        plan = planner(settings, flag_values, given)
+        counts = write_run(plan)
+        report(plan, counts)
+        return 0
+    except (config.ConfigError, datasets.DatasetError, runs.RunError, pth.PthError,
+            torch_weights.WeightsError, OSError) as e:
+        print(f'import_torch.py: error: {runs.one_line(e)}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

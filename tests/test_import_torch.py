@@ -1,0 +1,280 @@
+"""import_torch.py: official networks become runs that sample.py and train.py use.
+
+A server on 127.0.0.1 stands in for the official one. The published models
+are ngf 64; the tests swap in the fixtures' ngf-8 ResNet (the architecture
+table is data), so a run and its checkpoint stay small. One run is written
+(building a training graph is the slow part): it is sampled and fine-tuned;
+the other modes are checked up to the run's writing, which they share.
+"""
+
+import http.server
+import json
+import os
+import pickle
+import socket
+import threading
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from test_train import make_data_root
+
+import data
+import import_torch
+import pth
+import runs
+import sample
+import train
+
+# The discriminators, which are not imported, small too; no identity loss: a training
+# graph with two generator calls fewer builds faster.
+SMALL = ['--ndf=8', '--lambda_identity=0']
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.server.requests.append(self.path)
+        body = self.server.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
+    httpd.daemon_threads = True
+    httpd.files, httpd.requests = {}, []
+    httpd.url = f'http://127.0.0.1:{httpd.server_address[1]}'
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def small_pretrained(monkeypatch):
+    """The published CycleGAN architecture, at the fixtures' ngf 8 and with 6 blocks."""
+    monkeypatch.setitem(import_torch.PRETRAINED_ARCHITECTURE, 'cycle_gan', dict(
+        import_torch.PRETRAINED_ARCHITECTURE['cycle_gan'], ngf=8, netG='resnet_6blocks'))
+
+
+def reference(fixtures_dir, case):
+    folder = fixtures_dir / 'torch_reference'
+    with np.load(folder / f'{case}.npz') as npz:
+        return folder, npz['input_nchw'], npz['output_nchw']
+
+
+def fails(argv, capsys, *expected):
+    """Runs import_torch.main(argv): exit 2 and one line on stderr holding ``expected``."""
+    assert import_torch.main(['import_torch.py', *argv]) == 2
+    *progress, err = capsys.readouterr().err.rstrip('\n').split('\n')
+    assert err.startswith('import_torch.py: error: '), err
+    assert all('%|' in line for line in progress)  # a download's progress bar, if any
+    for text in expected:
+        assert text in err, err
+    return err
+
+
+def nothing_in(runs_dir):
+    return not runs_dir.exists() or os.listdir(runs_dir) == []
+
+
+def test_pretrained_download_sample_and_fine_tune(
+        tmp_path, server, fixtures_dir, small_pretrained, capsys):
+    folder, x, expected = reference(fixtures_dir, 'resnet_6blocks_ngf8')
+    server.files['/cyclegan/pretrained_models/horse2zebra.pth'] = \
+        (folder / 'resnet_6blocks_ngf8.legacy.pth').read_bytes()  # published: legacy format
+    runs_dir = tmp_path / 'runs'
+    assert import_torch.main(['import_torch.py', '--pretrained=horse2zebra', *SMALL,
+                              f'--download_url={server.url}/', f'--runs_dir={runs_dir}']) == 0
+    assert 'Imported G_A (36 tensors)' in capsys.readouterr().out
+    run_dir = runs_dir / 'horse2zebra_pretrained'
+    assert sorted(os.listdir(runs_dir)) == ['horse2zebra_pretrained']  # download removed
+    assert runs.imported_networks(run_dir) == ['G_A']
+    record = json.loads((run_dir / runs.IMPORTED_FILE).read_text())
+    assert record['files']['G_A']['url'] == \
+        f'{server.url}/cyclegan/pretrained_models/horse2zebra.pth'
+    cfg = runs.load_config(run_dir)
+    assert (cfg.model, cfg.netG, cfg.ngf, cfg.norm, cfg.dataset, cfg.direction) == (
+        'cycle_gan', 'resnet_6blocks', 8, 'instance', 'horse2zebra', 'AtoB')
+
+    photos = tmp_path / 'photos'  # the official inputs, as 8-bit images
+    os.makedirs(photos)
+    for i, image in enumerate(x):
+        Image.fromarray(data.to_uint8(image.transpose(1, 2, 0))).save(photos / f'{i}.png')
+    results = tmp_path / 'results'
+    with tf.Graph().as_default():
+        assert sample.main(['sample.py', f'--run={run_dir}', f'--input={photos}',
+                            '--direction=AtoB', f'--results_dir={results}']) == 0
+    for i, output in enumerate(expected):
+        fake_B = np.asarray(Image.open(results / 'images' / f'{i}_fake_B.png')).astype(int)
+        official = data.to_uint8(output.transpose(1, 2, 0)).astype(int)
+        assert fake_B.shape == official.shape == (32, 32, 3)
+        # The 8-bit rounding of the official float input moves the output by
+        # up to 2.5 levels (measured on resnet_9blocks_ngf8: 69% of values
+        # equal, 30.6% one level off, 0.3% two); a shift, a flip or a wrong
+        # layer would be far off nearly everywhere.
+        diff = np.abs(fake_B - official)
+        assert diff.max() <= 2 and np.mean(diff <= 1) > 0.99 and diff.mean() < 0.5
+
+    # train.py fine-tunes the imported run: two steps from the imported weights.
+    data_root = make_data_root(tmp_path / 'datasets')
+    with tf.Graph().as_default():
+        assert train.main(['train.py', f'--runs_dir={runs_dir}', '--name=horse2zebra_pretrained',
+                           '--dataset=shapes2stripes', f'--data_root={data_root}',
+                           '--crop_size=32', '--load_size=32', '--max_steps=2']) == 0
+    checkpoints = run_dir / 'checkpoints'
+    imported = tf.compat.v1.train.load_checkpoint(str(checkpoints / 'model.ckpt-0'))
+    tuned = tf.compat.v1.train.load_checkpoint(str(checkpoints / 'model.ckpt-2'))
+    weight = imported.get_tensor('G_A/input/conv/weights')
+    official_weight = pth.load(folder / 'resnet_6blocks_ngf8.pth')['model.1.weight']
+    assert np.array_equal(weight, official_weight.transpose(2, 3, 1, 0))
+    change = np.abs(tuned.get_tensor('G_A/input/conv/weights') - weight).max()
+    assert 0 < change < 1e-3  # two Adam steps at lr 2e-4, not a fresh initialization
+
+
+@pytest.mark.parametrize('problem', ['offline', 'missing', 'truncated', 'not_pth', 'malicious'])
+def test_pretrained_failures_write_nothing(tmp_path, server, fixtures_dir, capsys, problem):
+    runs_dir = tmp_path / 'runs'
+    marker = tmp_path / 'marker'
+    url, path = server.url, '/cyclegan/pretrained_models/zebra2horse.pth'
+    legacy = (fixtures_dir / 'torch_reference' / 'resnet_9blocks_ngf8.legacy.pth').read_bytes()
+    files = {'truncated': legacy[:len(legacy) // 2],
+             'not_pth': b'<html><body>Moved to a new server</body></html>\n',
+             'malicious': pickle.dumps({'model.1.weight': Payload(marker)}, 2)}
+    reason = {'offline': 'connection refused', 'missing': 'HTTP 404', 'truncated': 'truncated',
+              'not_pth': 'not a .pth file', 'malicious': 'posix.system'}[problem]
+    if problem == 'offline':
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            url = f'http://127.0.0.1:{s.getsockname()[1]}'  # closed when the test runs
+    elif problem in files:
+        server.files[path] = files[problem]
+    fails(['--pretrained=zebra2horse', f'--download_url={url}', f'--runs_dir={runs_dir}'],
+          capsys, reason)
+    assert nothing_in(runs_dir) and not marker.exists()
+
+
+class Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}',)
+
+
+def test_command_line_errors(tmp_path, fixtures_dir, capsys):
+    runs_dir = tmp_path / 'runs'
+    fails(['--pretrained=horse2giraffe', f'--runs_dir={runs_dir}'], capsys,
+          "no published model 'horse2giraffe'", 'horse2zebra')
+    fails(['--pretrained=horse2zebra', '--ngf=32', f'--runs_dir={runs_dir}'], capsys,
+          'the published horse2zebra has --ngf=64: drop --ngf=32')
+    fails(['--pretrained=edges2shoes', '--model=cycle_gan', f'--runs_dir={runs_dir}'], capsys,
+          'edges2shoes is a published pix2pix model, not cycle_gan')
+    fails([f'--runs_dir={runs_dir}'], capsys, 'give one of --pretrained NAME')
+    fails(['--pth=a.pth', '--pretrained=horse2zebra'], capsys, 'not --pretrained and --pth')
+    fails(['--pth=a.pth', f'--runs_dir={runs_dir}'], capsys, 'no file a.pth')
+    pix = str(fixtures_dir / 'torch_reference' / 'unet_256_ngf8_batch.pth')
+    fails([f'--pth={pix}', f'--pth_B={pix}', '--model=pix2pix', f'--runs_dir={runs_dir}'],
+          capsys, '--pth_B: pix2pix has one generator')
+    os.makedirs(runs_dir / 'taken')
+    fails([f'--pth={pix}', '--name=taken', f'--runs_dir={runs_dir}'], capsys,
+          'taken exists: import_torch.py makes new runs only')
+    assert os.listdir(runs_dir) == ['taken'] and not os.listdir(runs_dir / 'taken')
+
+
+def test_state_dict_of_another_architecture(tmp_path, fixtures_dir, capsys):
+    runs_dir = tmp_path / 'runs'
+    path = fixtures_dir / 'torch_reference' / 'resnet_6blocks_ngf8.pth'
+    fails([f'--pth={path}', '--ngf=8', *SMALL, f'--runs_dir={runs_dir}'], capsys,
+          f'{path} does not fit G_A (resnet_9blocks, ngf 8',
+          'it has no model.16.conv_block.1.weight (expected shape [32, 32, 3, 3]) and 15 more',
+          'it has model.16.weight of shape [32, 16, 3, 3], which the network lacks and 3 more')
+    assert nothing_in(runs_dir)
+
+
+TRAIN_OPT = """----------------- Options ---------------
+               batch_size: 1
+                    beta1: 0.5
+          checkpoints_dir: ./checkpoints
+                 dataroot: ./datasets/shapes2stripes    \t[default: None]
+             dataset_mode: unaligned
+                direction: AtoB
+                  gpu_ids: 0
+                 input_nc: 3
+                 lambda_A: 10.0
+          lambda_identity: 0.0                           \t[default: 0.5]
+                       lr: 0.0001                        \t[default: 0.0002]
+                lr_policy: linear
+         max_dataset_size: inf
+                    model: cycle_gan
+               n_layers_D: 3
+                     name: h2z_experiment                \t[default: experiment_name]
+                      ndf: 8                             \t[default: 64]
+                     netD: basic
+                     netG: resnet_6blocks                \t[default: resnet_9blocks]
+                      ngf: 8                             \t[default: 64]
+                    niter: 3                             \t[default: 100]
+              niter_decay: 5                             \t[default: 100]
+               no_dropout: True
+                     norm: instance
+                output_nc: 3
+                pool_size: 50
+----------------- End -------------------
+"""
+
+
+def test_from_checkpoints_reads_train_opt_and_every_network(tmp_path, fixtures_dir, capsys):
+    """The plan of a --from_checkpoints import, checked network by network
+    (writing the run is the code the published model's test runs)."""
+    folder = fixtures_dir / 'torch_reference'
+    official = tmp_path / 'checkpoints' / 'h2z_experiment'
+    os.makedirs(official)
+    (official / 'train_opt.txt').write_text(TRAIN_OPT)
+    for net, case in (('G_A', 'resnet_6blocks_ngf8.pth'),
+                      ('G_B', 'resnet_6blocks_ngf8_old_instance_stats.legacy.pth'),
+                      ('D_A', 'patchgan_basic_ndf8.pth'), ('D_B', 'patchgan_basic_ndf8.pth')):
+        (official / f'7_net_{net}.pth').write_bytes((folder / case).read_bytes())
+    runs_dir = tmp_path / 'runs'
+    fails([f'--from_checkpoints={official}', f'--runs_dir={runs_dir}'], capsys,
+          f'no latest_net_G_A.pth in {official} (see --epoch)')
+    fails([f'--from_checkpoints={official}', '--epoch=7', '--model=pix2pix'], capsys,
+          'holds a cycle_gan model: drop --model=pix2pix')
+    fails([f'--from_checkpoints={official}', '--epoch=7', '--ngf=16'], capsys,
+          'train_opt.txt has --ngf=8: drop --ngf=16')
+    os.remove(official / '7_net_D_B.pth')  # a network missing is not imported
+    settings, flag_values, given = import_torch.parse([
+        'import_torch.py', f'--from_checkpoints={official}', '--epoch=7',
+        f'--runs_dir={runs_dir}', '--pool_size=4'])
+    plan = import_torch.plan_checkpoints(settings, flag_values, given)
+    cfg = plan.cfg
+    assert (cfg.model, cfg.netG, cfg.ngf, cfg.ndf, cfg.norm, cfg.no_dropout, cfg.run_name) == (
+        'cycle_gan', 'resnet_6blocks', 8, 8, 'instance', True, 'h2z_experiment')
+    assert (cfg.lr, cfg.n_epochs, cfg.n_epochs_decay, cfg.lambda_identity, cfg.dataset,
+            cfg.pool_size) == (0.0001, 3, 5, 0.0, 'shapes2stripes', 4)  # pool_size: the flag
+    assert list(plan.states) == ['G_A', 'G_B', 'D_A']
+    assert plan.source['files']['D_A']['path'] == str(official / '7_net_D_A.pth')
+    with tf.Graph().as_default():
+        import_torch.check_fit(plan)  # every state dict fits its network
+    assert nothing_in(runs_dir)
+
+
+def test_imported_networks_of_other_folders(tmp_path):
+    assert runs.imported_networks(tmp_path) is None  # a run not imported
+    (tmp_path / runs.IMPORTED_FILE).write_text('{"networks": "G_A"')
+    with pytest.raises(runs.RunError, match='cannot read'):
+        runs.imported_networks(tmp_path)
+    (tmp_path / runs.IMPORTED_FILE).write_text('{"source": "x"}')
+    with pytest.raises(runs.RunError, match='lists no imported networks'):
+        runs.imported_networks(tmp_path)

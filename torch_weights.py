@@ -1,0 +1,254 @@
+"""The official PyTorch networks' weights in this project's networks.
+
+The official implementation (junyanz/pytorch-CycleGAN-and-pix2pix,
+models/networks.py) and modules.py build the same networks; only the names
+and layouts differ. :func:`layer_map` pairs each layer of a built
+modules.Network with its key prefix in the official state dict, e.g. for a
+ResNet generator with n blocks::
+
+    official key                      variable (under the network's scope)
+    model.1                           input/conv          7x7 conv
+    model.2                           input/norm
+    model.4, model.7                  down_1/conv, down_2/conv (+ norm at .5, .8)
+    model.<10+i>.conv_block.1 / .5    res_block_<i>/conv_0 / conv_1 (.6 / .7 with dropout)
+    model.<10+i>.conv_block.2 / .6    res_block_<i>/norm_0 / norm_1
+    model.<10+n>, model.<13+n>        up_1/deconv, up_2/deconv (+ norm at +1)
+    model.<17+n>                      output
+
+U-Net (the recursive UnetSkipConnectionBlock; level 1 is the outermost):
+``model.model.0`` / ``.3`` are down_1 / up_1; level L >= 2 lives under
+``model.model.1`` + ``.model.3`` * (L - 2), with its down conv at ``.model.1``,
+down norm ``.model.2``, up deconv ``.model.5`` and up norm ``.model.6``
+(the innermost level: ``.model.1`` and ``.model.3``, ``.model.4``, no down norm).
+PatchGAN: ``model.0`` layer_0, ``model.<3n-1>`` / ``<3n>`` layer_n conv / norm,
+``model.<3 n_layers + 2>`` output. Pixel discriminator: ``net.0`` layer_0,
+``net.2`` / ``net.3`` layer_1 conv / norm, ``net.5`` output.
+
+Tensors: conv weights [out, in, kh, kw] -> [kh, kw, in, out]; transposed
+conv weights [in, out, kh, kw] -> [kh, kw, out, in] (conv2d_transpose's
+layout; the same transposition, no flip); biases as they are; batch norm
+weight, bias, running_mean, running_var -> gamma, beta, moving_mean,
+moving_variance (num_batches_tracked is dropped: it only serves PyTorch's
+momentum=None). Instance norm has no parameters: the running_mean,
+running_var and num_batches_tracked entries of old models are dropped, as
+the official loader does (BaseModel.__patch_instance_norm_state_dict). A
+``module.`` prefix (nn.DataParallel) is stripped.
+
+The official convs before a norm have a bias only with instance norm
+(``use_bias = norm_layer == InstanceNorm2d``), so with norm 'none' they have
+none where ours keep one (see ops.Norm.conv_bias): those biases are set to
+zero, which computes the same.
+"""
+
+import collections
+
+import numpy as np
+
+import pth
+
+CONV, DECONV, NORM = 'conv', 'deconv', 'norm'
+BN_NAMES = (('weight', 'gamma'), ('bias', 'beta'), ('running_mean', 'moving_mean'),
+            ('running_var', 'moving_variance'))
+RUNNING_STATS = ('running_mean', 'running_var', 'num_batches_tracked')
+VARIABLE_NAMES = ('weights', 'biases', 'gamma', 'beta', 'moving_mean', 'moving_variance')
+
+
+class WeightsError(ValueError):
+    """A state dict that does not fit the network; the message is one line."""
+
+
+def _resnet(net):
+    """(scope, official prefix, kind, official bias) of a ResnetGenerator."""
+    nb = net.norm_kind == 'instance'  # the official use_bias
+    layers = [('input/conv', 'model.1', CONV, nb), ('input/norm', 'model.2', NORM, None),
+              ('down_1/conv', 'model.4', CONV, nb), ('down_1/norm', 'model.5', NORM, None),
+              ('down_2/conv', 'model.7', CONV, nb), ('down_2/norm', 'model.8', NORM, None)]
+    shift = 1 if net.dropout_rate else 0  # the Dropout layer has an index too
+    for i in range(net.n_blocks):
+        block = f'model.{10 + i}.conv_block'
+        layers += [(f'res_block_{i}/conv_0', f'{block}.1', CONV, nb),
+                   (f'res_block_{i}/norm_0', f'{block}.2', NORM, None),
+                   (f'res_block_{i}/conv_1', f'{block}.{5 + shift}', CONV, nb),
+                   (f'res_block_{i}/norm_1', f'{block}.{6 + shift}', NORM, None)]
+    up = 10 + net.n_blocks
+    return layers + [('up_1/deconv', f'model.{up}', DECONV, nb),
+                     ('up_1/norm', f'model.{up + 1}', NORM, None),
+                     ('up_2/deconv', f'model.{up + 3}', DECONV, nb),
+                     ('up_2/norm', f'model.{up + 4}', NORM, None),
+                     ('output', f'model.{up + 7}', CONV, True)]
+
+
+def _unet(net):
+    nb, n = net.norm_kind == 'instance', net.num_downs
+    layers = [('down_1', 'model.model.0', CONV, nb)]
+    for level in range(2, n + 1):
+        block = 'model.model.1' + '.model.3' * (level - 2)
+        if level < n:
+            layers += [(f'down_{level}/conv', f'{block}.model.1', CONV, nb),
+                       (f'down_{level}/norm', f'{block}.model.2', NORM, None),
+                       (f'up_{level}/deconv', f'{block}.model.5', DECONV, nb),
+                       (f'up_{level}/norm', f'{block}.model.6', NORM, None)]
+        else:  # the innermost block: no down norm, no submodule
+            layers += [(f'down_{level}/conv', f'{block}.model.1', CONV, nb),
+                       (f'up_{level}/deconv', f'{block}.model.3', DECONV, nb),
+                       (f'up_{level}/norm', f'{block}.model.4', NORM, None)]
+    return layers + [('up_1', 'model.model.3', DECONV, True)]
+
+
+def _nlayer(net):
+    nb = net.norm_kind == 'instance'
+    layers = [('layer_0', 'model.0', CONV, True)]
+    for n in range(1, net.n_layers + 1):
+        layers += [(f'layer_{n}/conv', f'model.{3 * n - 1}', CONV, nb),
+                   (f'layer_{n}/norm', f'model.{3 * n}', NORM, None)]
+    return layers + [('output', f'model.{3 * net.n_layers + 2}', CONV, True)]
+
+
+def _pixel(net):
+    nb = net.norm_kind == 'instance'
+    return [('layer_0', 'net.0', CONV, True), ('layer_1/conv', 'net.2', CONV, nb),
+            ('layer_1/norm', 'net.3', NORM, None), ('output', 'net.5', CONV, nb)]
+
+
+def layer_map(network):
+    """[(scope under the network, official key prefix, kind, official conv has a
+    bias)] of a built modules.Network: kind 'conv', 'deconv' or 'norm'."""
+    import modules
+
+    for cls, layers in ((modules.ResnetGenerator, _resnet), (modules.UnetGenerator, _unet),
+                        (modules.NLayerDiscriminator, _nlayer),
+                        (modules.PixelDiscriminator, _pixel)):
+        if isinstance(network, cls):
+            return layers(network)
+    raise WeightsError(f'{network.name}: no official counterpart for a '
+                       f'{type(network).__name__}')
+
+
+def key_map(network):
+    """The correspondence of one network, as two dicts:
+
+    - official key -> (variable, kind): the tensors a state dict must hold;
+    - variable -> official key or None (None: a bias the official network
+      lacks, set to zero), one entry per variable of the network;
+
+    plus the official keys that are read and dropped (running statistics of
+    instance norms, num_batches_tracked of batch norms), as a set.
+    """
+    # The network's own variables: not the optimizer's slots under its scope.
+    variables = {v.op.name[len(network.scope_name) + 1:]: v for v in network.global_variables
+                 if v.op.name.rsplit('/', 1)[-1] in VARIABLE_NAMES}
+    official, ours, ignored = collections.OrderedDict(), collections.OrderedDict(), set()
+    norm = network.norm_kind
+    for scope, prefix, kind, official_bias in layer_map(network):
+        if kind == NORM:
+            if norm == 'batch':
+                for theirs, mine in BN_NAMES:
+                    official[f'{prefix}.{theirs}'] = (variables.pop(f'{scope}/{mine}'), kind)
+                ignored.add(f'{prefix}.num_batches_tracked')
+            elif norm == 'instance':
+                ignored.update(f'{prefix}.{name}' for name in RUNNING_STATS)
+            continue
+        official[f'{prefix}.weight'] = (variables.pop(f'{scope}/weights'), kind)
+        bias = variables.pop(f'{scope}/biases', None)
+        if official_bias:
+            official[f'{prefix}.bias'] = (bias, kind)
+        elif bias is not None:
+            ours[bias] = None
+    if variables:  # modules.py changed without this map: a bug, not a user error
+        raise AssertionError(f'{network.name}: no official key for {sorted(variables)}')
+    for key, (variable, _) in official.items():
+        if variable is None:
+            raise AssertionError(f'{network.name}: {key} has no variable')
+        ours[variable] = key
+    return official, ours, ignored
+
+
+def torch_shape(variable):
+    """The official shape of a variable's tensor."""
+    shape = variable.shape.as_list()
+    return [shape[3], shape[2], shape[0], shape[1]] if len(shape) == 4 else shape
+
+
+def convert(state_dict, network, *, source='the state dict'):
+    """{variable: numpy array} for every variable of the built ``network``
+    from an official state dict (key -> array, as pth.load returns).
+
+    Raises WeightsError, one line naming ``source``, for a missing or
+    unexpected key or a shape that differs (naming the key and both shapes).
+    """
+    official, ours, ignored = key_map(network)
+    state = collections.OrderedDict()
+    for key, value in state_dict.items():
+        key = key[len('module.'):] if key.startswith('module.') else key
+        if key in ignored:
+            continue
+        if not isinstance(value, np.ndarray):
+            raise WeightsError(f'{source}: {key} holds a {type(value).__name__}, not a tensor '
+                               f'(not a state dict of one network)')
+        state[key] = value
+    fits = f'does not fit {network.name} ({_describe(network)})'
+    missing = [key for key in official if key not in state]
+    extra = [key for key in state if key not in official]
+    if missing or extra:
+        parts = []
+        if missing:
+            variable = official[missing[0]][0]
+            parts.append(f'it has no {missing[0]} (expected shape '
+                         f'{torch_shape(variable)}){_more(missing)}')
+        if extra:
+            parts.append(f'it has {extra[0]} of shape {list(state[extra[0]].shape)}, which '
+                         f'the network lacks{_more(extra)}')
+        raise WeightsError(f'{source} {fits}: {"; ".join(parts)}')
+    values = collections.OrderedDict()
+    for variable, key in ours.items():
+        if key is None:
+            values[variable] = np.zeros(variable.shape.as_list(), np.float32)
+            continue
+        value = state[key]
+        expected = torch_shape(variable)
+        if list(value.shape) != expected:
+            raise WeightsError(f'{source} {fits}: {key} has shape {list(value.shape)} in the '
+                               f'file, the network expects {expected}')
+        if not np.issubdtype(value.dtype, np.floating):
+            raise WeightsError(f'{source}: {key} holds {value.dtype} values, not floats')
+        if value.ndim == 4:
+            value = value.transpose(2, 3, 1, 0)
+        values[variable] = np.ascontiguousarray(value, dtype=np.float32)
+    return values
+
+
+def _more(keys):
+    return f' and {len(keys) - 1} more' if len(keys) > 1 else ''
+
+
+def _describe(network):
+    import modules
+
+    if isinstance(network, modules.ResnetGenerator):
+        kind = f'resnet_{network.n_blocks}blocks, ngf {network.ngf}'
+    elif isinstance(network, modules.UnetGenerator):
+        kind = f'unet_{2 ** network.num_downs}, ngf {network.ngf}'
+    elif isinstance(network, modules.NLayerDiscriminator):
+        kind = f'{network.n_layers}-layer PatchGAN, ndf {network.ndf}'
+    else:
+        kind = f'pixel discriminator, ndf {network.ndf}'
+    return f'{kind}, {network.input_nc} input channels, norm {network.norm_kind}'
+
+
+def load_into(sess, network, state_dict, *, source=None):
+    """Assigns the official ``state_dict`` (a dict as pth.load returns, or a
+    .pth path) to the built ``network``'s variables in ``sess``.
+
+    Everything is checked before any variable changes: a PthError or a
+    WeightsError (one line naming ``source``, default the path) leaves the
+    network as it was. Returns the number of official tensors read.
+    """
+    if not isinstance(state_dict, dict):
+        source = source or str(state_dict)
+        state_dict = pth.load(state_dict)
+    values = convert(state_dict, network, source=source or 'the state dict')
+    # One run assigns every variable through its initializer's value input:
+    # no new ops, so the graph may be finalized.
+    sess.run([v.initializer for v in values],
+             {v.initializer.inputs[1]: value for v, value in values.items()})
+    return sum(key is not None for key in key_map(network)[1].values())
