@@ -115,8 +115,10 @@ def evaluate_run(ecfg):
     if ecfg.data_root:
         cfg = cfg.replace(data_root=ecfg.data_root)
     work = sampling.jobs(cfg, num_test=ecfg.num_test)
-    translator = inference.Translator(cfg, checkpoint or inference.latest_checkpoint(run_dir),
-                                      training=not ecfg.eval)
+    checkpoint = checkpoint or inference.latest_checkpoint(run_dir)
+    translator = inference.Translator(cfg, checkpoint, training=not ecfg.eval,
+                                      networks=runs.trained_networks(run_dir, checkpoint))
+    work = [job for job in work if job[0] in translator.keys]
     out = ecfg.results_dir or os.path.join(run_dir, f'test_{translator.step}')
     logging.info('Translating with %s into %s', translator.checkpoint, out)
     results = sampling.translate(translator, cfg, work, out)

@@ -54,8 +54,9 @@ class Translator:
     (sample.py's --eval turns it off).
     """
 
-    def __init__(self, cfg, checkpoint, *, training=False):
+    def __init__(self, cfg, checkpoint, *, training=False, networks=None):
         self.cfg, self.checkpoint, self.step = cfg, checkpoint, runs.step_of(checkpoint)
+        self.networks = networks  # the trained ones (runs.trained_networks); None: all
         self.spec = registry.of(cfg)
         if not self.spec.images:
             raise runs.RunError(f'a {cfg.model} run translates no images')
@@ -84,12 +85,18 @@ class Translator:
         """The Translator of the run folder ``run`` (its latest checkpoint,
         or the checkpoint prefix ``checkpoint``); ``eval`` as sample.py's --eval."""
         cfg = runs.load_config(run)
-        return cls(cfg, checkpoint or latest_checkpoint(run), training=not eval)
+        checkpoint = checkpoint or latest_checkpoint(run)
+        return cls(cfg, checkpoint, training=not eval,
+                   networks=runs.trained_networks(run, checkpoint))
 
     @property
     def keys(self):
-        """The input domains the model translates: ('A', 'B') or ('A',)."""
-        return tuple(self.roles.TRANSLATIONS)
+        """The input domains the model translates: ('A', 'B') or ('A',), less
+        those whose generator holds no trained weights (an imported run)."""
+        return tuple(key for key in self.roles.TRANSLATIONS if self._trained(key))
+
+    def _trained(self, key):
+        return self.networks is None or self.roles.GENERATORS.get(key) in self.networks
 
     def channels(self, key):
         """The channels of the model's input images of domain ``key``."""
@@ -100,8 +107,12 @@ class Translator:
         if key not in self.roles.TRANSLATIONS:
             raise runs.RunError(f'a {self.cfg.model} model translates from '
                                 f'{" and ".join(self.keys)} only, not from {key}')
+        if not self._trained(key):
+            able = ', '.join(f'{k}to{OTHER[k]}' for k in self.keys)
+            raise runs.RunError(f'this run holds an imported {" and ".join(self.networks)} '
+                                f'only: it translates {able}, not {key}to{OTHER[key]}')
         names = {'translation': self.roles.TRANSLATIONS[key]}
-        if key in self.roles.RECONSTRUCTIONS:
+        if key in self.roles.RECONSTRUCTIONS and self._trained(OTHER[key]):
             names['reconstruction'] = self.roles.RECONSTRUCTIONS[key]
         return names
 

@@ -207,6 +207,13 @@ def imported_networks(run_dir):
     return networks
 
 
+def trained_networks(run_dir, checkpoint):
+    """The networks of ``checkpoint`` that hold trained weights: those
+    imported, for an imported run's step-0 checkpoint; None (all) otherwise."""
+    networks = imported_networks(run_dir)
+    return networks if networks is not None and step_of(checkpoint) == 0 else None
+
+
 def step_of(prefix):
     """The step of a checkpoint prefix '.../model.ckpt-<step>', or None."""
     match = re.search(r'-(\d+)$', prefix)

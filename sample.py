@@ -54,7 +54,10 @@ def translate(cfg, scfg, run_dir, checkpoint, work):
     """Translates ``work`` (sampling.jobs) into the results folder; returns it."""
     import inference
 
-    translator = inference.Translator(cfg, checkpoint, training=not scfg.eval)
+    translator = inference.Translator(cfg, checkpoint, training=not scfg.eval,
+                                      networks=runs.trained_networks(run_dir, checkpoint))
+    if not scfg.input:  # the test split: the directions the run can translate
+        work = [job for job in work if job[0] in translator.keys]
     out = scfg.results_dir or os.path.join(run_dir, f'test_{translator.step}')
     print(f'Translating with {checkpoint} into {out}')
     results = sampling.translate(translator, cfg, work, out, load_size=scfg.load_size,

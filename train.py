@@ -398,7 +398,7 @@ def _print_networks(net):
 
 
 def _log_start(cfg, changes, step, epoch, path, host, dataset_root, steps_per_epoch, total):
-    if step:
+    if path:
         print(f'Resuming {cfg.run_dir} from {path} (step {step}, epoch {epoch + 1})')
         if not host:
             print('  (no saved host state for it: the image pools start empty)')
