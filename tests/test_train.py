@@ -413,10 +413,10 @@ def test_the_readme_lists_every_flag():
 
 
 @pytest.mark.slow
-def test_bench_prints_one_json_object_with_timings_and_flops(capsys, shared_data):
+def test_bench_prints_one_json_object_with_timings_and_flops(capsys, sample_data):
     import bench
 
-    dataset = str(shared_data / 'horse2zebra_mini')
+    dataset = str(sample_data / 'horse2zebra_tiny')
     assert bench.main(['bench.py', '--crop_size=32', '--load_size=36', '--ngf=4', '--ndf=4',
                        '--netG=resnet_6blocks', '--iters=2', '--warmup=1',
                        '--infer_batch_size=2', '--compare_pipeline', '--rounds=1',
