@@ -13,9 +13,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 tf.compat.v1.disable_eager_execution()
 
-# ../shared/data beside the checkout holds small samples of real datasets.
-SHARED_DATA = pathlib.Path(os.environ.get('CYCLEGAN_SHARED_DATA',
-                                          ROOT.parent / 'shared' / 'data'))
+# Tiny real images committed with the tests (tests/data/README.md).
+SAMPLE_DATA = ROOT / 'tests' / 'data'
 # ../shared/fixtures holds reference files too large for the repository
 # (official PyTorch networks and outputs, the FID Inception weights).
 SHARED_FIXTURES = pathlib.Path(os.environ.get('CYCLEGAN_SHARED_FIXTURES',
@@ -31,10 +30,11 @@ def graph():
 
 
 @pytest.fixture
-def shared_data():
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f'sample data not found at {SHARED_DATA}')
-    return SHARED_DATA
+def sample_data():
+    """tests/data: horse2zebra_tiny (unaligned, 48x48), facades_tiny (aligned,
+    64x32 A|B) and misc/ (an RGBA PNG, a non-square JPEG). Read only: build
+    archives or other layouts from it under tmp_path."""
+    return SAMPLE_DATA
 
 
 @pytest.fixture

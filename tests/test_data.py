@@ -49,8 +49,8 @@ def _unaligned(tmp_path, n_a=2, n_b=2, height=30, width=40):
 # ---------------------------------------------------------------------------
 # Real data.
 
-def test_real_jpegs_make_batches_of_the_crop_size(graph, shared_data):
-    cfg = config.CycleGANConfig(dataset=str(shared_data / 'horse2zebra_mini'), load_size=32,
+def test_real_jpegs_make_batches_of_the_crop_size(graph, sample_data):
+    cfg = config.CycleGANConfig(dataset=str(sample_data / 'horse2zebra_tiny'), load_size=32,
                                 crop_size=24, batch_size=4)
     pipeline = data.input_pipeline(cfg)
     assert pipeline.steps_per_epoch == 2 and pipeline.epoch_size == 6
@@ -59,34 +59,34 @@ def test_real_jpegs_make_batches_of_the_crop_size(graph, shared_data):
     first, last, _ = _batches(pipeline, 3)
     assert first['A'].shape == (4, 24, 24, 3) and last['A'].shape == (2, 24, 24, 3)
     assert sorted(_names(first['A_paths']) + _names(last['A_paths'])) == sorted(
-        os.listdir(shared_data / 'horse2zebra_mini' / 'trainA'))  # one epoch: each A once
+        os.listdir(sample_data / 'horse2zebra_tiny' / 'trainA'))  # one epoch: each A once
     assert all(name.startswith('n02391049') for name in _names(first['B_paths']))
     assert -1.0 <= first['A'].min() < first['A'].max() <= 1.0
 
 
-def test_decoding_matches_pil_and_grayscale_jpeg_becomes_rgb(graph, shared_data):
-    folder = shared_data / 'horse2zebra_mini'
+def test_decoding_matches_pil_and_grayscale_jpeg_becomes_rgb(graph, sample_data):
+    folder = sample_data / 'horse2zebra_tiny'
     gray = data.load_image(str(folder / 'trainB' / GRAY_ZEBRA))
-    assert gray.shape == (256, 256, 3) and np.array_equal(gray[..., 0], gray[..., 2])
+    assert gray.shape == (48, 48, 3) and np.array_equal(gray[..., 0], gray[..., 2])
     cfg = config.CycleGANConfig(dataset=str(folder), preprocess='none', no_flip=True,
                                 serial_batches=True)
     for batch in _batches(data.input_pipeline(cfg), 6):
         for key in 'AB':
             path = batch[key + '_paths'][0].decode()
             image = batch[key][0]
-            assert image.shape == (256, 256, 3)
+            assert image.shape == (48, 48, 3)
             assert np.abs(image - data.load_image(path)).max() <= LEVEL
             if path.endswith(GRAY_ZEBRA):
                 assert np.array_equal(image[..., 0], image[..., 1])
 
 
 @pytest.mark.parametrize('direction', ['AtoB', 'BtoA'])
-def test_aligned_photo_left_label_right_and_direction(graph, shared_data, direction):
-    cfg = config.Pix2PixConfig(dataset=str(shared_data / 'facades_mini'), preprocess='none',
+def test_aligned_photo_left_label_right_and_direction(graph, sample_data, direction):
+    cfg = config.Pix2PixConfig(dataset=str(sample_data / 'facades_tiny'), preprocess='none',
                                no_flip=True, serial_batches=True, direction=direction)
     batch = _batches(data.input_pipeline(cfg), 1)[0]
     pair = data.load_image(batch['A_paths'][0].decode())
-    photo, label = pair[:, :256], pair[:, 256:]
+    photo, label = pair[:, :32], pair[:, 32:]
     if direction == 'BtoA':
         photo, label = label, photo
     assert np.abs(batch['A'][0] - photo).max() <= LEVEL
@@ -94,8 +94,8 @@ def test_aligned_photo_left_label_right_and_direction(graph, shared_data, direct
     assert batch['A_paths'][0] == batch['B_paths'][0]
 
 
-def test_unaligned_direction_swaps_the_folders(graph, shared_data):
-    cfg = config.CycleGANConfig(dataset=str(shared_data / 'horse2zebra_mini'), load_size=16,
+def test_unaligned_direction_swaps_the_folders(graph, sample_data):
+    cfg = config.CycleGANConfig(dataset=str(sample_data / 'horse2zebra_tiny'), load_size=16,
                                 crop_size=16, direction='BtoA', batch_size=6)
     batch = _batches(data.input_pipeline(cfg), 1)[0]
     assert all(name.startswith('n02391049') for name in _names(batch['A_paths']))  # zebras
@@ -174,9 +174,9 @@ def test_flip_unless_no_flip(graph, tmp_path, no_flip):
 # ---------------------------------------------------------------------------
 # Files and folders.
 
-def test_corrupt_images_are_skipped_with_one_warning_each(graph, tmp_path, shared_data,
+def test_corrupt_images_are_skipped_with_one_warning_each(graph, tmp_path, sample_data,
                                                           caplog):
-    jpeg = (shared_data / 'horse2zebra_mini' / 'trainA' / 'n02381460_1001.jpg').read_bytes()
+    jpeg = (sample_data / 'horse2zebra_tiny' / 'trainA' / 'n02381460_1001.jpg').read_bytes()
     for i, name in enumerate(('a.png', 'c.png', 'd.png')):
         _write(tmp_path / 'trainA', name, _noise(8, 8, seed=i))
     (tmp_path / 'trainA' / 'b_truncated.jpg').write_bytes(jpeg[:len(jpeg) // 2])
@@ -256,20 +256,20 @@ def test_any_mode_and_format_becomes_rgb(graph, tmp_path):
         assert np.abs(batch['A'][0] - data.load_image(path)).max() <= LEVEL, path
 
 
-def test_grayscale_models(graph, shared_data):
-    cfg = config.CycleGANConfig(dataset=str(shared_data / 'horse2zebra_mini'), input_nc=1,
+def test_grayscale_models(graph, sample_data):
+    cfg = config.CycleGANConfig(dataset=str(sample_data / 'horse2zebra_tiny'), input_nc=1,
                                 output_nc=1, preprocess='none', no_flip=True,
                                 serial_batches=True)
     pipeline = data.input_pipeline(cfg)
     assert pipeline.next_batch['A'].shape.as_list() == [None, None, None, 1]
     batch = _batches(pipeline, 1)[0]
-    assert batch['A'].shape == (1, 256, 256, 1) and batch['B'].shape == (1, 256, 256, 1)
+    assert batch['A'].shape == (1, 48, 48, 1) and batch['B'].shape == (1, 48, 48, 1)
     expected = data.load_image(batch['A_paths'][0].decode(), channels=1)
     assert np.abs(batch['A'][0] - expected).max() <= LEVEL
 
 
-def test_channels_must_fit_images(graph, shared_data):
-    cfg = config.CycleGANConfig(dataset=str(shared_data / 'horse2zebra_mini'), input_nc=4)
+def test_channels_must_fit_images(graph, sample_data):
+    cfg = config.CycleGANConfig(dataset=str(sample_data / 'horse2zebra_tiny'), input_nc=4)
     with pytest.raises(DatasetError, match='input_nc must be 1 or 3'):
         data.input_pipeline(cfg)
 
@@ -277,11 +277,11 @@ def test_channels_must_fit_images(graph, shared_data):
 # ---------------------------------------------------------------------------
 # Epochs, order, seeds.
 
-def test_steps_per_epoch(graph, tmp_path, shared_data):
+def test_steps_per_epoch(graph, tmp_path, sample_data):
     cfg = config.CycleGANConfig(dataset=_unaligned(tmp_path, n_a=6, n_b=4), batch_size=4)
     pipeline = data.input_pipeline(cfg)
     assert (pipeline.epoch_size, pipeline.steps_per_epoch) == (6, 2)
-    pix2pix = config.Pix2PixConfig(dataset=str(shared_data / 'facades_mini'), batch_size=3)
+    pix2pix = config.Pix2PixConfig(dataset=str(sample_data / 'facades_tiny'), batch_size=3)
     assert data.input_pipeline(pix2pix).steps_per_epoch == 2
     assert data.input_pipeline(pix2pix, split='test').steps_per_epoch == 1
     small = config.CycleGANConfig(dataset=str(tmp_path), max_dataset_size=3, batch_size=2)
@@ -357,7 +357,7 @@ def _colorization_cfg(dataset, **kwargs):
                               output_nc=2, preprocess='none', **kwargs)
 
 
-def test_colorization_pipeline(graph, tmp_path, shared_data):
+def test_colorization_pipeline(graph, tmp_path, sample_data):
     red = np.zeros((8, 8, 3), np.uint8)
     red[..., 0] = 255
     _write(tmp_path / 'train', 'red.png', red)
@@ -368,7 +368,7 @@ def test_colorization_pipeline(graph, tmp_path, shared_data):
     np.testing.assert_allclose(batch['B'][..., 1], 67.20 / 110, atol=1e-3)
     rgb = data.colorization_to_rgb(batch['A'][0], batch['B'][0])
     assert np.abs(rgb - data.load_image(tmp_path / 'train' / 'red.png')).max() < 0.01
-    unaligned = data.input_pipeline(_colorization_cfg(shared_data / 'horse2zebra_mini'))
+    unaligned = data.input_pipeline(_colorization_cfg(sample_data / 'horse2zebra_tiny'))
     assert unaligned.epoch_size == 12  # both domains of an unaligned folder
     with pytest.raises(DatasetError, match='input_nc=1, output_nc=2'):
         data.input_pipeline(_colorization_cfg(tmp_path).replace(output_nc=3))

@@ -118,8 +118,8 @@ def _cyclegan_cfg(data_root, url, **kwargs):
 # ---------------------------------------------------------------------------
 # Downloads.
 
-def test_download_zip_extracts_layout_and_cleans_up(tmp_path, server, shared_data, caplog):
-    server.files[H2Z_URL_PATH] = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+def test_download_zip_extracts_layout_and_cleans_up(tmp_path, server, sample_data, caplog):
+    server.files[H2Z_URL_PATH] = _zip_tree(sample_data / 'horse2zebra_tiny', 'horse2zebra')
     data_root = tmp_path / 'datasets'
     with caplog.at_level(logging.WARNING, logger='datasets'):
         root = datasets.prepare(_cyclegan_cfg(data_root, server.url))
@@ -134,8 +134,8 @@ def test_download_zip_extracts_layout_and_cleans_up(tmp_path, server, shared_dat
 
 
 @pytest.mark.parametrize('top', ['facades', None], ids=['wrapped', 'unwrapped'])
-def test_download_pix2pix_tar(tmp_path, server, shared_data, top):
-    server.files[FACADES_URL_PATH] = _tar_tree(shared_data / 'facades_mini', top)
+def test_download_pix2pix_tar(tmp_path, server, sample_data, top):
+    server.files[FACADES_URL_PATH] = _tar_tree(sample_data / 'facades_tiny', top)
     data_root = tmp_path / 'datasets'
     cfg = config.Pix2PixConfig(dataset='facades', data_root=str(data_root),
                                download_url=server.url)
@@ -146,12 +146,12 @@ def test_download_pix2pix_tar(tmp_path, server, shared_data, top):
     assert server.requests == [(FACADES_URL_PATH, None)]
 
 
-def test_facades_variant_follows_the_model(tmp_path, server, shared_data):
+def test_facades_variant_follows_the_model(tmp_path, server, sample_data):
     """facades exists on both servers: pix2pix gets the tar.gz, CycleGAN the
     zip, and the second download completes the same folder."""
-    server.files[FACADES_URL_PATH] = _tar_tree(shared_data / 'facades_mini', 'facades')
+    server.files[FACADES_URL_PATH] = _tar_tree(sample_data / 'facades_tiny', 'facades')
     server.files['/cyclegan/datasets/facades.zip'] = _zip_tree(
-        shared_data / 'horse2zebra_mini', 'facades')
+        sample_data / 'horse2zebra_tiny', 'facades')
     data_root = str(tmp_path)
     datasets.prepare(config.Pix2PixConfig(dataset='facades', data_root=data_root,
                                           download_url=server.url))
@@ -162,8 +162,8 @@ def test_facades_variant_follows_the_model(tmp_path, server, shared_data):
     assert sorted(os.listdir(root)) == ['test', 'testA', 'testB', 'train', 'trainA', 'trainB']
 
 
-def test_interrupted_download_resumes_with_range(tmp_path, server, shared_data):
-    archive = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+def test_interrupted_download_resumes_with_range(tmp_path, server, sample_data):
+    archive = _zip_tree(sample_data / 'horse2zebra_tiny', 'horse2zebra')
     server.files[H2Z_URL_PATH] = archive
     server.tricks[H2Z_URL_PATH] = {'cut_once': 5000}
     root = datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
@@ -172,8 +172,8 @@ def test_interrupted_download_resumes_with_range(tmp_path, server, shared_data):
     assert os.listdir(tmp_path) == ['horse2zebra']
 
 
-def test_part_file_of_an_earlier_run_is_resumed(tmp_path, server, shared_data):
-    archive = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+def test_part_file_of_an_earlier_run_is_resumed(tmp_path, server, sample_data):
+    archive = _zip_tree(sample_data / 'horse2zebra_tiny', 'horse2zebra')
     server.files[H2Z_URL_PATH] = archive
     (tmp_path / '.horse2zebra.zip.part').write_bytes(archive[:1234])
     datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
@@ -181,9 +181,9 @@ def test_part_file_of_an_earlier_run_is_resumed(tmp_path, server, shared_data):
     assert os.listdir(tmp_path) == ['horse2zebra']
 
 
-def test_a_second_process_waits_for_the_first_ones_download(tmp_path, server, shared_data,
+def test_a_second_process_waits_for_the_first_ones_download(tmp_path, server, sample_data,
                                                             caplog):
-    server.files[H2Z_URL_PATH] = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+    server.files[H2Z_URL_PATH] = _zip_tree(sample_data / 'horse2zebra_tiny', 'horse2zebra')
     cfg = _cyclegan_cfg(tmp_path, server.url)
     found = []
     with caplog.at_level(logging.INFO, logger='datasets'):
@@ -203,16 +203,16 @@ def test_a_second_process_waits_for_the_first_ones_download(tmp_path, server, sh
     assert os.listdir(tmp_path) == ['horse2zebra']  # and the lock file is gone
 
 
-def test_server_without_range_restarts_from_zero(tmp_path, server, shared_data):
-    server.files[H2Z_URL_PATH] = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+def test_server_without_range_restarts_from_zero(tmp_path, server, sample_data):
+    server.files[H2Z_URL_PATH] = _zip_tree(sample_data / 'horse2zebra_tiny', 'horse2zebra')
     server.tricks[H2Z_URL_PATH] = {'cut_once': 5000, 'ignore_range': True}
     root = datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
     assert server.requests[1] == (H2Z_URL_PATH, 'bytes=5000-')  # asked, got 200
     assert len(datasets.list_images(os.path.join(root, 'testA'))) == 3
 
 
-def test_size_mismatch_is_an_error_and_leaves_nothing(tmp_path, server, shared_data):
-    server.files[H2Z_URL_PATH] = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+def test_size_mismatch_is_an_error_and_leaves_nothing(tmp_path, server, sample_data):
+    server.files[H2Z_URL_PATH] = _zip_tree(sample_data / 'horse2zebra_tiny', 'horse2zebra')
     server.tricks[H2Z_URL_PATH] = {'extra_length': 1000}  # Content-Length lies
     with pytest.raises(DatasetError, match='the server announced') as error:
         datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
@@ -220,8 +220,8 @@ def test_size_mismatch_is_an_error_and_leaves_nothing(tmp_path, server, shared_d
     assert os.listdir(tmp_path) == []
 
 
-def test_server_that_always_truncates_is_an_error(tmp_path, server, shared_data):
-    archive = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+def test_server_that_always_truncates_is_an_error(tmp_path, server, sample_data):
+    archive = _zip_tree(sample_data / 'horse2zebra_tiny', 'horse2zebra')
     server.files[H2Z_URL_PATH] = archive
     server.tricks[H2Z_URL_PATH] = {'cut_always': len(archive) // 10}
     with pytest.raises(DatasetError, match=f'the server announced {len(archive)}') as error:
@@ -266,8 +266,8 @@ def test_corrupt_archive_is_deleted(tmp_path, server):
     assert os.listdir(tmp_path) == []
 
 
-def test_archive_without_the_layout_is_refused(tmp_path, server, shared_data):
-    source = shared_data / 'horse2zebra_mini'
+def test_archive_without_the_layout_is_refused(tmp_path, server, sample_data):
+    source = sample_data / 'horse2zebra_tiny'
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, 'w') as zf:
         for sub in ('trainA', 'trainB', 'testA'):  # no testB
@@ -344,8 +344,8 @@ def test_unsafe_tar_entries_are_refused(tmp_path, server, kind, name, target):
     assert not os.path.exists('/tmp/facades-evil.txt')
 
 
-def test_links_inside_a_tar_are_allowed(tmp_path, shared_data):
-    source = shared_data / 'facades_mini'
+def test_links_inside_a_tar_are_allowed(tmp_path, sample_data):
+    source = sample_data / 'facades_tiny'
     archive = tmp_path / 'facades.tar.gz'
     with tarfile.open(archive, 'w:gz') as tar:
         tar.add(source / 'train', 'facades/train')
@@ -360,9 +360,9 @@ def test_links_inside_a_tar_are_allowed(tmp_path, shared_data):
 # ---------------------------------------------------------------------------
 # Base URL, names, folders.
 
-def test_base_url_flag_then_environment_then_official(tmp_path, server, shared_data,
+def test_base_url_flag_then_environment_then_official(tmp_path, server, sample_data,
                                                       monkeypatch):
-    server.files[H2Z_URL_PATH] = _zip_tree(shared_data / 'horse2zebra_mini', 'horse2zebra')
+    server.files[H2Z_URL_PATH] = _zip_tree(sample_data / 'horse2zebra_tiny', 'horse2zebra')
     monkeypatch.delenv(datasets.URL_VARIABLE, raising=False)
     assert datasets.base_url(_cyclegan_cfg(tmp_path, '')) == 'http://efrosgans.eecs.berkeley.edu'
     monkeypatch.setenv(datasets.URL_VARIABLE, server.url + '/')
@@ -392,11 +392,11 @@ def test_official_lists():
         'http://h/pix2pix/datasets/edges2shoes.tar.gz')
 
 
-def test_cityscapes_explains_why_unless_prepared_by_hand(tmp_path, shared_data):
+def test_cityscapes_explains_why_unless_prepared_by_hand(tmp_path, sample_data):
     cfg = config.Pix2PixConfig(dataset='cityscapes', data_root=str(tmp_path))
     with pytest.raises(DatasetError, match='cityscapes-dataset.com'):
         datasets.prepare(cfg)
-    (tmp_path / 'cityscapes').symlink_to(shared_data / 'facades_mini')
+    (tmp_path / 'cityscapes').symlink_to(sample_data / 'facades_tiny')
     assert datasets.prepare(cfg) == str(tmp_path / 'cityscapes')
 
 
@@ -407,7 +407,7 @@ def test_paired_set_for_cyclegan_is_refused_before_download(tmp_path):
         datasets.prepare(cfg)
 
 
-def test_user_folder_layout_is_checked(tmp_path, shared_data):
+def test_user_folder_layout_is_checked(tmp_path, sample_data):
     folder = tmp_path / 'mine'
     (folder / 'trainA').mkdir(parents=True)
     (folder / 'trainB').mkdir()
@@ -416,15 +416,15 @@ def test_user_folder_layout_is_checked(tmp_path, shared_data):
     with pytest.raises(DatasetError, match=re.escape(f'no images in {folder}/trainB')):
         datasets.prepare(config.CycleGANConfig(dataset=str(folder)))
     with pytest.raises(DatasetError, match='trainA does not exist'):
-        datasets.prepare(config.CycleGANConfig(dataset=str(shared_data / 'facades_mini')))
-    cfg = config.Pix2PixConfig(dataset=str(shared_data / 'facades_mini'))
-    assert datasets.prepare(cfg) == str(shared_data / 'facades_mini')
+        datasets.prepare(config.CycleGANConfig(dataset=str(sample_data / 'facades_tiny')))
+    cfg = config.Pix2PixConfig(dataset=str(sample_data / 'facades_tiny'))
+    assert datasets.prepare(cfg) == str(sample_data / 'facades_tiny')
 
 
-def test_name_under_data_root_is_found(tmp_path, shared_data):
-    root = datasets.prepare(config.CycleGANConfig(dataset='horse2zebra_mini',
-                                                  data_root=str(shared_data)))
-    assert root == str(shared_data / 'horse2zebra_mini')
+def test_name_under_data_root_is_found(tmp_path, sample_data):
+    root = datasets.prepare(config.CycleGANConfig(dataset='horse2zebra_tiny',
+                                                  data_root=str(sample_data)))
+    assert root == str(sample_data / 'horse2zebra_tiny')
 
 
 def test_list_images_recursive_any_case_sorted(tmp_path):

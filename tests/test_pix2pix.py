@@ -156,12 +156,12 @@ def test_other_gan_objectives(graph, gan_mode, names):
 # -------------------------------------------------------------- end to end
 
 
-def test_tiny_facades_run_lowers_the_L1_loss_then_translates(tmp_path, shared_data):
+def test_tiny_facades_run_lowers_the_L1_loss_then_translates(tmp_path, sample_data):
     """Labels to photos (BtoA, as the official facades command) on the 4
-    training pairs of facades_mini at 128 px, all in each batch so that the
-    loss curve is smooth; then the inference graph restored from the
-    checkpoint translates the test split."""
-    root = str(shared_data / 'facades_mini')
+    training pairs of facades_tiny (32 px halves, resized to 128 px), all in
+    each batch so that the loss curve is smooth; then the inference graph
+    restored from the checkpoint translates the test split."""
+    root = str(sample_data / 'facades_tiny')
     cfg = tiny(direction='BtoA', batch_size=4, lr=0.002, no_flip=True, num_threads=1)
     with tf.Graph().as_default() as g:
         pipeline = data.input_pipeline(cfg, 'train', root=root)
@@ -223,11 +223,11 @@ def test_colorization_translates_L_to_ab_and_shows_rgb(graph):
     np.testing.assert_array_equal(visuals['real_A'][..., 2], batch['A'][..., 0])
 
 
-def test_colorization_trains_on_a_folder_of_photos(graph, shared_data):
+def test_colorization_trains_on_a_folder_of_photos(graph, sample_data):
     """The data layer's L and ab batches (here from an unaligned folder,
     both domains read) feed the model; the real photo comes back in RGB."""
     cfg = tiny(config.ColorizationConfig, batch_size=2, num_threads=1)
-    pipeline = data.input_pipeline(cfg, 'train', root=str(shared_data / 'horse2zebra_mini'))
+    pipeline = data.input_pipeline(cfg, 'train', root=str(sample_data / 'horse2zebra_tiny'))
     m = model.create(cfg)
     sess = session(graph)
     batch = sess.run(pipeline.next_batch)
