@@ -83,6 +83,9 @@ COMMANDS = [item for item in readme_lines()
             if not any(item[1].startswith(prefix) for prefix in NOT_RUN)]
 
 
+workspace_server = []
+
+
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
     """A working folder, a dataset server, and the files the README names."""
@@ -96,12 +99,14 @@ def workspace(tmp_path_factory):
     httpd.files, httpd.tricks, httpd.requests = {}, {}, []
     httpd.files[H2Z_URL_PATH] = _zip_tree(SAMPLE_DATA / 'horse2zebra_tiny', 'horse2zebra')
     httpd.files[FACADES_URL_PATH] = _tar_tree(SAMPLE_DATA / 'facades_tiny', 'facades')
+    httpd.url = f'http://127.0.0.1:{httpd.server_address[1]}'
+    workspace_server.append(httpd)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     old = os.getcwd()
     os.chdir(folder)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv('CYCLEGAN_DATASETS_URL', f'http://127.0.0.1:{httpd.server_address[1]}')
+        patch.setenv('CYCLEGAN_DATASETS_URL', httpd.url)
         patch.setenv('XDG_CACHE_HOME', str(folder / 'cache'))
         yield folder
     os.chdir(old)
@@ -119,8 +124,68 @@ def test_every_line_is_run_or_said_why_not():
 
 
 def _needs_fixtures(argv):
-    return any(a.startswith('--eval_freq') for a in argv) or argv[0] == 'evaluate.py' or \
-        (argv[0] == 'import_torch.py' and not any(a.startswith('--pth') for a in argv))
+    """Whether a command needs ../shared/fixtures: the FID weights, official
+    networks to import, or a run imported from them."""
+    imported = ('_pretrained', 'horse2zebra_cyclegan', 'my_h2z')
+    return (any(a.startswith('--eval_freq') for a in argv)
+            or argv[0] in ('evaluate.py', 'import_torch.py')
+            or any(name in a for name in imported for a in argv))
+
+
+TRAIN_OPT = """----------------- Options ---------------
+                 dataroot: ./datasets/horse2zebra
+                    model: cycle_gan
+                     name: horse2zebra_cyclegan
+                      ndf: 8
+                     netD: basic
+                     netG: resnet_9blocks
+                      ngf: 8
+                no_dropout: True
+                     norm: instance
+                 crop_size: 32
+                 load_size: 32
+----------------- End -------------------
+"""
+
+
+def _official_models(argv, fixtures, server, monkeypatch):
+    """What import_torch.py's README commands read, at the fixtures' sizes:
+    the published models (ngf 8) on the test's server, a user's state
+    dicts, a training folder of the official code."""
+    import import_torch
+
+    folder = fixtures / 'torch_reference'
+    for model in ('cycle_gan', 'pix2pix'):
+        monkeypatch.setitem(import_torch.PRETRAINED_ARCHITECTURE, model, dict(
+            import_torch.PRETRAINED_ARCHITECTURE[model], ngf=8, crop_size=32, load_size=32))
+    server.files['/cyclegan/pretrained_models/horse2zebra.pth'] = (
+        folder / 'resnet_9blocks_ngf8.legacy.pth').read_bytes()
+    server.files['/pix2pix/models-pytorch/facades_label2photo.pth'] = (
+        folder / 'unet_256_ngf8_batch.legacy.pth').read_bytes()
+    for net in ('G_A', 'G_B'):
+        shutil.copy(folder / 'resnet_9blocks_ngf8.pth', f'latest_net_{net}.pth')
+    official = os.path.join('checkpoints', 'horse2zebra_cyclegan')
+    os.makedirs(official, exist_ok=True)
+    with open(os.path.join(official, 'train_opt.txt'), 'w') as f:
+        f.write(TRAIN_OPT)
+    for net, case in (('G_A', 'resnet_9blocks_ngf8'), ('G_B', 'resnet_9blocks_ngf8'),
+                      ('D_A', 'patchgan_basic_ndf8'), ('D_B', 'patchgan_basic_ndf8')):
+        shutil.copy(folder / f'{case}.pth', os.path.join(official, f'150_net_{net}.pth'))
+    if argv[0] == 'import_torch.py':
+        argv.append(f'--download_url={server.url}')
+        if any(a.startswith('--pth') for a in argv):
+            argv.append('--ngf=8')
+
+
+def _existing_run(argv):
+    """Whether train.py's command line names a run that exists (it resumes:
+    no architecture flags to add)."""
+    for i, arg in enumerate(argv):
+        name = arg[len('--name='):] if arg.startswith('--name=') else (
+            argv[i + 1] if arg == '--name' and i + 1 < len(argv) else None)
+        if name and os.path.isdir(os.path.join('runs', name)):
+            return True
+    return False
 
 
 def _run_script(argv):
@@ -135,7 +200,7 @@ def _run_script(argv):
 
 
 @pytest.mark.parametrize('item', COMMANDS, ids=[_id(item) for item in COMMANDS])
-def test_readme_command(item, workspace, request):
+def test_readme_command(item, workspace, request, monkeypatch):
     language, line = item
     for stand_in, here in STAND_INS.items():
         line = line.replace(stand_in, here)
@@ -149,10 +214,12 @@ def test_readme_command(item, workspace, request):
     script = argv[0]
     if _needs_fixtures(argv):
         fixtures = request.getfixturevalue('fixtures_dir')
-        argv.append(f'--fid_weights={fixtures / "fid" / FID_WEIGHTS}')
+        if script in ('evaluate.py', 'train.py'):
+            argv.append(f'--fid_weights={fixtures / "fid" / FID_WEIGHTS}')
+        _official_models(argv, fixtures, workspace_server[0], monkeypatch)
     if script == 'train.py':
         toy = '--model' in argv and argv[argv.index('--model') + 1] == 'toy_gan'
-        argv += TOY if toy else IMAGE_MODEL
+        argv += ['--max_steps=1'] if _existing_run(argv) else TOY if toy else IMAGE_MODEL
     argv += APPENDED.get(script, [])
     status, output = _run_script(argv)
     assert status == 0, f'{line}\n{output[-3000:]}'
