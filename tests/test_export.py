@@ -147,7 +147,7 @@ def _write_inputs(folder):
 # gives its translations, or None: compared with Translator.translate alone,
 # sample.py's translator, to save a sample.py run)
 EXPORTS = {'AtoB': ('cg', 'AtoB', 'fake_B'), 'BtoA': ('cg', 'BtoA', None),
-           'col': ('col', 'AtoB', None)}
+           'col': ('col', 'AtoB', 'fake_B_rgb')}
 
 
 @pytest.fixture(scope='module')
@@ -248,6 +248,15 @@ def test_every_signature_eager_and_in_graph_mode_gives_sample_pys_translation(ex
         pair = out[f'{export_name}|eager|serving_default|pair']
         for image, name in zip(pair, ('odd', 'flipped')):
             assert np.array_equal(image, out[f'{export_name}|eager|serving_default|{name}'][0])
+
+
+def test_sample_py_input_colorizes_the_lightness_as_training(exported):
+    """sample.py --input on a colorization run gives the model Lab's L of
+    each photo, as training and Translator.translate do (it gave the
+    luma of a one-channel image instead)."""
+    for name in set(IMAGES) - ILL_CONDITIONED:
+        assert _max_diff(exported['samples']['col', name],
+                         exported['translated']['col', name]) <= 1, name
 
 
 def test_translate_gives_the_translators_floats(exported):
