@@ -70,6 +70,10 @@ def jobs(cfg, scfg):
         if not paths:
             raise runs.RunError(f'no images in {scfg.input}')
         key = scfg.direction[0]
+        if key == 'A' and datasets.layout_of(cfg) == datasets.COLORIZATION:
+            # Photos, read as in training: their L in (Lab's, not the luma of a
+            # 1-channel image), the photo itself the ground truth.
+            return [(key, f'{scfg.input} (colorization)', {'AB': _limit(paths, scfg)})]
         return [(key, f'{scfg.input}, {key} -> {OTHER[key]}', {key: _limit(paths, scfg)})]
     root = datasets.prepare(cfg, split='test')
     layout = datasets.layout_of(cfg)
