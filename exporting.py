@@ -533,6 +533,10 @@ def export(plan, *, log=print):
     checkpoint = plan.checkpoint or inference.latest_checkpoint(plan.run_dir)
     roles = registry.of(plan.cfg).model_class
     keys = directions(roles, plan, runs.step_of(checkpoint))
+    for key in roles.TRANSLATIONS:
+        if plan.direction == 'both' and key not in keys:
+            log(f'{DIRECTIONS[key]}: not exported: {roles.GENERATORS[key]} was not imported '
+                f'into {plan.run_dir}')
     target = os.path.abspath(plan.export_dir)
     parent = os.path.dirname(target)
     try:
