@@ -862,3 +862,30 @@ class BenchConfig(Settings):
                                  '(0: skip it)', min=0)
     feature_batch = Option(25, 'images per batch of the FID feature-extraction benchmark',
                            min=1)
+
+
+class ExportConfig(Settings):
+    """Settings of export.py. As for sample.py, the model's own settings are
+    read from the run's config.json."""
+
+    run = Option('', 'the run to export, a folder <runs_dir>/<name> (its latest checkpoint; '
+                     'default: the run in ./runs trained last)')
+    checkpoint = Option('', 'a checkpoint to export instead of the latest, e.g. '
+                            'runs/<name>/checkpoints/model.ckpt-1000')
+    best = Option(False, "export the run's best checkpoint, the one named in "
+                         '<run>/checkpoints/best.json')
+    direction = Option('both', 'the direction to export; both: every direction the model '
+                               'translates (CycleGAN AtoB and BtoA, pix2pix AtoB)',
+                       choices=('AtoB', 'BtoA', 'both'))
+    export_dir = Option('', 'the folder to write (default <run>/export): the export itself for '
+                            'one direction, else one folder per direction, AtoB/ and BtoA/')
+    format = Option('saved_model', 'what to write, comma-separated: saved_model (TF Serving, '
+                                   'tf.saved_model.load), frozen_graph (frozen_graph.pb for '
+                                   'TF1), tflite (model.tflite)')
+    tflite_size = Option('', 'a fixed input size of model.tflite, HxW or N for NxN (batch 1); '
+                             'by default it takes any batch and size (resize its input '
+                             'tensor before allocate_tensors)')
+    train_mode = Option(False, 'run the generators as in training (batch statistics of each '
+                               'request, dropout), as sample.py without --eval; the default '
+                               'is inference mode, as sample.py --eval')
+    overwrite = Option(False, 'replace an existing export folder (only one export.py wrote)')

@@ -44,6 +44,10 @@ def jobs(cfg, *, input='', direction='AtoB', num_test=0, phase='test'):
         if not paths:
             raise datasets.DatasetError(f'no images in {input}')
         key = direction[0]
+        if key == 'A' and datasets.layout_of(cfg) == datasets.COLORIZATION:
+            # Photos, read as in training: their L in (Lab's, not the luma of a
+            # 1-channel image), the photo itself the ground truth.
+            return [(key, f'{input} (colorization)', {'AB': limit(paths)})]
         return [(key, f'{input}, {key} -> {OTHER[key]}', {key: limit(paths)})]
     root = datasets.prepare(cfg, split=phase)
     layout = datasets.layout_of(cfg)

@@ -269,7 +269,7 @@ def test_grayscale_models(graph, sample_data):
 
 
 def test_channels_must_fit_images(graph, sample_data):
-    cfg = config.CycleGANConfig(dataset=str(sample_data / 'horse2zebra_tiny'), input_nc=4)
+    cfg = config.CycleGANConfig(dataset=str(sample_data / 'horse2zebra_tiny'), input_nc=2)
     with pytest.raises(DatasetError, match='input_nc must be 1 or 3'):
         data.input_pipeline(cfg)
 

@@ -37,4 +37,5 @@ if __name__ == '__main__':
     print('#### train.py\n\n' + table(config._flag_options(), config.GROUPS) + '\n')
     print('#### sample.py\n\n' + table(config.SampleConfig.options()) + '\n')
     print('#### bench.py (besides the model flags of train.py)\n\n'
-          + table(config.BenchConfig.options()))
+          + table(config.BenchConfig.options()) + '\n')
+    print('#### export.py\n\n' + table(config.ExportConfig.options()))

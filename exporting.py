@@ -1,0 +1,550 @@
+"""A trained run's generators exported for use outside this project: a
+SavedModel per direction (TF Serving, ``tf.saved_model.load``), and on
+request a frozen GraphDef (TF1) and a TFLite model. export.py is the
+command; tests and tools call the two steps here::
+
+    plan = exporting.plan(config.ExportConfig(run='runs/horse2zebra'))  # checks, no TF
+    exporting.export(plan)                                               # writes plan.export_dir
+
+What is exported for a direction (an input domain of the model's
+TRANSLATIONS): the model's own inference graph (``build_inference``, rebuilt
+from the run's config.json) restored from the checkpoint and frozen, that
+is its variables made constants and only the subgraph from the input to the
+translation kept (TRANSLATIONS: colorization's includes L + ab -> RGB; its
+variables must all be those of the network GENERATORS names). Around it, in
+the graph, what sample.py does in Python::
+
+    uint8 [N, H, W, 1..4] -> RGB (grey repeated, alpha dropped, as PIL's convert('RGB'))
+      -> the model's input (data.model_input: the luma of training for a 1-channel
+         model, Lab's L / 50 - 1 for colorization) -> reflected at the bottom and
+         right to the networks' multiple (pad_to, as inference.pad_to)
+      -> generator -> cropped back -> uint8 (to_uint8: rounded and clipped, as data.to_uint8)
+
+The frozen generator is a graph function called by every signature, so its
+weights are stored once; they are constants of the graph, and variables/ is
+empty: an export serves, the run trains.
+
+Layout: ``DIR/AtoB/`` and ``DIR/BtoA/``, or ``DIR`` itself when one
+direction is exported; each holds saved_model.pb, variables/ and assets/
+(config.json, export.json) of the SavedModel, then frozen_graph.pb and
+model.tflite when asked, and config.json and export.json (what was
+exported: model, direction, generator, checkpoint, step, mode, tensor names,
+sizes). Everything is written into a temporary folder beside DIR, renamed
+into place when complete.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+
+import config
+import registry
+import runs
+import runtime
+
+FORMATS = ('saved_model', 'frozen_graph', 'tflite')
+DIRECTIONS = {'A': 'AtoB', 'B': 'BtoA'}
+EXPORT_FILE = 'export.json'
+SAVED_MODEL_TAG = 'serve'
+# Signature name -> (input name, output name). The inputs and outputs of
+# translate_encoded end in _bytes: TF Serving's REST API carries such
+# string tensors as {"b64": ...} both ways.
+SIGNATURES = {'serving_default': ('images', 'images'),
+              'translate': ('images', 'images'),
+              'translate_encoded': ('images_bytes', 'images_bytes')}
+# Tensor names in every exported graph (the frozen graph and TFLite have the first pair only).
+TENSORS = {'serving_default': ('input_images', 'output_images'),
+           'translate': ('input_float', 'output_float'),
+           'translate_encoded': ('input_bytes', 'output_bytes')}
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What export() writes: checked by plan() before TensorFlow loads."""
+
+    run_dir: str
+    cfg: config.Config
+    checkpoint: str  # '' for the run's latest
+    direction: str  # 'AtoB', 'BtoA' or 'both'
+    export_dir: str
+    formats: tuple
+    tflite_size: tuple  # (height, width), or None for any size
+    train_mode: bool
+    imported: tuple  # the networks of imported.json, or None
+
+
+def plan(ecfg):
+    """The Plan of the ExportConfig ``ecfg``; RunError or ConfigError (one
+    line) for a run, checkpoint, format or folder that cannot be used."""
+    run_dir, checkpoint = runs.locate(ecfg.run, ecfg.checkpoint, best=ecfg.best)
+    cfg = runs.load_config(run_dir)
+    if not registry.of(cfg).images:
+        raise runs.RunError(f'a {cfg.model} run translates no images: there is no generator '
+                            f'of images to export')
+    formats = parse_formats(ecfg.format)
+    size = parse_size(ecfg.tflite_size)
+    export_dir = ecfg.export_dir or os.path.join(run_dir, 'export')
+    check_export_dir(export_dir, ecfg.overwrite)
+    return Plan(run_dir=run_dir, cfg=cfg, checkpoint=checkpoint or '', direction=ecfg.direction,
+                export_dir=export_dir, formats=formats, tflite_size=size,
+                train_mode=ecfg.train_mode, imported=runs.imported_networks(run_dir))
+
+
+def parse_formats(text):
+    formats = tuple(dict.fromkeys(f.strip() for f in text.split(',') if f.strip()))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise config.ConfigError(f'--format takes {", ".join(FORMATS)} (comma-separated), '
+                                 f'got {text!r}')
+    return formats
+
+
+def parse_size(text):
+    """(height, width) of --tflite_size: 'HxW' or 'N'; None for ''."""
+    if not text:
+        return None
+    parts = text.lower().split('x')
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or min(sizes) < 1:
+        raise config.ConfigError(f'--tflite_size is HxW or N (pixels), got {text!r}')
+    return (sizes[0], sizes[-1])
+
+
+def is_export(path):
+    """Whether the folder ``path`` holds an export of this module."""
+    return any(os.path.isfile(os.path.join(path, *sub, EXPORT_FILE))
+               for sub in ((), ('AtoB',), ('BtoA',)))
+
+
+def check_export_dir(path, overwrite):
+    """RunError unless ``path`` can be written: new, empty, or (with
+    ``overwrite``) a previous export; and the nearest existing folder above
+    it writable."""
+    if os.path.lexists(path):
+        if not os.path.isdir(path):
+            raise runs.RunError(f'the export folder {path} exists and is not a folder')
+        if os.listdir(path):
+            if not overwrite:
+                raise runs.RunError(f'the export folder {path} exists: give --overwrite to '
+                                    f'replace it, or another --export_dir')
+            if not is_export(path):
+                raise runs.RunError(f'{path} is not an export of export.py (it has no '
+                                    f'{EXPORT_FILE}): --overwrite replaces only those')
+    above = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        raise runs.RunError(f'cannot write the export folder {path}: {above} is not a folder')
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise runs.RunError(f'cannot write the export folder {path}: {above} is not writable')
+
+
+def directions(roles, plan, step):
+    """The input keys to export ('A', 'B'), of the model class ``roles``.
+    An imported run's checkpoint as imported (``step`` 0) exports only the
+    directions whose generator was imported: the others hold random weights."""
+    keys = tuple(roles.TRANSLATIONS)
+    if plan.direction != 'both':
+        key = plan.direction[0]
+        if key not in keys:
+            raise runs.RunError(f'a {plan.cfg.model} model translates from '
+                                f'{" and ".join(keys)} only: it has no {plan.direction}')
+        keys = (key,)
+    if plan.imported is not None and step == 0:
+        missing = [k for k in keys if roles.GENERATORS[k] not in plan.imported]
+        if missing and (plan.direction != 'both' or len(missing) == len(keys)):
+            key = missing[0]
+            raise runs.RunError(
+                f'{plan.run_dir} holds imported weights of {", ".join(plan.imported)} only: '
+                f'its {DIRECTIONS[key]} generator {roles.GENERATORS[key]} is untrained')
+        keys = tuple(k for k in keys if k not in missing)
+    return keys
+
+
+# ----------------------------------------------------------------- graph
+
+
+@dataclasses.dataclass(frozen=True)
+class Generator:
+    """A frozen translation: ``graph_def`` maps the tensor ``input_name``
+    (float32 [N, H, W, in_channels], the model's input, H and W padded to
+    its sizes) to ``output_name`` (float32 [N, H, W, out_channels] in [-1, 1])."""
+
+    graph_def: object
+    input_name: str
+    output_name: str
+    in_channels: int
+    out_channels: int
+    network: str  # the GENERATORS name, e.g. 'G_A'
+    layout: str  # the model's data layout (registry.Spec.data)
+    multiple: int
+    min_size: int
+
+
+def freeze_generators(cfg, checkpoint, keys, *, training=False):
+    """{key: the Generator translating ``key``} of the run config ``cfg``,
+    frozen with the weights of ``checkpoint``: the model's inference graph
+    is built and restored once, each translation frozen from it.
+    ``training`` as build_inference's."""
+    tf = runtime.graph_mode()
+    tf1 = tf.compat.v1
+    spec = registry.of(cfg)
+    roles = spec.model_class
+    with tf.Graph().as_default() as graph:
+        inputs, outputs = roles.build_inference(cfg, training=training)
+        ends, variables = {}, []
+        for key in keys:
+            x, y = inputs[key], outputs[roles.TRANSLATIONS[key]]
+            kept = {node.name for node in tf1.graph_util.extract_sub_graph(
+                graph.as_graph_def(), [y.op.name]).node}
+            own = [v for v in tf1.global_variables() if v.op.name in kept]
+            scope = roles.GENERATORS[key] + '/'
+            if not own or any(not v.op.name.startswith(scope) for v in own):
+                raise AssertionError(f'{roles.__name__}.TRANSLATIONS[{key!r}] must depend on the '
+                                     f'variables of GENERATORS[{key!r}] = {scope[:-1]!r} alone')
+            ends[key] = x, y
+            variables += own
+        saver = tf1.train.Saver(variables)
+    graph.finalize()
+    multiple, min_size = roles.input_sizes(cfg)
+    generators = {}
+    with tf1.Session(graph=graph, config=runtime.session_config(training=False)) as sess:
+        runtime.restore_checkpoint(sess, saver, variables, checkpoint)
+        for key, (x, y) in ends.items():
+            frozen = tf1.graph_util.convert_variables_to_constants(
+                sess, graph.as_graph_def(), [y.op.name])
+            generators[key] = Generator(frozen, x.name, y.name, int(x.shape[-1]),
+                                        int(y.shape[-1]), roles.GENERATORS[key], spec.data,
+                                        multiple, min_size)
+    return generators
+
+
+def reflect_indices(size, target):
+    """int32 [target]: for each row (or column) of an image of ``size`` rows
+    reflected to ``target`` rows, the row of the image it copies.
+
+    inference.pad_to reflects at the end, and reflects the result again
+    while it is too short (a 1-row image is repeated): the sequence of rows
+    0, 1, ..., size-1, size-2, ..., 1, 0, 1, ... with period 2 (size - 1),
+    written here in closed form so that one gather pads any size.
+    """
+    import tensorflow as tf
+
+    period = tf.maximum(2 * (size - 1), 1)
+    index = tf.math.floormod(tf.range(target), period)
+    return tf.minimum(index, period - index)
+
+
+def pad_to(images, multiple, minimum=1):
+    """``images`` [N, H, W, C] reflected at the bottom and right to heights
+    and widths that are multiples of ``multiple`` and at least ``minimum``:
+    inference.pad_to in the graph, for any size (an image smaller than its
+    padding is mirrored again, as there)."""
+    import tensorflow as tf
+
+    for axis in (1, 2):
+        size = tf.shape(images)[axis]
+        target = tf.maximum(size, minimum)
+        target += tf.math.floormod(-target, multiple)
+        images = tf.gather(images, reflect_indices(size, target), axis=axis)
+    return images
+
+
+def to_uint8(images):
+    """uint8 of float images in [-1, 1], rounded (half to even, as numpy)
+    and clipped: data.to_uint8 in the graph."""
+    import tensorflow as tf
+
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+def to_rgb(images):
+    """float32 [N, H, W, 3] of values 0..255 from uint8 images of 1 (grey),
+    2 (grey, alpha), 3 (RGB) or 4 (RGBA) channels: grey repeated, alpha
+    dropped, as PIL's convert('RGB') (Translator.translate) and the decoders
+    of training (channels=3) read them."""
+    import tensorflow as tf
+
+    channels = images.shape[-1]
+    if channels is not None:
+        if not 1 <= channels <= 4:
+            raise ValueError(f'images have 1 to 4 channels, not {channels}')
+        index = [0, 0, 0] if channels < 3 else [0, 1, 2]
+    else:
+        channels = tf.shape(images)[-1]
+        check = tf.debugging.Assert(
+            (channels >= 1) & (channels <= 4),
+            ['images have 1 (grey), 2 (grey, alpha), 3 (RGB) or 4 (RGBA) channels, not',
+             channels])
+        with tf.control_dependencies([check]):
+            index = tf.where(channels < 3, [0, 0, 0], [0, 1, 2])
+    return tf.gather(tf.cast(images, tf.float32), index, axis=-1)
+
+
+def decode(contents):
+    """uint8 [H, W, 3] of an encoded image (string scalar), as training
+    decodes files (data.decode): JPEG with the accurate integer DCT; PNG,
+    GIF (its first frame) and BMP by decode_image; grey repeated, alpha dropped."""
+    import tensorflow as tf
+
+    image = tf.cond(
+        tf.io.is_jpeg(contents),
+        lambda: tf.io.decode_jpeg(contents, channels=3, dct_method='INTEGER_ACCURATE'),
+        lambda: tf.io.decode_image(contents, channels=3, expand_animations=False))
+    image.set_shape([None, None, 3])
+    return image
+
+
+class Serving:
+    """The translations of a Generator as tensors, built in the default
+    graph around ``apply`` (float32 model input, padded -> output)."""
+
+    def __init__(self, generator, apply):
+        self.generator, self.apply = generator, apply
+
+    def translate(self, images):
+        """float32 [N, H, W, in_channels] (the model's input, in [-1, 1]) ->
+        float32 [N, H, W, out_channels] in [-1, 1]: padded, translated, cropped."""
+        import tensorflow as tf
+
+        g = self.generator
+        size = tf.shape(images)[1:3]
+        translated = self.apply(pad_to(images, g.multiple, g.min_size))
+        return translated[:, :size[0], :size[1]]
+
+    def translate_uint8(self, images):
+        """uint8 [N, H, W, 1..4] -> uint8 [N, H, W, out_channels], as sample.py writes it."""
+        import data
+
+        g = self.generator
+        return to_uint8(self.translate(data.model_input(to_rgb(images), g.layout,
+                                                        g.in_channels)))
+
+    def translate_encoded(self, contents):
+        """string [N] of encoded images (sizes may differ) -> string [N] of PNGs."""
+        import tensorflow as tf
+
+        def one(content):
+            return tf.io.encode_png(self.translate_uint8(decode(content)[None])[0])
+
+        return tf.map_fn(one, contents, fn_output_signature=tf.TensorSpec([], tf.string))
+
+    def build(self, names, *, input_shape=None):
+        """{signature: (input, output)} for the signature ``names``, their
+        tensors named as TENSORS; ``input_shape`` fixes serving_default's input."""
+        import tensorflow as tf
+
+        tf1 = tf.compat.v1
+        g = self.generator
+        placeholders = {
+            'serving_default': (tf.uint8, input_shape or [None, None, None, None],
+                                self.translate_uint8),
+            'translate': (tf.float32, [None, None, None, g.in_channels], self.translate),
+            'translate_encoded': (tf.string, [None], self.translate_encoded)}
+        result = {}
+        for name in names:
+            dtype, shape, fn = placeholders[name]
+            input_name, output_name = TENSORS[name]
+            x = tf1.placeholder(dtype, shape, name=input_name)
+            result[name] = (x, tf.identity(fn(x), name=output_name))
+        return result
+
+
+def inline(generator):
+    """``apply`` of a Serving that imports the frozen generator where it is
+    called (the frozen graph and TFLite: one call, a flat graph)."""
+    import tensorflow as tf
+
+    def apply(images):
+        return tf.graph_util.import_graph_def(
+            generator.graph_def, input_map={generator.input_name: images},
+            return_elements=[generator.output_name], name='generator')[0]
+
+    return apply
+
+
+def as_function(generator):
+    """``apply`` of a Serving that calls one graph function holding the
+    frozen generator (the SavedModel: three signatures, its weights once)."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, None, None, generator.in_channels], tf.float32)
+    return tf.function(inline(generator), input_signature=[spec], autograph=False)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write_saved_model(folder, generator, files):
+    """The SavedModel of ``generator`` in the empty folder ``folder``, with
+    the signatures of SIGNATURES and the files ``files`` (name -> text) as
+    assets, also left at the top of ``folder``."""
+    tf = runtime.graph_mode()
+    tf1 = tf.compat.v1
+    builder = tf1.saved_model.Builder(folder)  # before the files: it wants an empty folder
+    for name, text in files.items():
+        _write_text(os.path.join(folder, name), text)
+    with tf.Graph().as_default() as graph:
+        tensors = Serving(generator, as_function(generator)).build(SIGNATURES)
+        signatures = {
+            name: tf1.saved_model.predict_signature_def({SIGNATURES[name][0]: x},
+                                                        {SIGNATURES[name][1]: y})
+            for name, (x, y) in tensors.items()}
+        with tf.name_scope('assets'):
+            assets = [tf.constant(os.path.join(folder, name), name=name.replace('.', '_'))
+                      for name in files]
+        for asset in assets:
+            tf1.add_to_collection(tf1.GraphKeys.ASSET_FILEPATHS, asset)
+        with tf1.Session(graph=graph, config=runtime.session_config(training=False)) as sess:
+            builder.add_meta_graph_and_variables(sess, [SAVED_MODEL_TAG],
+                                                 signature_def_map=signatures,
+                                                 assets_collection=assets, clear_devices=True)
+    builder.save()
+
+
+def frozen_graph_def(generator, *, input_shape=None):
+    """(GraphDef, graph) of serving_default alone, flat: input_images:0 ->
+    output_images:0, every weight a constant."""
+    tf = runtime.graph_mode()
+    with tf.Graph().as_default() as graph:
+        x, y = Serving(generator, inline(generator)).build(
+            ['serving_default'], input_shape=input_shape)['serving_default']
+    return tf.compat.v1.graph_util.extract_sub_graph(graph.as_graph_def(), [y.op.name]), graph
+
+
+def write_frozen_graph(path, generator):
+    graph_def, _ = frozen_graph_def(generator)
+    with open(path, 'wb') as f:
+        f.write(graph_def.SerializeToString())
+
+
+def tflite_shape(generator, size):
+    """The input shape of model.tflite: [1, height, width, in_channels] of
+    ``size``, or any batch and size ([-1, -1, -1, in_channels]) for None."""
+    return [1, *size, generator.in_channels] if size else [-1, -1, -1, generator.in_channels]
+
+
+def write_tflite(path, generator, size):
+    """model.tflite: serving_default, uint8 [N, H, W, in_channels] (a
+    fixed channel count) in, uint8 out, with the input shape of
+    :func:`tflite_shape` (any size: resize its input before allocate_tensors).
+    The TF1 converter, from a session of the flat graph of the frozen graph:
+    both the TF1 and the TF2 converter refuse a SavedModel with assets."""
+    tf = runtime.graph_mode()
+    tf1 = tf.compat.v1
+    shape = [d if d > 0 else None for d in tflite_shape(generator, size)]
+    _, graph = frozen_graph_def(generator, input_shape=shape)
+    x, y = (graph.get_tensor_by_name(n + ':0') for n in TENSORS['serving_default'])
+    with tf1.Session(graph=graph) as sess:
+        try:
+            model = tf1.lite.TFLiteConverter.from_session(sess, [x], [y]).convert()
+        except Exception as e:  # the converter's errors have no common class
+            raise runs.RunError(f'the TFLite converter cannot convert this generator '
+                                f'({runs.one_line(e)})') from None
+    with open(path, 'wb') as f:
+        f.write(model)
+
+
+def _write_text(path, text):
+    with open(path, 'w') as f:
+        f.write(text)
+
+
+def describe(plan, generator, key, checkpoint):
+    """The export.json of one direction."""
+    import tensorflow as tf
+
+    info = {
+        'model': plan.cfg.model, 'direction': DIRECTIONS[key], 'input_domain': key,
+        'generator': generator.network, 'run': os.path.abspath(plan.run_dir),
+        'checkpoint': os.path.abspath(checkpoint), 'step': runs.step_of(checkpoint),
+        'mode': 'training' if plan.train_mode else 'inference',
+        'input_channels': generator.in_channels, 'output_channels': generator.out_channels,
+        'size_multiple': generator.multiple, 'min_size': generator.min_size,
+        'formats': list(plan.formats), 'tensorflow': tf.__version__}
+    if 'saved_model' in plan.formats:
+        info['saved_model'] = {'tags': [SAVED_MODEL_TAG], 'signatures': {
+            name: {'input': i, 'output': o} for name, (i, o) in SIGNATURES.items()}}
+    names = {'input': TENSORS['serving_default'][0] + ':0',
+             'output': TENSORS['serving_default'][1] + ':0'}
+    if 'frozen_graph' in plan.formats:
+        info['frozen_graph'] = dict(file='frozen_graph.pb', **names)
+    if 'tflite' in plan.formats:
+        info['tflite'] = dict(file='model.tflite',
+                              input_shape=tflite_shape(generator, plan.tflite_size))
+    return info
+
+
+def export(plan, *, log=print):
+    """Writes ``plan``'s export; returns {direction name: its folder}."""
+    runtime.graph_mode()
+    import inference
+
+    checkpoint = plan.checkpoint or inference.latest_checkpoint(plan.run_dir)
+    roles = registry.of(plan.cfg).model_class
+    keys = directions(roles, plan, runs.step_of(checkpoint))
+    for key in roles.TRANSLATIONS:
+        if plan.direction == 'both' and key not in keys:
+            log(f'{DIRECTIONS[key]}: not exported: {roles.GENERATORS[key]} was not imported '
+                f'into {plan.run_dir}')
+    target = os.path.abspath(plan.export_dir)
+    parent = os.path.dirname(target)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        scratch = tempfile.mkdtemp(dir=parent, prefix=f'.{os.path.basename(target)}.tmp-')
+    except OSError as e:
+        raise runs.RunError(f'cannot write the export folder {plan.export_dir} '
+                            f'({e.strerror or runs.one_line(e)})') from None
+    folders = {}
+    try:
+        os.chmod(scratch, 0o755)  # mkdtemp's 0700 would hide it from a server's user
+        generators = freeze_generators(plan.cfg, checkpoint, keys, training=plan.train_mode)
+        for key, generator in generators.items():
+            name = DIRECTIONS[key]
+            folder = scratch if len(keys) == 1 else os.path.join(scratch, name)
+            os.makedirs(folder, exist_ok=True)
+            info = describe(plan, generator, key, checkpoint)
+            files = {runs.CONFIG_FILE: json.dumps(plan.cfg.to_dict(), indent=2, sort_keys=True)
+                     + '\n', EXPORT_FILE: json.dumps(info, indent=2) + '\n'}
+            if 'saved_model' in plan.formats:
+                write_saved_model(folder, generator, files)
+            else:
+                for file_name, text in files.items():
+                    _write_text(os.path.join(folder, file_name), text)
+            if 'frozen_graph' in plan.formats:
+                write_frozen_graph(os.path.join(folder, 'frozen_graph.pb'), generator)
+            if 'tflite' in plan.formats:
+                write_tflite(os.path.join(folder, 'model.tflite'), generator, plan.tflite_size)
+            final = target if len(keys) == 1 else os.path.join(target, name)
+            folders[name] = final
+            log(f'{name}: {generator.network} of {plan.cfg.model} at step {info["step"]} '
+                f'({info["mode"]} mode): {", ".join(plan.formats)} -> {final}')
+        _move_into_place(scratch, target)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return folders
+
+
+def _move_into_place(scratch, target):
+    """Renames the complete export ``scratch`` to ``target``; a previous
+    export there (checked by plan) is moved aside first, then deleted."""
+    old = None
+    if os.path.isdir(target) and os.listdir(target):
+        old = tempfile.mkdtemp(dir=os.path.dirname(target),
+                               prefix=f'.{os.path.basename(target)}.old-')
+        os.rename(target, os.path.join(old, 'export'))
+    try:
+        os.rename(scratch, target)  # replaces an empty folder
+    except OSError:
+        if old:  # put the previous export back
+            os.rename(os.path.join(old, 'export'), target)
+            os.rmdir(old)
+        raise
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
