@@ -398,8 +398,11 @@ def test_the_readme_lists_every_flag():
     from absl import flags
 
     readme = (ROOT / 'README.md').read_text()
+    import import_torch
+
     names = list(config.define_flags(flags.FlagValues())) + [
-        name for settings in (config.SampleConfig, config.BenchConfig)
+        name for settings in (config.SampleConfig, config.BenchConfig, config.EvaluateConfig,
+                              config.ExportConfig, import_torch.ImportSettings)
         for name in settings.options()]
     assert [name for name in names if f'| `--{name}` |' not in readme] == []
 

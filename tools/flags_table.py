@@ -32,10 +32,29 @@ def table(options, groups=None):
     return '\n'.join(rows)
 
 
+def official_table():
+    """The official implementation's option names that train.py accepts
+    besides its own (config.ALIASES, config.NOTES, --dataset_mode)."""
+    rows = ['| flag | meaning |', '|---|---|']
+    rows += [f'| `--{alias}` | the official name of `--{name}` |'
+             for alias, name in config.ALIASES.items()]
+    rows.append('| `--dataset_mode` | checked against the model\'s data: unaligned, aligned, '
+                'colorization |')
+    rows += [f'| `--{name}` | accepted, with one line: {line} |'
+             for name, (_, line) in config.NOTES.items()]
+    return '\n'.join(rows).replace('<', '&lt;')
+
+
 if __name__ == '__main__':
+    import import_torch
+
     # _flag_options: every model's settings, as `python train.py --help` shows them.
     print('#### train.py\n\n' + table(config._flag_options(), config.GROUPS) + '\n')
+    print('#### train.py: the official implementation\'s names\n\n' + official_table() + '\n')
     print('#### sample.py\n\n' + table(config.SampleConfig.options()) + '\n')
+    print('#### evaluate.py\n\n' + table(config.EvaluateConfig.options()) + '\n')
+    print('#### export.py\n\n' + table(config.ExportConfig.options()) + '\n')
+    print('#### import_torch.py (besides the model flags of train.py)\n\n'
+          + table(import_torch.ImportSettings.options()) + '\n')
     print('#### bench.py (besides the model flags of train.py)\n\n'
-          + table(config.BenchConfig.options()) + '\n')
-    print('#### export.py\n\n' + table(config.ExportConfig.options()))
+          + table(config.BenchConfig.options()))
