@@ -50,6 +50,7 @@ from absl import flags  # noqa: E402
 import config  # noqa: E402
 import datasets  # noqa: E402
 import pth  # noqa: E402
+import registry  # noqa: E402
 import runs  # noqa: E402
 
 HELP_FLAGS = ('-h', '-help', '--help', '--helpshort', '--helpfull')
@@ -93,7 +94,7 @@ PRETRAINED_PATH = {'cycle_gan': 'cyclegan/pretrained_models/{}.pth',
 NETWORKS = {'cycle_gan': ('G_A', 'G_B', 'D_A', 'D_B'), 'pix2pix': ('G', 'D'),
             'colorization': ('G', 'D')}
 # Settings read from an official train_opt.txt (same names here), besides the
-# architecture (runs.ARCHITECTURE), whose values must all be understood.
+# architecture (registry.Spec.architecture), whose values must all be understood.
 # Older official versions called n_epochs and n_epochs_decay niter and niter_decay.
 TRAINING_OPTIONS = ('direction', 'batch_size', 'lr', 'beta1', 'n_epochs', 'n_epochs_decay',
                     'lr_policy', 'lr_decay_iters', 'gan_mode', 'lambda_A', 'lambda_B',
@@ -270,12 +271,13 @@ def plan_checkpoints(settings, flag_values, given):
         raise config.ConfigError(f'{folder} holds a {model} model: drop '
                                  f'--model={flag_values["model"].value}')
     cls = config.config_class(model)
+    shape = registry.get(model).architecture
     architecture, values = {}, {}
-    for name in runs.ARCHITECTURE + TRAINING_OPTIONS:
+    for name in shape + TRAINING_OPTIONS:
         if name == 'model' or name not in cls.options() or name not in options:
             continue
         value = _option_value(cls.options()[name], options[name])
-        if name in runs.ARCHITECTURE:
+        if name in shape:
             if value is None:
                 raise runs.RunError(f'{folder}/train_opt.txt: {name} {options[name]!r} is not '
                                     f'one this project builds')
