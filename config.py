@@ -725,6 +725,13 @@ def parse_argv(flag_values, argv):
     return flag_values
 
 
+def parse_settings(settings, argv):
+    """An instance of the Settings class ``settings`` (a tool's, such as
+    SampleConfig) from the command line ``argv`` (argv[0]: the program)."""
+    flag_values = parse_argv(define_flags(flags.FlagValues(), settings=settings), argv)
+    return settings_from_flags(settings, flag_values)
+
+
 def settings_from_flags(settings, flag_values):
     """An instance of the settings class ``settings`` from parsed flags."""
     values = {name: flag_values[name].value for name in settings.options()}

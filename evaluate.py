@@ -39,7 +39,6 @@ import runtime
 
 runtime.quiet_tensorflow()
 
-from absl import flags  # noqa: E402
 
 import config  # noqa: E402
 import datasets  # noqa: E402
@@ -51,9 +50,7 @@ import sampling  # noqa: E402
 
 def parse(argv):
     """The EvaluateConfig of the command line ``argv`` (argv[0]: the program)."""
-    flag_values = config.define_flags(flags.FlagValues(), settings=config.EvaluateConfig)
-    config.parse_argv(flag_values, argv)
-    ecfg = config.settings_from_flags(config.EvaluateConfig, flag_values)
+    ecfg = config.parse_settings(config.EvaluateConfig, argv)
     if bool(ecfg.run) == bool(ecfg.real or ecfg.fake):
         raise config.ConfigError('give a run (--run RUN) or two folders of images (--real DIR '
                                  '--fake DIR)')
@@ -141,9 +138,7 @@ class _Formatter(logging.Formatter):
 
 def run(argv):
     if runtime.wants_help(argv):
-        print(__doc__)
-        print(config.help_text(settings=config.EvaluateConfig))
-        return runtime.EXIT_OK
+        return runtime.print_help(__doc__, config.EvaluateConfig)
     ecfg = parse(argv)
     if ecfg.run:
         results, out = evaluate_run(ecfg)

@@ -46,7 +46,6 @@ import runtime
 
 runtime.quiet_tensorflow()
 
-from absl import flags  # noqa: E402
 
 import config  # noqa: E402
 import exporting  # noqa: E402
@@ -54,16 +53,12 @@ import exporting  # noqa: E402
 
 def parse(argv):
     """The ExportConfig of the command line ``argv`` (argv[0]: the program)."""
-    flag_values = config.define_flags(flags.FlagValues(), settings=config.ExportConfig)
-    config.parse_argv(flag_values, argv)
-    return config.settings_from_flags(config.ExportConfig, flag_values)
+    return config.parse_settings(config.ExportConfig, argv)
 
 
 def run(argv):
     if runtime.wants_help(argv):
-        print(__doc__)
-        print(config.help_text(settings=config.ExportConfig))
-        return runtime.EXIT_OK
+        return runtime.print_help(__doc__, config.ExportConfig)
     plan = exporting.plan(parse(argv))  # before TensorFlow loads: bad input fails at once
     folders = exporting.export(plan)
     print(f'Wrote {plan.export_dir} ({", ".join(folders)})')

@@ -102,6 +102,13 @@ def restore_checkpoint(sess, saver, variables, path):
         raise runs.RunError(f'cannot restore checkpoint {path} ({runs.one_line(e)})') from None
 
 
+def print_help(doc, settings):
+    """A tool's --help: its docstring ``doc``, then the flags of its Settings class."""
+    print(doc)
+    print(config.help_text(settings=settings))
+    return EXIT_OK
+
+
 def wants_help(argv):
     """Whether the command line ``argv`` asks for help."""
     return any(arg in HELP_FLAGS for arg in argv[1:])

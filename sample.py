@@ -34,7 +34,6 @@ import runtime
 runtime.quiet_tensorflow()
 
 import numpy as np  # noqa: E402
-from absl import flags  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import config  # noqa: E402
@@ -45,9 +44,7 @@ import sampling  # noqa: E402
 
 def parse(argv):
     """The SampleConfig of the command line ``argv`` (argv[0]: the program)."""
-    flag_values = config.define_flags(flags.FlagValues(), settings=config.SampleConfig)
-    config.parse_argv(flag_values, argv)
-    return config.settings_from_flags(config.SampleConfig, flag_values)
+    return config.parse_settings(config.SampleConfig, argv)
 
 
 def translate(cfg, scfg, run_dir, checkpoint, work):
@@ -111,9 +108,7 @@ def draw_points(cfg, scfg, run_dir, checkpoint):
 
 def run(argv):
     if runtime.wants_help(argv):
-        print(__doc__)
-        print(config.help_text(settings=config.SampleConfig))
-        return runtime.EXIT_OK
+        return runtime.print_help(__doc__, config.SampleConfig)
     scfg = parse(argv)
     run = scfg.run or (os.path.join(scfg.runs_dir, scfg.name) if scfg.name else '')
     run_dir, checkpoint = runs.locate(run, scfg.checkpoint, scfg.runs_dir, best=scfg.best,

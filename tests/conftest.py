@@ -1,8 +1,13 @@
 """Shared test fixtures: a fresh graph per test, the sample data, tiny configs."""
 
+import contextlib
+import http.server
 import os
 import pathlib
+import re
 import sys
+import threading
+import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -48,3 +53,76 @@ def fixtures_dir():
             pytest.fail(message)
         pytest.skip(message)
     return SHARED_FIXTURES
+
+
+# ---------------------------------------------------------------------------
+# A local file server on 127.0.0.1 with Range support and scripted
+# misbehaviour: downloads are tested against it, never the network.
+
+class FileHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.files`` (url path -> bytes). Per path, ``server.tricks``
+    may hold: 'cut_once' (send only that many bytes, once), 'cut_always' (at
+    most that many bytes per response), 'extra_length'
+    (announce more bytes than sent), 'ignore_range', 'stall' (seconds),
+    'redirect' (a URL to send a 302 to)."""
+
+    def do_GET(self):
+        server = self.server
+        server.requests.append((self.path, self.headers.get('Range')))
+        body = server.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        tricks = server.tricks.get(self.path, {})
+        time.sleep(tricks.get('stall', 0))
+        if 'redirect' in tricks:
+            self.send_response(302)
+            self.send_header('Location', tricks['redirect'])
+            self.end_headers()
+            return
+        start, wanted = 0, self.headers.get('Range')
+        if wanted and not tricks.get('ignore_range'):
+            start = int(re.fullmatch(r'bytes=(\d+)-', wanted).group(1))
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header('Content-Range', f'bytes */{len(body)}')
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header('Content-Range', f'bytes {start}-{len(body) - 1}/{len(body)}')
+        else:
+            self.send_response(200)
+        chunk = body[start:]
+        self.send_header('Content-Length', str(len(chunk) + tricks.get('extra_length', 0)))
+        self.end_headers()
+        cut = tricks.pop('cut_once', tricks.get('cut_always'))
+        self.wfile.write(chunk[:cut] if cut is not None else chunk)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def file_server(files=None):
+    """A FileHandler server on a free port of 127.0.0.1: ``.files`` (url path
+    -> bytes), ``.tricks``, ``.requests`` ((path, Range header) of each GET),
+    ``.url``."""
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), FileHandler)
+    httpd.daemon_threads = True
+    httpd.files, httpd.tricks, httpd.requests = dict(files or {}), {}, []
+    httpd.url = f'http://127.0.0.1:{httpd.server_address[1]}'
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def server():
+    """A file_server for one test."""
+    with file_server() as httpd:
+        yield httpd

@@ -1,7 +1,6 @@
 """datasets.py: downloads from a local HTTP server, safe extraction, layouts,
 the built-in shapes2stripes. No network beyond 127.0.0.1."""
 
-import http.server
 import io
 import logging
 import os
@@ -22,66 +21,6 @@ from datasets import DatasetError
 
 H2Z_URL_PATH = '/cyclegan/datasets/horse2zebra.zip'
 FACADES_URL_PATH = '/pix2pix/datasets/facades.tar.gz'
-
-
-# ---------------------------------------------------------------------------
-# A local file server with Range support and scripted misbehaviour.
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.files`` (url path -> bytes). Per path, ``server.tricks``
-    may hold: 'cut_once' (send only that many bytes, once), 'cut_always' (at
-    most that many bytes per response), 'extra_length'
-    (announce more bytes than sent), 'ignore_range', 'stall' (seconds),
-    'redirect' (a URL to send a 302 to)."""
-
-    def do_GET(self):
-        server = self.server
-        server.requests.append((self.path, self.headers.get('Range')))
-        body = server.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        tricks = server.tricks.get(self.path, {})
-        time.sleep(tricks.get('stall', 0))
-        if 'redirect' in tricks:
-            self.send_response(302)
-            self.send_header('Location', tricks['redirect'])
-            self.end_headers()
-            return
-        start, wanted = 0, self.headers.get('Range')
-        if wanted and not tricks.get('ignore_range'):
-            start = int(re.fullmatch(r'bytes=(\d+)-', wanted).group(1))
-            if start >= len(body):
-                self.send_response(416)
-                self.send_header('Content-Range', f'bytes */{len(body)}')
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header('Content-Range', f'bytes {start}-{len(body) - 1}/{len(body)}')
-        else:
-            self.send_response(200)
-        chunk = body[start:]
-        self.send_header('Content-Length', str(len(chunk) + tricks.get('extra_length', 0)))
-        self.end_headers()
-        cut = tricks.pop('cut_once', tricks.get('cut_always'))
-        self.wfile.write(chunk[:cut] if cut is not None else chunk)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.files, httpd.tricks, httpd.requests = {}, {}, []
-    httpd.url = f'http://127.0.0.1:{httpd.server_address[1]}'
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
 
 
 def _closed_port():

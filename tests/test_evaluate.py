@@ -1,11 +1,9 @@
 """evaluate.py --real DIR --fake DIR: the fixtures' reference scores, the
 feature cache, and bad input as one line on stderr with exit status 2."""
 
-import http.server
 import json
 import pathlib
 import shutil
-import threading
 import zipfile
 
 import numpy as np
@@ -123,26 +121,12 @@ def test_help_lists_the_flags(capsys):
         assert flag in out
 
 
-def _serve_bytes(body):
-    def do_get(self):
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    return do_get
-
-
 def test_a_download_with_a_wrong_sha256_is_exit_2_and_leaves_nothing(
-        tmp_path, capsys, monkeypatch, cache_home):
+        tmp_path, capsys, monkeypatch, cache_home, server):
     good = _images(tmp_path / 'good', 2)
-    handler = type('Handler', (http.server.BaseHTTPRequestHandler,), {
-        'do_GET': _serve_bytes(b'x' * 1000), 'log_message': lambda *args: None})
-    with http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler) as httpd:
-        threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-        monkeypatch.setattr(inception, 'WEIGHTS_URL',
-                            f'http://127.0.0.1:{httpd.server_address[1]}/served.pth')
-        line = _error(capsys, '--real', good, '--fake', good)
-        httpd.shutdown()
+    server.files['/served.pth'] = b'x' * 1000
+    monkeypatch.setattr(inception, 'WEIGHTS_URL', f'{server.url}/served.pth')
+    line = _error(capsys, '--real', good, '--fake', good)
     assert 'has sha256' in line and inception.WEIGHTS_SHA256 in line
     assert list(cache_home.iterdir()) == []
 

@@ -7,12 +7,10 @@ table is data), so a run and its checkpoint stay small. One run is written
 the other modes are checked up to the run's writing, which they share.
 """
 
-import http.server
 import json
 import os
 import pickle
 import socket
-import threading
 
 import numpy as np
 import pytest
@@ -30,36 +28,6 @@ import train
 # The discriminators, which are not imported, small too; no identity loss: a training
 # graph with two generator calls fewer builds faster.
 SMALL = ['--ndf=8', '--lambda_identity=0']
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.server.requests.append(self.path)
-        body = self.server.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.files, httpd.requests = {}, []
-    httpd.url = f'http://127.0.0.1:{httpd.server_address[1]}'
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ reference pool_3 features of ../shared/fixtures/fid (real weights, once per
 module)."""
 
 import hashlib
-import http.server
 import os
-import threading
 
 import numpy as np
 import pytest
@@ -172,35 +170,6 @@ def test_an_unreadable_weights_file_is_one_weights_error(tmp_path):
     with pytest.raises(WeightsError, match='no weights file'):
         inception.FeatureExtractor(str(tmp_path / 'missing.pth'))
     assert issubclass(WeightsError, datasets.DatasetError)  # every script's user error
-
-
-class _Files(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = self.server.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Files)
-    httpd.daemon_threads = True
-    httpd.files = {}
-    httpd.url = f'http://127.0.0.1:{httpd.server_address[1]}'
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
 
 
 def test_weights_download_into_the_cache_folder_checked_by_sha256(tmp_path, server,

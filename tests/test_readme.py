@@ -11,7 +11,6 @@ listed there fails the test of the README's coverage.
 """
 
 import contextlib
-import http.server
 import io
 import os
 import re
@@ -20,16 +19,15 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
-from conftest import ROOT, SAMPLE_DATA
+from conftest import ROOT, SAMPLE_DATA, file_server
 from PIL import Image
-from test_datasets import FACADES_URL_PATH, H2Z_URL_PATH, _Handler, _tar_tree, _zip_tree
+from test_datasets import FACADES_URL_PATH, H2Z_URL_PATH, _tar_tree, _zip_tree
 
 SCRIPTS = ('train.py', 'sample.py', 'evaluate.py', 'bench.py', 'export.py', 'import_torch.py')
 # Lines of the README's code blocks that this test does not run, by prefix.
@@ -94,24 +92,18 @@ def workspace(tmp_path_factory):
     shutil.copytree(ROOT / 'presets', folder / 'presets')
     Image.fromarray(np.full((40, 52, 3), 120, np.uint8)).save(folder / 'photo.jpg')
     Image.fromarray(np.full((36, 36, 3), 90, np.uint8)).save(folder / 'horse.png')
-    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.files, httpd.tricks, httpd.requests = {}, {}, []
-    httpd.files[H2Z_URL_PATH] = _zip_tree(SAMPLE_DATA / 'horse2zebra_tiny', 'horse2zebra')
-    httpd.files[FACADES_URL_PATH] = _tar_tree(SAMPLE_DATA / 'facades_tiny', 'facades')
-    httpd.url = f'http://127.0.0.1:{httpd.server_address[1]}'
-    workspace_server.append(httpd)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+    files = {H2Z_URL_PATH: _zip_tree(SAMPLE_DATA / 'horse2zebra_tiny', 'horse2zebra'),
+             FACADES_URL_PATH: _tar_tree(SAMPLE_DATA / 'facades_tiny', 'facades')}
     old = os.getcwd()
-    os.chdir(folder)
-    with pytest.MonkeyPatch.context() as patch:
+    with file_server(files) as httpd, pytest.MonkeyPatch.context() as patch:
+        workspace_server[:] = [httpd]
+        os.chdir(folder)
         patch.setenv('CYCLEGAN_DATASETS_URL', httpd.url)
         patch.setenv('XDG_CACHE_HOME', str(folder / 'cache'))
-        yield folder
-    os.chdir(old)
-    httpd.shutdown()
-    httpd.server_close()
+        try:
+            yield folder
+        finally:
+            os.chdir(old)
 
 
 def test_every_line_is_run_or_said_why_not():
