@@ -245,6 +245,10 @@ def run(argv):
     scfg = parse(argv)
     run_dir, checkpoint = runs.locate(scfg.run, scfg.checkpoint)
     cfg = runs.load_config(run_dir)
+    problem = runs.writable_folder_problem(scfg.results_dir or run_dir)
+    if problem:
+        raise runs.RunError(f'cannot write the results: {problem}'
+                            + ('' if scfg.results_dir else ' (give --results_dir)'))
     if not registry.of(cfg).images:
         draw_points(cfg, scfg, run_dir, checkpoint or _latest(run_dir))
         return runtime.EXIT_OK
