@@ -4,11 +4,13 @@ the disk fills up, when two processes train one folder, when training
 diverges (the items of issue 14 but 8-10 and 15-17).
 
 Every failure is one line on stderr and a documented exit status; nothing
-saved is lost (checkpoints compared byte for byte before and after). One
-tiny CycleGAN run (module fixture, checkpoints at steps 2, 3, 4 and 6) is
-copied for each test that needs a run; the rest work on a graph of three
-variables. tools/kill_during_save.py kills train.py during saves, over and
-over (not part of the suite).
+saved is lost (checkpoints compared byte for byte before and after). Two
+tiny runs (module fixtures) are copied for each test that needs one: the
+toy GAN's (checkpoints 2, 4, 6; a graph that builds in a fraction of a
+second) where the checkpoint machinery is the same for every model, a
+CycleGAN's (checkpoints 2, 3, 4) where image pools or images matter; the
+rest work on a graph of three variables. tools/kill_during_save.py kills
+train.py during saves, over and over (not part of the suite).
 """
 
 import errno
@@ -48,13 +50,26 @@ def data_root(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory, data_root):
-    """A tiny run of 6 steps (epochs of 2 steps, --save_freq 3): checkpoints
-    2, 3, 4 and 6. Returns (run folder, train.py's argv without --max_steps)."""
+    """A tiny CycleGAN run of 4 steps (epochs of 2 steps, --save_freq 3):
+    checkpoints 2, 3 and 4. Returns (run folder, argv without --max_steps)."""
     runs_dir = tmp_path_factory.mktemp('runs')
     args = tiny_args(runs_dir, data_root, '--save_freq=3', '--lambda_identity=0', *FAST)
+    assert train.main(args + ['--max_steps=4']) == 0
+    run_dir = os.path.join(runs_dir, 'tiny')
+    assert _steps(run_dir) == [2, 3, 4]
+    return run_dir, args
+
+
+@pytest.fixture(scope='module')
+def toy(tmp_path_factory):
+    """A toy GAN run of 6 steps saved every 2: checkpoints 2, 4 and 6.
+    Returns (run folder, argv without --max_steps)."""
+    runs_dir = tmp_path_factory.mktemp('runs')
+    args = ['train.py', '--model=toy_gan', f'--runs_dir={runs_dir}', '--name=tiny',
+            '--batch_size=16', '--hidden_units=8', '--save_freq=2', *FAST]
     assert train.main(args + ['--max_steps=6']) == 0
     run_dir = os.path.join(runs_dir, 'tiny')
-    assert _steps(run_dir) == [2, 3, 4, 6]
+    assert _steps(run_dir) == [2, 4, 6]
     return run_dir, args
 
 
@@ -101,14 +116,14 @@ def _unlocked(run_dir):
 
 
 def test_a_missing_latest_checkpoint_resumes_from_the_newest_complete_one(
-        trained, tmp_path, capsys, caplog):
+        toy, tmp_path, capsys, caplog):
     """Issue 14.1 and 14.7: model.ckpt-6 deleted, leftovers of killed saves
     beside it; --lr changed. Resumes from model.ckpt-4 saying why, deletes
-    the leftovers only, and keeps 2, 3 and 4 byte for byte."""
-    run_dir, ckpt, args = _copy(trained, tmp_path)
+    the leftovers only, and keeps 2 and 4 byte for byte."""
+    run_dir, ckpt, args = _copy(toy, tmp_path)
     for path in glob.glob(os.path.join(ckpt, 'model.ckpt-6.*')):
         os.remove(path)
-    kept = _digests(ckpt, 'model.ckpt-[234].*')
+    kept = _digests(ckpt, 'model.ckpt-[24].*')
     leftovers = ['model.ckpt-9.data-00000-of-00001', 'model.ckpt-9.host.npz',
                  'model.ckpt-4.index.tempstate8151', 'model.ckpt-8.data-00000-of-00001'
                  '.tempstate99', '.host-x1y2.npz', 'checkpoint.tmp0a1b']
@@ -120,27 +135,27 @@ def test_a_missing_latest_checkpoint_resumes_from_the_newest_complete_one(
     assert train.main(args + ['--max_steps=7', '--lr=0.001']) == 0
     out = capsys.readouterr().out
     assert 'New run' not in out
-    assert f'Resuming {run_dir} from {ckpt}/model.ckpt-4 (step 4, epoch 3)' in out
+    assert f'Resuming {run_dir} from {ckpt}/model.ckpt-4 (step 4, epoch 1)' in out
     assert 'checkpoints/checkpoint names model.ckpt-6, which is missing: resuming from ' \
            'model.ckpt-4' in caplog.text
     assert 'removed 6 leftover file(s)' in caplog.text
     assert not set(leftovers) & set(os.listdir(ckpt))
     assert open(os.path.join(ckpt, 'notes.txt')).read() == 'mine'
-    assert _steps(run_dir) == [2, 3, 4, 6, 7]  # nothing rotated out (keep 5)
-    assert _digests(ckpt, 'model.ckpt-[234].*') == kept
+    assert _steps(run_dir) == [2, 4, 6, 7]  # nothing rotated out (keep 5)
+    assert _digests(ckpt, 'model.ckpt-[24].*') == kept
     state = tf1.train.get_checkpoint_state(ckpt)
-    assert [runs.step_of(p) for p in state.all_model_checkpoint_paths] == [2, 3, 4, 6, 7]
+    assert [runs.step_of(p) for p in state.all_model_checkpoint_paths] == [2, 4, 6, 7]
     reader = tf1.train.load_checkpoint(os.path.join(ckpt, 'model.ckpt-7'))
     assert reader.get_tensor('global_step') == 7
     assert runs.load_config(run_dir).lr == 0.001
     assert _unlocked(run_dir)
 
 
-def test_the_state_file_deleted_or_naming_another_checkpoint(trained, tmp_path, caplog):
+def test_the_state_file_deleted_or_naming_another_checkpoint(toy, tmp_path, caplog):
     """Issue 14.1: whatever checkpoints/checkpoint says (or if it is gone), the
     newest complete checkpoint on disk is the one, with the reason."""
     ckpt = str(tmp_path / 'checkpoints')
-    shutil.copytree(runs.checkpoint_dir(trained[0]), ckpt)
+    shutil.copytree(runs.checkpoint_dir(toy[0]), ckpt)
     name = os.path.join(ckpt, 'model.ckpt-6')
     assert runtime.newest_checkpoint(ckpt) == name and 'warning' not in caplog.text
 
@@ -150,7 +165,7 @@ def test_the_state_file_deleted_or_naming_another_checkpoint(trained, tmp_path, 
            'complete checkpoint on disk' in caplog.text
     for named, message in [
             ('model.ckpt-10', 'names model.ckpt-10, which is missing: resuming from model.ckpt-6'),
-            ('model.ckpt-3', 'names model.ckpt-3, but model.ckpt-6 is newer and complete')]:
+            ('model.ckpt-4', 'names model.ckpt-4, but model.ckpt-6 is newer and complete')]:
         with open(os.path.join(ckpt, 'checkpoint'), 'w') as f:
             f.write(f'model_checkpoint_path: "{named}"\n')
         caplog.clear()
@@ -163,28 +178,28 @@ def test_the_state_file_deleted_or_naming_another_checkpoint(trained, tmp_path, 
 
 def test_a_checkpoint_without_data_falls_back_in_train_and_sample(trained, tmp_path, capsys,
                                                                   caplog):
-    """Issue 14.2 and 14.4: model.ckpt-6's data file and model.ckpt-4's host
-    state are gone. train.py and sample.py fall back to model.ckpt-4 with a
+    """Issue 14.2 and 14.4: model.ckpt-4's data file and model.ckpt-3's host
+    state are gone. train.py and sample.py fall back to model.ckpt-3 with a
     warning, the pools start empty with a notice, and no file changes."""
     run_dir, ckpt, args = _copy(trained, tmp_path)
-    os.remove(os.path.join(ckpt, 'model.ckpt-6.data-00000-of-00001'))
-    os.remove(os.path.join(ckpt, 'model.ckpt-4.host.npz'))
+    os.remove(os.path.join(ckpt, 'model.ckpt-4.data-00000-of-00001'))
+    os.remove(os.path.join(ckpt, 'model.ckpt-3.host.npz'))
     before = _digests(ckpt)
-    assert train.main(args + ['--max_steps=4']) == 0
+    assert train.main(args + ['--max_steps=3']) == 0
     out = capsys.readouterr().out
-    assert f'from {ckpt}/model.ckpt-4 (step 4, ' in out and 'nothing to do' in out
-    assert ('model.ckpt-6 is incomplete or unreadable (its data file '
-            'model.ckpt-6.data-00000-of-00001 is missing): resuming from model.ckpt-4'
+    assert f'from {ckpt}/model.ckpt-3 (step 3, ' in out and 'nothing to do' in out
+    assert ('model.ckpt-4 is incomplete or unreadable (its data file '
+            'model.ckpt-4.data-00000-of-00001 is missing): resuming from model.ckpt-3'
             ) in caplog.text
-    assert 'model.ckpt-4.host.npz is missing: the image pools start empty' in caplog.text
+    assert 'model.ckpt-3.host.npz is missing: the image pools start empty' in caplog.text
     assert _digests(ckpt) == before
 
     caplog.clear()
     results = tmp_path / 'results'
     assert sample.main(['sample.py', f'--run={run_dir}', '--num_test=1',
                         f'--results_dir={results}']) == 0
-    assert f'Translating with {ckpt}/model.ckpt-4 into' in capsys.readouterr().out
-    assert 'model.ckpt-6 is incomplete or unreadable' in caplog.text
+    assert f'Translating with {ckpt}/model.ckpt-3 into' in capsys.readouterr().out
+    assert 'model.ckpt-4 is incomplete or unreadable' in caplog.text
     assert len(os.listdir(results / 'images')) == 6  # real, fake, rec of A and B
     assert _digests(ckpt) == before
 
@@ -198,9 +213,9 @@ def test_no_complete_checkpoint_is_one_line_and_leaves_the_files(trained, tmp_pa
     before = _digests(ckpt)
     assert train.main(args + ['--max_steps=20']) == 2
     line = _one_error_line(capsys, 'train.py')
-    assert f'no complete checkpoint in {ckpt}: model.ckpt-6 (its data file ' \
-           f'model.ckpt-6.data-00000-of-00001 is missing)' in line
-    assert 'and 2 more' in line and 'left as they are' in line
+    assert f'no complete checkpoint in {ckpt}: model.ckpt-4 (its data file ' \
+           f'model.ckpt-4.data-00000-of-00001 is missing)' in line
+    assert 'and 1 more' in line and 'left as they are' in line
     assert sample.main(['sample.py', f'--run={run_dir}']) == 2
     assert 'no complete checkpoint' in _one_error_line(capsys, 'sample.py')
     assert _digests(ckpt) == before and _unlocked(run_dir)
@@ -315,40 +330,60 @@ def _write_images(folder, sizes, seed=0):
             os.path.join(folder, f'{i}.png'))
 
 
-@pytest.mark.parametrize('preprocess, sizes', [
-    ('none', [(3, 50), (37, 41), (64, 30)]),        # too small, odd sizes
-    ('scale_width', [(37, 32), (45, 32), (50, 64)]),  # heights 37, 45, 32 at width 32
-])
-def test_small_and_odd_sizes_train_and_pools_of_mixed_sizes_save(preprocess, sizes, tmp_path,
-                                                                 capsys):
-    """Issue 14.3 and 14.12: images resized to the networks' multiple of 4
-    and at least 24 px (the PatchGAN's minimum); the pools hold images of
-    different sizes and the checkpoint saves them."""
+def test_small_and_odd_sizes_train_and_pools_of_mixed_sizes_save(tmp_path, capsys):
+    """Issue 14.3 and 14.12: --preprocess none with a 3x50 image and odd
+    sizes: images resized to the networks' multiple of 4 and at least 24 px
+    (the PatchGAN's minimum); the pools hold fakes of different sizes and
+    the checkpoint saves them."""
     dataset = tmp_path / 'odd'
+    sizes = [(3, 50), (37, 41), (30, 26)]
     _write_images(dataset / 'trainA', sizes)
     _write_images(dataset / 'trainB', sizes[::-1], seed=1)
     args = ['train.py', f'--runs_dir={tmp_path / "runs"}', f'--dataset={dataset}', '--name=odd',
             '--crop_size=32', '--load_size=32', '--ngf=4', '--ndf=4', '--netG=resnet_6blocks',
-            f'--preprocess={preprocess}', '--max_steps=3', '--serial_batches', *FAST]
+            '--preprocess=none', '--max_steps=3', '--serial_batches', '--lambda_identity=0',
+            *FAST]
     assert train.main(args) == 0, capsys.readouterr().err
     path = tf1.train.latest_checkpoint(os.path.join(tmp_path, 'runs', 'odd', 'checkpoints'))
     assert runs.step_of(path) == 3
     host = runs.load_host_state(path)
     shapes = sorted(v.shape for k, v in host.items() if k.startswith('model/pool_B/image_'))
-    # 'none': 3x50 -> 24x48 (rounded to 4x48, then the minimum), 37x41 -> 36x40.
-    expected = {'none': [(24, 48, 3), (36, 40, 3), (64, 32, 3)],
-                'scale_width': [(32, 32, 3), (36, 32, 3), (44, 32, 3)]}[preprocess]
+    # 3x50 -> 24x48 (4x48 rounded, then the minimum); 30x26 -> 32x24 (half to even).
+    assert shapes == [(24, 48, 3), (32, 24, 3), (36, 40, 3)]
+
+
+@pytest.mark.parametrize('preprocess, sizes, expected', [
+    ('none', [(3, 50), (37, 41), (1, 1)], [(24, 48), (36, 40), (24, 24)]),
+    # width to 32, height 32 h / w but at least crop_size 32: 37, 45, 32.
+    ('scale_width', [(37, 32), (45, 32), (50, 64)], [(36, 32), (44, 32), (32, 32)]),
+])
+def test_the_training_pipeline_gives_sizes_the_networks_take(preprocess, sizes, expected,
+                                                             tmp_path, graph):
+    """Issue 14.12 at the data layer: CycleGAN's training sizes (multiples of
+    4, at least 24) for every image, where scale_width left heights that are
+    not multiples of 4 (an assert at step 1) and none too small ones."""
+    import data
+
+    _write_images(tmp_path / 'trainA', sizes)
+    _write_images(tmp_path / 'trainB', sizes)
+    cfg = config.CycleGANConfig(crop_size=32, load_size=32, ngf=4, ndf=4,
+                                netG='resnet_6blocks', preprocess=preprocess,
+                                serial_batches=True, no_flip=True)
+    assert model.CycleGAN.training_sizes(cfg) == (4, 24)
+    pipeline = data.input_pipeline(cfg, root=str(tmp_path),
+                                   sizes=model.CycleGAN.training_sizes(cfg))
+    with tf1.Session() as sess:
+        shapes = [sess.run(pipeline.next_batch)['A'].shape[1:3] for _ in sizes]
     assert shapes == expected
 
 
 # ------------------------------------------------------ 5: the run lock
 
 
-def test_a_second_train_on_the_same_run_is_refused_naming_the_first(trained, tmp_path,
-                                                                    capsys):
+def test_a_second_train_on_the_same_run_is_refused_naming_the_first(toy, tmp_path, capsys):
     """Issue 14.5: one line naming the holder's pid and host, exit 2, nothing
     written; after the holder is killed (kill -9) the lock is free."""
-    run_dir, ckpt, args = _copy(trained, tmp_path)
+    run_dir, ckpt, args = _copy(toy, tmp_path)
     holder = subprocess.Popen(
         [sys.executable, '-c', 'import sys, time, runs\n'
          'lock = runs.RunLock(sys.argv[1]).__enter__()\nprint("locked", flush=True)\n'
@@ -382,11 +417,11 @@ def test_the_lock_of_a_new_run_that_failed_leaves_no_folder(tmp_path):
 
 
 def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_last_checkpoint(
-        trained, tmp_path, capsys, monkeypatch):
+        toy, tmp_path, capsys, monkeypatch):
     """Issue 14.6: the Saver fails for lack of space after writing part of
     its data: one line, exit 2; model.ckpt-6 stays the latest, every file
     byte for byte, and nothing of step 8 is left (no orphan host state)."""
-    run_dir, ckpt, args = _copy(trained, tmp_path)
+    run_dir, ckpt, args = _copy(toy, tmp_path)
     before = _digests(ckpt)
 
     def full_disk(self, sess, save_path, global_step=None, **kwargs):
@@ -426,10 +461,10 @@ def test_a_full_disk_while_writing_the_host_state(graph, tmp_path, monkeypatch):
 # ------------------------------------------------------------ divergence
 
 
-def test_divergence_stops_with_exit_1_and_rotates_nothing_out(trained, tmp_path, capsys):
+def test_divergence_stops_with_exit_1_and_rotates_nothing_out(toy, tmp_path, capsys):
     """A learning rate of 1e7 blows the weights up at once: the save of the
     next step refuses them (exit 1); every checkpoint stays as it was."""
-    run_dir, ckpt, args = _copy(trained, tmp_path)
+    run_dir, ckpt, args = _copy(toy, tmp_path)
     before = _digests(ckpt)
     assert train.main(args + ['--max_steps=20', '--lr=1e7', '--save_freq=1']) == 1
     err = capsys.readouterr().err.strip().splitlines()
