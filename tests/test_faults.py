@@ -281,6 +281,25 @@ def test_a_corrupt_or_foreign_host_state_starts_the_pools_empty(graph, tmp_path,
         assert len(caplog.records) == 1
 
 
+def test_a_truncated_data_file_falls_back_to_the_checkpoint_before(graph, tmp_path, caplog):
+    """Issue 14.2: all files there, but the newest data file cut short (a
+    copy that stopped): the restore fails, the one before is restored, and
+    the Saver's rotation learns the good ones only."""
+    checkpoints, sess, net, init = _tiny(tmp_path)
+    sess.run(init)
+    for step in (1, 2):
+        sess.run([net.step_op, tf1.assign(net.weight, [step] * 3)])
+        checkpoints.save(sess, net, step, 0)
+    data = os.path.join(checkpoints.dir, 'model.ckpt-2.data-00000-of-00001')
+    os.truncate(data, os.path.getsize(data) // 2)
+    sess.run(init)
+    step, _, _, path, loaded = checkpoints.restore(sess, net, init, 10)
+    assert (step, os.path.basename(path), loaded) == (1, 'model.ckpt-1', True)
+    assert sess.run(net.weight).tolist() == [1, 1, 1]
+    assert 'model.ckpt-2 is incomplete or unreadable (cannot restore checkpoint' in caplog.text
+    assert checkpoints.saver.last_checkpoints == [path]
+
+
 def test_keep_checkpoints_0_keeps_every_checkpoint_and_its_host_state(graph, tmp_path):
     """Issue 14.4: --keep_checkpoints 0 means keep all (tf.train.Saver's
     max_to_keep 0), host states included; with 2 the Saver's rotation and
