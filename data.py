@@ -191,29 +191,37 @@ def colorization_to_rgb(lightness, ab):
 
 @dataclasses.dataclass(frozen=True)
 class Transform:
-    """The preprocessing settings: ``preprocess`` mode, sizes, random flip."""
+    """The preprocessing settings: ``preprocess`` mode, sizes, random flip.
+
+    Where the mode does not crop ('none', 'scale_width'), the loaded image is
+    resized to heights and widths that are multiples of ``multiple`` and at
+    least ``min_size`` (the networks' needs: Model.training_sizes)."""
 
     preprocess: str
     load_size: int
     crop_size: int
     flip: bool
+    multiple: int = 4
+    min_size: int = 4
 
     @classmethod
-    def from_config(cls, cfg):
+    def from_config(cls, cfg, sizes=(4, 4)):
+        """The transform of ``cfg``; ``sizes``: (multiple, min_size)."""
         if cfg.preprocess not in PREPROCESS_MODES:
             raise DatasetError(f'unknown preprocess mode {cfg.preprocess!r}')
         if cfg.load_size < 1 or cfg.crop_size < 1:
             raise DatasetError(f'load_size and crop_size must be positive, got '
                                f'{cfg.load_size} and {cfg.crop_size}')
-        return cls(cfg.preprocess, cfg.load_size, cfg.crop_size, not cfg.no_flip)
+        return cls(cfg.preprocess, cfg.load_size, cfg.crop_size, not cfg.no_flip, *sizes)
 
     @property
     def static_size(self):
         """(height, width) of every output image, None where it depends on the file."""
         if 'crop' in self.preprocess:
             return self.crop_size, self.crop_size
-        if self.preprocess == 'scale_width':
-            return None, self.load_size
+        if self.preprocess == 'scale_width':  # the load size rounded as _network_size does
+            rounded = round(self.load_size / self.multiple) * self.multiple
+            return None, max(rounded, -(-self.min_size // self.multiple) * self.multiple)
         return None, None
 
 
@@ -233,11 +241,13 @@ def _resize(image, height, width):
     return tf.cond(same, lambda: image, lambda: tf.cond(shrink, resize(True), resize(False)))
 
 
-def _multiple_of_4(size):
-    # Python's round() of the official __make_power_2 rounds half to even, as
-    # tf.round does. Deviation: at least 4 (the official makes 1 px into 0).
-    rounded = tf.cast(tf.round(tf.cast(size, tf.float64) / 4.0), tf.int32) * 4
-    return tf.maximum(rounded, 4)
+def _network_size(size, multiple, minimum):
+    """The official __make_power_2: ``size`` rounded to a multiple of
+    ``multiple`` (4 there; Python's round() rounds half to even, as tf.round
+    does). Deviation: at least ``minimum`` rounded up to the multiple (the
+    official makes 1 px into 0, and images too small for the networks crash)."""
+    rounded = tf.cast(tf.round(tf.cast(size, tf.float64) / multiple), tf.int32) * multiple
+    return tf.maximum(rounded, -(-minimum // multiple) * multiple)
 
 
 def _loaded_size(height, width, t):
@@ -246,11 +256,18 @@ def _loaded_size(height, width, t):
         return tf.constant(t.load_size), tf.constant(t.load_size)
     if t.preprocess.startswith('scale_width'):
         # Official __scale_width: width to load_size, height int(max(load_size
-        # * h / w, crop_size)); no rounding to a multiple of 4.
+        # * h / w, crop_size)).
         scaled = t.load_size * tf.cast(height, tf.float64) / tf.cast(width, tf.float64)
-        return tf.cast(tf.maximum(scaled, float(t.crop_size)), tf.int32), tf.constant(t.load_size)
+        height = tf.cast(tf.maximum(scaled, float(t.crop_size)), tf.int32)
+        if t.preprocess == 'scale_width':
+            # Deviation: rounded as 'none' is (the official does not round,
+            # and a height that is not a multiple of 4 fails at the first step).
+            return (_network_size(height, t.multiple, t.min_size),
+                    _network_size(t.load_size, t.multiple, t.min_size))
+        return height, tf.constant(t.load_size)
     if t.preprocess == 'none':
-        return _multiple_of_4(height), _multiple_of_4(width)
+        return (_network_size(height, t.multiple, t.min_size),
+                _network_size(width, t.multiple, t.min_size))
     return height, width  # crop; native (NATIVE, for sampling)
 
 
@@ -568,6 +585,10 @@ def _single_example(example, columns, t, channels):
 def _aligned_example(example, columns, t, channels, swap):
     pair = _decoded(example, 'AB', columns)
     half = tf.shape(pair)[1] // 2
+    # A 1 px wide file has no halves: an error, so skip_unreadable drops it.
+    with tf.control_dependencies([tf.debugging.assert_positive(
+            half, message='an A|B pair needs a width of at least 2 px')]):
+        pair = tf.identity(pair)
     # Deviation: of an odd width, B drops its last column, so the halves
     # match in size (the official B is one pixel wider, then resized).
     a, b = pair[:, :half], pair[:, half:2 * half]
@@ -657,7 +678,7 @@ class InputPipeline:
         return epoch_ids.flat_map(epoch_batches).prefetch(tf.data.AUTOTUNE)
 
 
-def input_pipeline(cfg, split='train', *, root=None, epochs=None):
+def input_pipeline(cfg, split='train', *, root=None, epochs=None, sizes=(4, 4)):
     """The training InputPipeline of ``split`` of ``cfg.dataset``: the
     official preprocessing (cfg.preprocess, random crop and flip), batches of
     cfg.batch_size, the unaligned B drawn at random unless serial_batches.
@@ -669,11 +690,13 @@ def input_pipeline(cfg, split='train', *, root=None, epochs=None):
         may download or generate it.
       epochs: None repeats forever; else the iterator ends (OutOfRangeError)
         after that many epochs.
+      sizes: (multiple, minimum) of the images where the mode does not crop
+        (Transform); Model.training_sizes gives the networks'.
     """
     root = datasets.prepare(cfg, split) if root is None else root
     layout, skip_log = datasets.layout_of(cfg), SkipLog()
     return InputPipeline(cfg, layout, _columns(root, split, layout, cfg, skip_log),
-                         Transform.from_config(cfg), channels=_channels(cfg, layout),
+                         Transform.from_config(cfg, sizes), channels=_channels(cfg, layout),
                          skip_log=skip_log, batch_size=cfg.batch_size,
                          serial=cfg.serial_batches, epochs=epochs)
 

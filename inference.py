@@ -35,10 +35,10 @@ def pad_to(image, multiple, minimum=1):
 
 
 def latest_checkpoint(run_dir):
-    """The prefix of the latest checkpoint of ``run_dir``; RunError if none."""
-    import tensorflow as tf
-
-    path = tf.compat.v1.train.latest_checkpoint(runs.checkpoint_dir(run_dir))
+    """The prefix of the newest complete checkpoint of ``run_dir`` (with a
+    warning where checkpoints/checkpoint names another, or a newer one is
+    incomplete); RunError if there is none."""
+    path = runtime.newest_checkpoint(runs.checkpoint_dir(run_dir))
     if path is None:
         raise runs.RunError(f'the checkpoint files of {run_dir} are missing')
     return path

@@ -136,13 +136,25 @@ class ImagePool:
         return np.stack(result).astype(images.dtype, copy=False)
 
     def state(self):
-        """Numpy arrays that :meth:`load_state` accepts (np.savez-able)."""
-        return {'images': np.stack(self.images) if self.images else np.zeros([0]),
-                'rng': np.array(json.dumps(self.rng.bit_generator.state))}
+        """Numpy arrays that :meth:`load_state` accepts (np.savez-able):
+        'images' stacked, or for images of different sizes (--preprocess
+        none or scale_width) one array each, 'image_0', 'image_1', ..."""
+        state = {'rng': np.array(json.dumps(self.rng.bit_generator.state))}
+        if len({image.shape for image in self.images}) > 1:
+            state.update({f'image_{i}': image for i, image in enumerate(self.images)})
+        else:
+            state['images'] = np.stack(self.images) if self.images else np.zeros([0])
+        return state
 
     def load_state(self, state):
-        self.images = list(state['images'])[:self.size]
-        self.rng.bit_generator.state = json.loads(str(state['rng']))
+        if 'images' in state:
+            images = list(state['images'])
+        else:
+            count = len([key for key in state if key.startswith('image_')])
+            images = [state[f'image_{i}'] for i in range(count)]
+        rng = json.loads(str(state['rng']))
+        self.rng.bit_generator.state = rng  # first: a bad state leaves the pool as it was
+        self.images = [np.asarray(image) for image in images][:self.size]
 
     def as_op(self, images, name):
         """The pool as a graph op: one query per session run that evaluates it."""
@@ -281,7 +293,7 @@ class Model(abc.ABC):
         a new batch at each sess.run, keyed as ``self.inputs``) and
         ``steps_per_epoch``, built in the default graph. Image models read
         the dataset folder ``root`` with data.py's pipeline."""
-        return data.input_pipeline(cfg, cfg.phase, root=root)
+        return data.input_pipeline(cfg, cfg.phase, root=root, sizes=cls.training_sizes(cfg))
 
     @classmethod
     def input_sizes(cls, cfg):
@@ -292,6 +304,15 @@ class Model(abc.ABC):
         with tf.Graph().as_default():  # a throwaway network, for its attributes
             network = modules.define_G(cfg, 'G')
             return network.multiple, network.min_size
+
+    @classmethod
+    def training_sizes(cls, cfg):
+        """(multiple, minimum) of the training images: :meth:`input_sizes`,
+        at least the discriminator's minimum. The input pipeline resizes
+        images of --preprocess none and scale_width to them."""
+        multiple, minimum = cls.input_sizes(cfg)
+        with tf.Graph().as_default():
+            return multiple, max(minimum, modules.define_D(cfg, 'D').min_size)
 
     def epoch_report(self, sess):
         """(metrics, images) at the end of an epoch: name -> float, logged as

@@ -236,6 +236,14 @@ class NLayerDiscriminator(ImageNetwork):
         super().__init__(name, input_nc=input_nc, **kwargs)
         self.ndf, self.n_layers = ndf, n_layers
 
+    @property
+    def min_size(self):
+        """The smallest input side that gives a logits map (24 for n_layers 3)."""
+        size = 1
+        while self.output_size(size) < 1:
+            size += 1
+        return size
+
     def output_size(self, size):
         """The logits map's side for an input side ``size`` (may be < 1)."""
         for _ in range(self.n_layers):

@@ -13,6 +13,7 @@
         checkpoints/best/model.ckpt-<step>.*, checkpoints/best.json
                                     the best checkpoint by FID (--eval_freq)
                                     (both outside the rotation of --keep_checkpoints)
+        .lock                       held by the train.py training it (RunLock)
         events.out.tfevents.*       TensorBoard: graph, scalars, sample grids, traces
         samples/step_<step>.png     the sample grids, as in TensorBoard
         test_<step>/                sample.py's images, index.html and grid.png
@@ -22,17 +23,23 @@
 Every file is written atomically (a temporary file renamed into place), and
 the host state of a step is written before its checkpoint, so a process
 killed at any moment leaves the latest checkpoint complete and loadable.
+What such a kill leaves half-written (:func:`leftovers`) is removed when
+training resumes, and a run resumes from its newest *complete* checkpoint,
+whatever checkpoints/checkpoint says (runtime.Checkpoints).
 
 This module imports no TensorFlow: train.py and sample.py check the command
 line and the run folder with it, in a fraction of a second, before paying
 TensorFlow's import.
 """
 
+import errno
+import fcntl
 import glob
 import json
 import os
 import re
 import shutil
+import socket
 import time
 
 import numpy as np
@@ -47,10 +54,16 @@ CHECKPOINTS = 'checkpoints'
 SAMPLES = 'samples'
 PREFIX = 'model.ckpt'  # checkpoint files are <run>/checkpoints/model.ckpt-<step>.*
 HOST_SUFFIX = '.host.npz'
+LOCK_FILE = '.lock'
+STATE_FILE = 'checkpoint'  # tf.train.Saver's list of the latest checkpoints
 
 
 class RunError(Exception):
     """A run folder that cannot be used as asked; the message is one line."""
+
+
+class CheckpointError(RunError):
+    """A checkpoint that cannot be read: incomplete (a file missing) or corrupt."""
 
 
 def one_line(error):
@@ -94,7 +107,7 @@ def resolve(cfg, given):
         raise RunError(f'{run_dir} is a file, not a run folder: choose another --name or '
                        f'--runs_dir')
     if not os.path.exists(os.path.join(run_dir, CONFIG_FILE)):
-        if os.path.isdir(run_dir) and os.listdir(run_dir):
+        if os.path.isdir(run_dir) and set(os.listdir(run_dir)) - {LOCK_FILE}:
             raise RunError(f'{run_dir} exists and is not a run of train.py (it has no '
                            f'{CONFIG_FILE}): choose another --name or --runs_dir')
         return cfg, {}
@@ -133,7 +146,7 @@ def move_aside(run_dir):
 
 def latest_run(runs_dir):
     """The run folder under ``runs_dir`` whose checkpoints changed last, or None."""
-    states = glob.glob(os.path.join(runs_dir, '*', CHECKPOINTS, 'checkpoint'))
+    states = glob.glob(os.path.join(glob.escape(runs_dir), '*', CHECKPOINTS, '*.index'))
     if not states:
         return None
     return os.path.dirname(os.path.dirname(max(states, key=os.path.getmtime)))
@@ -182,7 +195,7 @@ def locate(run='', checkpoint='', runs_dir='./runs', *, best=False, epoch='lates
         return run, _one_checkpoint(run, os.path.join(
             checkpoint_dir(run), '**', f'{PREFIX}-{load_iter}.index'),
             f'no checkpoint of iteration {load_iter}')
-    if not os.path.isfile(os.path.join(checkpoint_dir(run), 'checkpoint')):
+    if not checkpoint_prefixes(checkpoint_dir(run)):
         raise RunError(f'{run} has no checkpoint yet: train it first (python train.py ...)')
     return run, None
 
@@ -244,20 +257,24 @@ def save_host_state(prefix, state):
 
 
 def load_host_state(prefix):
-    """The state saved with checkpoint ``prefix``, or None if there is none."""
+    """The state saved with checkpoint ``prefix``, or None if there is none;
+    CheckpointError if its file is unreadable (truncated, not an .npz)."""
+    path = prefix + HOST_SUFFIX
     try:
-        with np.load(prefix + HOST_SUFFIX) as npz:
+        with np.load(path) as npz:
             return {key: npz[key] for key in npz.files}
     except FileNotFoundError:
         return None
+    except Exception as e:  # numpy and zipfile raise many kinds
+        raise CheckpointError(f'{path} is unreadable ({one_line(e)})') from None
 
 
-def remove_stale_host_states(prefixes, directory):
-    """Deletes host-state files in ``directory`` of checkpoints not in
-    ``prefixes`` (the Saver deletes old checkpoints, not these files)."""
-    keep = {os.path.basename(p) + HOST_SUFFIX for p in prefixes}
-    for path in glob.glob(os.path.join(directory, PREFIX + '-*' + HOST_SUFFIX)):
-        if os.path.basename(path) not in keep:
+def remove_stale_host_states(directory):
+    """Deletes the host-state files in ``directory`` whose checkpoint has no
+    index (the Saver deleted it, or it was never completed). Whatever the
+    Saver keeps keeps its host state, with --keep_checkpoints 0 every one."""
+    for path in glob.glob(os.path.join(glob.escape(directory), PREFIX + '-*' + HOST_SUFFIX)):
+        if not os.path.exists(path[:-len(HOST_SUFFIX)] + '.index'):
             os.remove(path)
 
 
@@ -335,3 +352,170 @@ def _one_checkpoint(run, pattern, missing):
     if not found:
         raise RunError(f'{run}: {missing}')
     return found[-1][:-len('.index')]
+
+
+# ---------------------------------------------------------------- checkpoint files
+
+_INDEX = re.compile(re.escape(PREFIX) + r'-(\d+)\.index$')
+_DATA = re.compile(re.escape(PREFIX) + r'-(\d+)\.data-(\d+)-of-(\d+)$')
+_STEP_FILE = re.compile(re.escape(PREFIX) + r'-(\d+)\.')
+
+
+def checkpoint_prefixes(directory):
+    """The prefixes of the checkpoints in ``directory`` that have an index
+    file, complete or not, in the order of their steps."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    steps = sorted(int(m.group(1)) for m in map(_INDEX.match, names) if m)
+    return [os.path.join(directory, f'{PREFIX}-{step}') for step in steps]
+
+
+def missing_data(prefix):
+    """Why the data files of checkpoint ``prefix`` (its index present) are
+    incomplete, in a few words, or None if every shard is there."""
+    folder, base = os.path.split(prefix)
+    shards = [m for m in map(_DATA.match, os.listdir(folder or '.'))
+              if m and f'{PREFIX}-{m.group(1)}' == base]
+    if not shards:
+        return f'its data file {base}.data-00000-of-00001 is missing'
+    count = int(shards[0].group(3))
+    present = {int(m.group(2)) for m in shards}
+    lost = [i for i in range(count) if i not in present]
+    if lost:
+        return f'its data file {base}.data-{lost[0]:05d}-of-{count:05d} is missing'
+    return None
+
+
+def leftovers(directory):
+    """The files in the checkpoints folder ``directory`` that a save killed
+    midway leaves and nothing reads: data files of a step without an index
+    (the Saver writes the index last), temporary files of the Saver
+    (``*.tempstate*``, ``checkpoint.tmp*``) and of save_host_state
+    (``.host-*.npz``), and host states of a step without an index (written
+    just before its checkpoint). Sorted names; nothing else matches."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    indexed = {m.group(1) for m in map(_INDEX.match, names) if m}
+    found = []
+    for name in names:
+        step = _STEP_FILE.match(name)
+        if ('.tempstate' in name and name.startswith(PREFIX + '-')
+                or name.startswith(STATE_FILE + '.tmp')
+                or name.startswith('.host-') and name.endswith('.npz')
+                or step and step.group(1) not in indexed
+                and (_DATA.match(name) or name.endswith(HOST_SUFFIX))):
+            if os.path.isfile(os.path.join(directory, name)):
+                found.append(name)
+    return sorted(found)
+
+
+def remove_leftovers(directory):
+    """Deletes :func:`leftovers`; returns their names. Only while no
+    process saves into ``directory`` (train.py holds the RunLock)."""
+    found = leftovers(directory)
+    for name in found:
+        os.remove(os.path.join(directory, name))
+    return found
+
+
+def checkpoint_files(prefix):
+    """Every file of the checkpoint ``prefix`` (its step's files), complete or not."""
+    folder, base = os.path.split(prefix)
+    try:
+        names = os.listdir(folder or '.')
+    except FileNotFoundError:
+        return []
+    return sorted(os.path.join(folder, name) for name in names
+                  if name.startswith(base + '.') and _STEP_FILE.match(name))
+
+
+# ---------------------------------------------------------------- the run lock
+
+
+class RunLock:
+    """The lock of a run folder, held while a process trains it: a second
+    train.py on the same folder gets a RunError naming the first.
+
+    ``fcntl.flock`` on <run>/.lock: the kernel releases it when the process
+    ends in any way (a crash, kill -9), so a lock is never stale; the file
+    itself stays, holding the pid and host of its last holder for that
+    message. A folder this lock created and nothing else wrote into is
+    removed again on release. Where the file system has no locks (some
+    network file systems) training goes on unlocked, with a warning.
+    """
+
+    def __init__(self, run_dir, program='train.py'):
+        self.run_dir, self.program = run_dir, program
+        self.path = os.path.join(run_dir, LOCK_FILE)
+        self.fd = None
+
+    def __enter__(self):
+        self.created = not os.path.isdir(self.run_dir)
+        os.makedirs(self.run_dir, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 1000).decode('utf-8', 'replace').strip()
+                os.close(fd)
+                raise RunError(f'{self.run_dir} is in use by {holder or "another process"}: '
+                               f'wait for it to end or stop it (one process trains a run '
+                               f'at a time)') from None
+            except OSError as e:
+                os.close(fd)
+                if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                import logging
+
+                logging.getLogger(__name__).warning(
+                    'warning: cannot lock %s (%s): make sure no other process trains it',
+                    self.run_dir, e.strerror)
+                return self
+            # Locked: unless the file was removed and made anew meanwhile
+            # (another process releasing a folder it created), it is ours.
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        self.fd = fd
+        holder = (f'{self.program} (pid {os.getpid()} on {socket.gethostname()}, since '
+                  f'{time.strftime("%Y-%m-%d %H:%M:%S")})')
+        os.ftruncate(fd, 0)
+        os.write(fd, holder.encode() + b'\n')
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.fd is None:
+            return
+        try:
+            os.ftruncate(self.fd, 0)
+            if self.created and os.listdir(self.run_dir) == [LOCK_FILE]:
+                os.remove(self.path)  # before unlocking: see the samestat check above
+                os.rmdir(self.run_dir)
+        except OSError:
+            pass
+        finally:
+            os.close(self.fd)  # releases the lock
+            self.fd = None
+
+
+def writable_folder_problem(path):
+    """Why files cannot be written into the folder ``path`` (made if missing),
+    in one line, or None. Checks the folder or its nearest existing parent."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        what = 'is a file' if existing == os.path.abspath(path) else f'is under the file {existing}'
+        return f'{path} {what}, not a folder'
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f'{existing} is not writable'
+    return None

@@ -7,7 +7,9 @@ only inside its functions: a script checks its command line and prints its
 first line before paying TensorFlow's import.
 """
 
+import logging
 import os
+import re
 import sys
 
 import config
@@ -18,6 +20,20 @@ import runs
 USER_ERRORS = (config.ConfigError, datasets.DatasetError, runs.RunError)
 HELP_FLAGS = ('-h', '-help', '--help', '--helpshort', '--helpfull')
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# TensorFlow's errors of the machine's or the input's making, not of the
+# code's: a file missing or unreadable, a disk or memory full.
+INPUT_OP_ERRORS = ('NotFoundError', 'PermissionDeniedError', 'DataLossError',
+                   'ResourceExhaustedError')
+# Divergence: a loss above MAX_LOSS or a weight above MAX_WEIGHT in absolute
+# value stops training as a NaN does (exit 1, nothing saved), so a blown-up
+# model never rotates the good checkpoints out. Far beyond healthy values
+# (losses of about 0.01-10 with their lambdas, a WGAN critic's of 1e1-1e3;
+# weights of about 0.01-10 from an N(0, 0.02) or Xavier start) and far below
+# float32's overflow. Constants, not options: no run needs others.
+MAX_LOSS = 1e6
+MAX_WEIGHT = 1e4
+
+logger = logging.getLogger(__name__)
 
 
 def quiet_tensorflow():
@@ -85,21 +101,113 @@ def session_config(*, training=True):
 
 def restore_checkpoint(sess, saver, variables, path):
     """Restores ``path`` with ``saver`` (of ``variables``), first checking
-    that it holds each of them with its shape (else RunError: a checkpoint
-    of another architecture, or an unreadable one)."""
+    that it holds each of them with its shape. Raises runs.CheckpointError
+    for an incomplete or unreadable checkpoint, RunError for one of another
+    architecture."""
     import tensorflow as tf
 
+    missing = runs.missing_data(path) if os.path.isfile(path + '.index') else None
+    if missing:
+        raise runs.CheckpointError(f'checkpoint {path} is incomplete ({missing})')
     try:
         saved = tf.compat.v1.train.load_checkpoint(path).get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as e:
-        raise runs.RunError(f'cannot read checkpoint {path} ({runs.one_line(e)})') from None
+        raise runs.CheckpointError(f'cannot read checkpoint {path} ({runs.one_line(e)})') \
+            from None
     why = runs.mismatch(saved, {v.op.name: v.shape.as_list() for v in variables})
     if why:
         raise runs.RunError(f'{path} is a checkpoint of another architecture: {why}')
     try:
         saver.restore(sess, path)
     except tf.errors.OpError as e:  # e.g. its data file is missing or truncated
-        raise runs.RunError(f'cannot restore checkpoint {path} ({runs.one_line(e)})') from None
+        raise runs.CheckpointError(f'cannot restore checkpoint {path} ({runs.one_line(e)})') \
+            from None
+
+
+def complete_checkpoints(directory):
+    """The checkpoints in ``directory`` as (complete, incomplete): the
+    prefixes whose index reads and whose data files are all there, by step,
+    and [(prefix, why not)] for the others with an index. (Complete is
+    checked by the files, not by reading every value: a restore reads them.)"""
+    import tensorflow as tf
+
+    complete, incomplete = [], []
+    for prefix in runs.checkpoint_prefixes(directory):
+        why = runs.missing_data(prefix)
+        if why is None:
+            try:
+                tf.compat.v1.train.load_checkpoint(prefix)
+            except (tf.errors.OpError, ValueError) as e:
+                why = f'its index is unreadable: {runs.one_line(e)}'
+        if why is None:
+            complete.append(prefix)
+        else:
+            incomplete.append((prefix, why))
+    return complete, incomplete
+
+
+def named_checkpoint(directory):
+    """(the checkpoint checkpoints/checkpoint names, or None; why none, or None)."""
+    import tensorflow as tf
+
+    if not os.path.exists(os.path.join(directory, runs.STATE_FILE)):
+        return None, 'missing'
+    state = tf.compat.v1.train.get_checkpoint_state(directory)
+    if state is None or not state.model_checkpoint_path:
+        return None, 'unreadable'
+    return os.path.join(directory, os.path.basename(state.model_checkpoint_path)), None
+
+
+def choice_notes(directory, chosen, skipped):
+    """Why ``chosen`` (a checkpoint prefix, or None for none) is the one to
+    use from ``directory``, where checkpoints/checkpoint may say otherwise:
+    a list of lines (empty when it names ``chosen`` and nothing was skipped).
+    ``skipped``: [(prefix, why)], newer checkpoints that cannot be used."""
+    named, why_not = named_checkpoint(directory)
+    state = f'{runs.CHECKPOINTS}/{runs.STATE_FILE}'
+    name = os.path.basename
+    using = f'resuming from {name(chosen)}' if chosen else 'training from step 0'
+    notes = [f'{name(p)} is incomplete or unreadable ({why}); skipped' for p, why in skipped
+             if p != named]
+    reasons = dict(skipped)
+    if chosen and named == chosen:
+        pass
+    elif named is None and (chosen or why_not != 'missing'):
+        notes.append(f'{state} is {why_not}: {using}'
+                     + (', the newest complete checkpoint on disk' if chosen else ''))
+    elif named in reasons:
+        notes.append(f'{name(named)} is incomplete or unreadable ({reasons[named]}): {using}')
+    elif named is not None and not os.path.exists(named + '.index'):
+        notes.append(f'{state} names {name(named)}, which is missing: {using}')
+    elif named is not None and chosen:
+        notes.append(f'{state} names {name(named)}, but {name(chosen)} is newer and complete: '
+                     f'resuming from it')
+    return notes
+
+
+def newest_checkpoint(directory):
+    """The newest complete checkpoint in ``directory``, with a warning for
+    each newer one that is incomplete, or where checkpoints/checkpoint names
+    another; None when there is no checkpoint; CheckpointError when there
+    are checkpoints and none is complete."""
+    complete, incomplete = complete_checkpoints(directory)
+    if not complete:
+        if incomplete:
+            raise runs.CheckpointError(no_complete_message(directory, incomplete))
+        return None
+    chosen = complete[-1]
+    newer = [(p, why) for p, why in incomplete if runs.step_of(p) > runs.step_of(chosen)]
+    for note in choice_notes(directory, chosen, newer):
+        logger.warning('warning: %s', note)
+    return chosen
+
+
+def no_complete_message(directory, unusable):
+    """The error of a folder whose checkpoints ``unusable`` [(prefix, why)] all fail."""
+    found = [f'{os.path.basename(p)} ({why})' for p, why in reversed(unusable)]
+    more = f' and {len(found) - 2} more' if len(found) > 2 else ''
+    return (f'no complete checkpoint in {directory}: ' + '; '.join(found[:2]) + more
+            + '. Its files are left as they are')
 
 
 def print_help(doc, settings):
@@ -114,13 +222,42 @@ def wants_help(argv):
     return any(arg in HELP_FLAGS for arg in argv[1:])
 
 
+def tensorflow_error_line(error):
+    """The one line to show for a TensorFlow error that is the input's or the
+    machine's fault, or None for any other exception (a bug: its traceback
+    shows). Those are a USER_ERRORS exception raised inside the graph (by a
+    tf.numpy_function of the input pipeline: it arrives as UnknownError) and
+    INPUT_OP_ERRORS (a file missing or unreadable, a disk or memory full)."""
+    tf = sys.modules.get('tensorflow')
+    if tf is None or not isinstance(error, tf.errors.OpError):
+        return None
+    text = error.message or ''
+    names = '|'.join(cls.__name__ for cls in USER_ERRORS)
+    inner = re.search(rf'^(?:[\w.]+\.)?(?:{names}): (.+)$', text, re.M)
+    if inner:
+        return inner.group(1).strip()
+    kind = type(error).__name__
+    if kind not in INPUT_OP_ERRORS:
+        return None
+    lines = [re.sub(r'\{\{function_node [^}]*\}\}\s*', '', line).strip()
+             for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(
+        ('Graph execution error', 'Detected at node', '[[', 'Traceback'))]
+    line = ' '.join((lines[0] if lines else kind).split())
+    if kind == 'ResourceExhaustedError' and 'OOM' in text:
+        line += ' (out of memory: try a smaller --batch_size, --crop_size or --ngf)'
+    return f'{line} ({kind})'
+
+
 def run_command(program, body, argv):
     """Runs ``body(argv)`` as the command ``program``; returns its exit status.
 
     The statuses of every script: what ``body`` returns (0 done); 2 and one
     line on stderr for an error of the user's making (USER_ERRORS, or an
-    OSError such as a folder that cannot be written); 130 for Ctrl-C before
-    the body handles it itself.
+    OSError such as a folder that cannot be written) or TensorFlow's of the
+    input or the machine (tensorflow_error_line); 130 for Ctrl-C before the
+    body handles it itself. Any other exception is a bug and shows its
+    traceback.
     """
     try:
         return body(argv)
@@ -130,53 +267,166 @@ def run_command(program, body, argv):
     except KeyboardInterrupt:
         print(f'{program}: interrupted', file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as e:
+        line = tensorflow_error_line(e)
+        if line is None:
+            raise
+        print(f'{program}: error: {line}', file=sys.stderr)
+        return EXIT_USAGE
 
 
 class TrainingError(Exception):
-    """Training cannot go on (a NaN or Inf loss or weight); the message is one line."""
+    """Training cannot go on (a NaN, Inf or exploding loss or weight); the
+    message is one line."""
+
+
+def check_losses(step, losses, last):
+    """Raises TrainingError if a loss of ``step`` (name -> float) is NaN or
+    Inf, or above MAX_LOSS; ``last`` says which checkpoint is kept."""
+    import math
+
+    for name, value in losses.items():
+        if not math.isfinite(value):
+            raise TrainingError(f'step {step}: loss {name} is {value}; stopped without saving. '
+                                f'{last}')
+        if abs(value) > MAX_LOSS:
+            raise TrainingError(f'step {step}: loss {name} is {value:.3g}, above {MAX_LOSS:g}: '
+                                f'training diverged; stopped without saving. {last}')
+
+
+class WeightCheck:
+    """Ops in the current graph that check the weights before a save: every
+    floating-point variable finite (optimizer slots too), every trainable
+    one at most MAX_WEIGHT in absolute value. ``problem(sess)``: what is
+    wrong, in a few words, or None."""
+
+    def __init__(self, variables=None, trainable=None):
+        import tensorflow as tf
+
+        tf1 = tf.compat.v1
+        variables = tf1.global_variables() if variables is None else variables
+        self.trainable = tf1.trainable_variables() if trainable is None else trainable
+        self.finite = tf.reduce_all(
+            [tf.reduce_all(tf.math.is_finite(v)) for v in variables
+             if v.dtype.base_dtype.is_floating], name='weights_finite')
+        self.max_abs = tf.stack([tf.reduce_max(tf.abs(v)) for v in self.trainable],
+                                name='max_abs_weights') if self.trainable else tf.zeros([0])
+
+    def problem(self, sess):
+        finite, max_abs = sess.run([self.finite, self.max_abs])
+        if not finite:
+            return 'the weights are not finite (NaN or Inf)'
+        if len(max_abs) and max_abs.max() > MAX_WEIGHT:
+            i = int(max_abs.argmax())
+            return (f'weight {self.trainable[i].op.name} reaches {max_abs[i]:.3g} in absolute '
+                    f'value, above {MAX_WEIGHT:g}: training diverged')
+        return None
 
 
 class Checkpoints:
     """Saves and restores the checkpoints of a run: the graph's variables
     (tf.train.Saver, which writes atomically) and, first, the state kept
     outside the graph (runs.save_host_state), so a checkpoint never points to
-    missing state. A checkpoint is only written if every variable is finite."""
+    missing state. A checkpoint is only written if the weights pass the
+    WeightCheck: a diverged model never rotates the good ones out.
 
-    def __init__(self, cfg, saver, weights_finite):
+    A run resumes from its newest *complete* checkpoint on disk, whatever
+    checkpoints/checkpoint names, saying why when that is another one; the
+    Saver's rotation (--keep_checkpoints) learns the complete ones, so no
+    older checkpoint is overwritten or deleted because of a wrong latest.
+    Leftovers of saves killed midway are deleted first (runs.leftovers): the
+    caller holds the run's RunLock. A save that fails (a full disk) removes
+    what it wrote of its step and raises RunError: the previous checkpoint
+    stays the latest, whole.
+    """
+
+    def __init__(self, cfg, saver, weights):
         self.cfg, self.dir = cfg, runs.checkpoint_dir(cfg.run_dir)
-        self.saver, self.weights_finite = saver, weights_finite
+        self.saver, self.weights = saver, weights
         self.last_step = None
         self.config_saved = False
 
+    @staticmethod
+    def check(run_dir):
+        """Before the graph is built: CheckpointError if ``run_dir`` has
+        checkpoints and none of them is complete (restore would raise it
+        too, after the build's seconds or minutes)."""
+        directory = runs.checkpoint_dir(run_dir)
+        complete, incomplete = complete_checkpoints(directory)
+        if incomplete and not complete:
+            raise runs.CheckpointError(no_complete_message(directory, incomplete))
+
     def restore(self, sess, net, init_op, steps_per_epoch):
-        """Restores the latest checkpoint, or initializes. Returns (step,
-        epoch, epoch_start: the step the epoch began after, path or None,
-        whether host state was found)."""
+        """Restores the newest complete checkpoint, or initializes. Returns
+        (step, epoch, epoch_start: the step the epoch began after, path or
+        None, whether host state was loaded)."""
         import tensorflow as tf
 
         tf1 = tf.compat.v1
-        path = tf1.train.latest_checkpoint(self.dir)
+        removed = runs.remove_leftovers(self.dir)
+        if removed:
+            more = f' and {len(removed) - 2} more' if len(removed) > 2 else ''
+            logger.warning('removed %d leftover file(s) of interrupted saves from %s: %s%s',
+                           len(removed), self.dir, ', '.join(removed[:2]), more)
+        complete, incomplete = complete_checkpoints(self.dir)
+        path, failed = None, []
+        for candidate in reversed(complete):
+            try:
+                restore_checkpoint(sess, self.saver, tf1.global_variables(), candidate)
+            except runs.CheckpointError as e:
+                failed.append((candidate, runs.one_line(e)))
+                continue
+            path = candidate
+            break
+        if path is None and (complete or incomplete):
+            raise runs.CheckpointError(no_complete_message(self.dir, incomplete + failed))
+        skipped = sorted(incomplete + failed, key=lambda item: runs.step_of(item[0]))
+        for note in choice_notes(self.dir, path, skipped):
+            logger.warning('warning: %s', note)
         if path is None:
             sess.run(init_op)
             return 0, 0, 0, None, False
-        restore_checkpoint(sess, self.saver, tf1.global_variables(), path)
+        # The rotation deletes the oldest of these first; never a newer one.
         self.saver.recover_last_checkpoints(
-            tf1.train.get_checkpoint_state(self.dir).all_model_checkpoint_paths)
+            [p for p in complete if runs.step_of(p) <= runs.step_of(path)])
         step, epoch = (int(v) for v in sess.run([net.global_step, net.epoch]))
         self.last_step = step
-        host = runs.load_host_state(path) or {}
-        net.load_host_state({k[len('model/'):]: v for k, v in host.items()
-                             if k.startswith('model/')})
+        host = self._load_host_state(net, path)
         epoch_start = int(host.get('loop/epoch_start', min(step, epoch * steps_per_epoch)))
         return step, epoch, epoch_start, path, bool(host)
 
+    def _load_host_state(self, net, path):
+        """Loads the host state of checkpoint ``path`` into ``net``; returns
+        it, or {} with a one-line notice when it is missing or unusable."""
+        fresh = net.host_state()
+        name = os.path.basename(path) + runs.HOST_SUFFIX
+        try:
+            host = runs.load_host_state(path)
+            why = None if host is not None else f'{name} is missing'
+        except runs.CheckpointError as e:
+            host, why = None, str(e)
+        if host is not None:
+            try:
+                net.load_host_state({k[len('model/'):]: v for k, v in host.items()
+                                     if k.startswith('model/')})
+            except (KeyError, ValueError, TypeError, IndexError) as e:
+                net.load_host_state(fresh)
+                host, why = None, f'{name} does not fit this model ({runs.one_line(e)})'
+        if host is None:
+            effect = 'the image pools start empty' if fresh else 'the epoch position is recomputed'
+            logger.warning('%s: %s', why, effect)
+            return {}
+        return host
+
     def save(self, sess, net, step, epoch_start):
         """Saves at ``step`` unless already saved there; returns the path or None."""
+        import tensorflow as tf
+
         if step == self.last_step:
             return None
-        if not sess.run(self.weights_finite):
-            raise TrainingError(f'step {step}: the weights are not finite (NaN or Inf); not '
-                                f'saved. {self.describe_last()}')
+        problem = self.weights.problem(sess)
+        if problem:
+            raise TrainingError(f'step {step}: {problem}; not saved. {self.describe_last()}')
         prefix = os.path.join(self.dir, f'{runs.PREFIX}-{step}')
         host = {f'model/{k}': v for k, v in net.host_state().items()}
         host['loop/epoch_start'] = epoch_start
@@ -184,10 +434,16 @@ class Checkpoints:
         if not self.config_saved:  # the settings of this session, with its first checkpoint
             self.cfg.save(os.path.join(self.cfg.run_dir, runs.CONFIG_FILE))
             self.config_saved = True
-        runs.save_host_state(prefix, host)
-        path = self.saver.save(sess, os.path.join(self.dir, runs.PREFIX), global_step=step,
-                               write_meta_graph=False)
-        runs.remove_stale_host_states(self.saver.last_checkpoints, self.dir)
+        try:
+            runs.save_host_state(prefix, host)
+            path = self.saver.save(sess, os.path.join(self.dir, runs.PREFIX), global_step=step,
+                                   write_meta_graph=False)
+        except (OSError, tf.errors.OpError) as e:  # e.g. the disk is full
+            for leftover in runs.checkpoint_files(prefix):
+                os.remove(leftover)
+            raise runs.RunError(f'cannot save the checkpoint of step {step} '
+                                f'({runs.one_line(e)}). {self.describe_last()}') from None
+        runs.remove_stale_host_states(self.dir)
         self.last_step = step
         return path
 

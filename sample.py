@@ -114,6 +114,10 @@ def run(argv):
     run_dir, checkpoint = runs.locate(run, scfg.checkpoint, scfg.runs_dir, best=scfg.best,
                                       epoch=scfg.epoch, load_iter=scfg.load_iter)
     cfg = runs.load_config(run_dir)
+    problem = runs.writable_folder_problem(scfg.results_dir or run_dir)
+    if problem:
+        raise runs.RunError(f'cannot write the results: {problem}'
+                            + ('' if scfg.results_dir else ' (give --results_dir)'))
     if not registry.of(cfg).images:
         draw_points(cfg, scfg, run_dir, checkpoint or _latest(run_dir))
         return runtime.EXIT_OK

@@ -10,14 +10,16 @@ model's state outside the graph (CycleGAN's image pools).
 
 Checkpoints are saved every --save_freq steps, at the end of each epoch and
 at the end; Ctrl-C or SIGTERM saves at the current step and exits with 0.
-A NaN or Inf loss stops training without saving.
+A NaN or Inf loss, or a diverging one (runtime.MAX_LOSS, MAX_WEIGHT), stops
+training without saving. A run resumes from its newest complete checkpoint;
+one process trains a run folder at a time (runs.RunLock).
 
 Exit status: 0 trained, or stopped by a signal and saved; 1 training failed
-(NaN or Inf); 2 a bad command line, dataset or run folder (one line on
-stderr); 130 interrupted before the first step.
+(NaN, Inf or divergence); 2 a bad command line, dataset or run folder, a
+run in use, a full disk (one line on stderr); 130 interrupted before the
+first step.
 """
 
-import math
 import os
 import signal
 import sys
@@ -57,6 +59,8 @@ def parse(argv):
     for line in config.official_notes(flag_values):
         print(f'train.py: note: {line}')
     if flag_values['restart'].value and os.path.exists(cfg.run_dir):
+        with runs.RunLock(cfg.run_dir):  # a run in training is not moved away under it
+            pass
         print(f'train.py: --restart: moved {cfg.run_dir} aside to {runs.move_aside(cfg.run_dir)}')
     given = list(config.given_options(flag_values, cfg.options()))
     if flag_values['model'].present:
@@ -182,7 +186,8 @@ class Loop:
         return stop.name
 
     def train_step(self):
-        """One iteration on the next batch; raises TrainingError on a NaN or Inf loss."""
+        """One iteration on the next batch; raises TrainingError on a NaN, Inf
+        or diverging loss."""
         import tensorflow as tf
 
         tf1, cfg, step = tf.compat.v1, self.cfg, self.step
@@ -194,11 +199,7 @@ class Loop:
             visuals=bool(self.net.visuals) and (due(step, cfg.display_freq) or step == 1),
             options=tf1.RunOptions(trace_level=tf1.RunOptions.FULL_TRACE) if trace else None,
             run_metadata=self.run_metadata)
-        bad = [(k, v) for k, v in result['losses'].items() if not math.isfinite(v)]
-        if bad:
-            raise runtime.TrainingError(
-                f'step {step}: loss {bad[0][0]} is {bad[0][1]}; stopped without saving. '
-                f'{self.checkpoints.describe_last()}')
+        runtime.check_losses(step, result['losses'], self.checkpoints.describe_last())
         return result
 
     def write_summaries(self, result):
@@ -320,8 +321,8 @@ def _grid(images, visual_rows, max_items=4):
 
 
 def build(cfg, dataset_root):
-    """The training graph: (graph, pipeline, model, saver, image-summary
-    function, finite-weights check, init op); the graph is finalized."""
+    """The training graph: (graph, pipeline, model, saver, weight check
+    (runtime.WeightCheck), init op, image summary); the graph is finalized."""
     tf = runtime.graph_mode()
     tf1 = tf.compat.v1
     spec = registry.of(cfg)
@@ -339,35 +340,35 @@ def build(cfg, dataset_root):
             image_summary = tf.raw_ops.ImageSummary(tag=tag, tensor=image[None], max_images=1,
                                                     name='image')
         with tf.name_scope('checks/'):
-            weights_finite = tf.reduce_all(
-                [tf.reduce_all(tf.math.is_finite(v)) for v in tf1.global_variables()
-                 if v.dtype.base_dtype.is_floating], name='weights_finite')
+            weights = runtime.WeightCheck()
         saver = tf1.train.Saver(max_to_keep=cfg.keep_checkpoints, save_relative_paths=True)
         init_op = tf1.global_variables_initializer()
     graph.finalize()  # nothing can add ops per step: a growing graph is a slow leak
-    return graph, pipeline, net, saver, weights_finite, init_op, (tag, image, image_summary)
+    return graph, pipeline, net, saver, weights, init_op, (tag, image, image_summary)
 
 
 def train(cfg, changes, dataset_root):
     """Trains ``cfg`` in cfg.run_dir from its latest checkpoint; returns the exit status."""
-    graph, pipeline, net, saver, weights_finite, init_op, summary = build(cfg, dataset_root)
+    runtime.Checkpoints.check(cfg.run_dir)
+    graph, pipeline, net, saver, weights, init_op, summary = build(cfg, dataset_root)
     import tensorflow as tf
 
     tf1 = tf.compat.v1
     config_file = os.path.join(cfg.run_dir, runs.CONFIG_FILE)
-    if not os.path.exists(config_file):  # a new run; a resumed one saves with its checkpoints
+    new = not os.path.exists(config_file)
+    if new:  # a resumed run saves its settings with its checkpoints
         cfg.save(config_file)
-    checkpoints = runtime.Checkpoints(cfg, saver, weights_finite)
+    checkpoints = runtime.Checkpoints(cfg, saver, weights)
     if cfg.verbose:
         _print_networks(net)
     with tf1.Session(graph=graph, config=runtime.session_config()) as sess:
-        step, epoch, epoch_start, path, host = checkpoints.restore(
+        step, epoch, epoch_start, path, _ = checkpoints.restore(
             sess, net, init_op, pipeline.steps_per_epoch)
         if step == 0 and cfg.epoch_count > 1:  # fine-tuning: the schedule starts later
             epoch = cfg.epoch_count - 1
             net.set_epoch(sess, epoch)
         total = total_steps(cfg, pipeline.steps_per_epoch)
-        _log_start(cfg, changes, step, epoch, path, host, dataset_root,
+        _log_start(cfg, changes, step, epoch, path, new, dataset_root,
                    pipeline.steps_per_epoch, total)
         if step >= total:
             print(f'{cfg.run_dir} is trained to step {step} of {total}: nothing to do (raise '
@@ -397,11 +398,12 @@ def _print_networks(net):
             print(f'    {variable.op.name:60s} {variable.shape.as_list()}')
 
 
-def _log_start(cfg, changes, step, epoch, path, host, dataset_root, steps_per_epoch, total):
+def _log_start(cfg, changes, step, epoch, path, new, dataset_root, steps_per_epoch,
+               total):
     if path:
         print(f'Resuming {cfg.run_dir} from {path} (step {step}, epoch {epoch + 1})')
-        if not host:
-            print('  (no saved host state for it: the image pools start empty)')
+    elif not new:
+        print(f'Resuming {cfg.run_dir}: no checkpoint was saved yet, training from step 0')
     else:
         source = f' on {dataset_root}' if dataset_root else ''
         print(f'New run {cfg.run_dir}: {cfg.model}{source}')
@@ -454,7 +456,8 @@ def run(argv):
     runtime.select_gpus(cfg.gpu_ids)
     root = datasets.prepare(cfg, cfg.phase) if spec.images else None
     try:
-        return train(cfg, changes, root)
+        with runs.RunLock(cfg.run_dir):
+            return train(cfg, changes, root)
     except runtime.TrainingError as e:
         print(f'train.py: error: {e}', file=sys.stderr)
         return runtime.EXIT_FAILED

@@ -147,9 +147,9 @@ def _official_models(argv, fixtures, server, monkeypatch):
     import import_torch
 
     folder = fixtures / 'torch_reference'
-    for model in ('cycle_gan', 'pix2pix'):
+    for model, size in (('cycle_gan', 32), ('pix2pix', 256)):  # unet_256 needs 256 px
         monkeypatch.setitem(import_torch.PRETRAINED_ARCHITECTURE, model, dict(
-            import_torch.PRETRAINED_ARCHITECTURE[model], ngf=8, crop_size=32, load_size=32))
+            import_torch.PRETRAINED_ARCHITECTURE[model], ngf=8, crop_size=size, load_size=size))
     server.files['/cyclegan/pretrained_models/horse2zebra.pth'] = (
         folder / 'resnet_9blocks_ngf8.legacy.pth').read_bytes()
     server.files['/pix2pix/models-pytorch/facades_label2photo.pth'] = (

@@ -222,16 +222,15 @@ def test_nan_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path, data_ro
     assert saved['lr'] == LR and saved['max_steps'] == 2  # only a checkpoint saves settings
 
 
-def test_weights_that_are_not_finite_are_never_saved(tmp_path):
-    class Session:
-        def run(self, fetch):
-            assert fetch == 'weights_finite'
-            return False
-
+def test_weights_that_are_not_finite_are_never_saved(tmp_path, graph):
+    weight = tf.compat.v1.get_variable('w', [2], initializer=tf.compat.v1.constant_initializer(
+        [1.0, np.nan]))
     cfg = config.CycleGANConfig(runs_dir=str(tmp_path), name='x')
-    ckpt = runtime.Checkpoints(cfg, saver=None, weights_finite='weights_finite')
-    with pytest.raises(runtime.TrainingError, match='step 7: the weights are not finite'):
-        ckpt.save(Session(), net=None, step=7, epoch_start=6)
+    ckpt = runtime.Checkpoints(cfg, saver=None, weights=runtime.WeightCheck())
+    with tf.compat.v1.Session() as sess:
+        sess.run(weight.initializer)
+        with pytest.raises(runtime.TrainingError, match='step 7: the weights are not finite'):
+            ckpt.save(sess, net=None, step=7, epoch_start=6)
     assert not os.path.exists(tmp_path / 'x')
 
 
