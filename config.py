@@ -263,9 +263,10 @@ class Config(Settings):
                                 'N; 0: never)', min=0)
     trace_freq = Option(0, 'frequency of full run traces (time and memory per op) '
                            'in TensorBoard (0: never)', min=0)
-    # At least 1: with max_to_keep 0 the Saver keeps every checkpoint but lists
-    # none, and the host states of all of them would be deleted as stale.
-    keep_checkpoints = Option(5, 'number of most recent checkpoints to keep', min=1)
+    # 0 is tf.train.Saver's max_to_keep=0: every checkpoint stays. Host states
+    # are removed only with their checkpoint's index (runs.remove_stale_host_states).
+    keep_checkpoints = Option(5, 'number of most recent checkpoints to keep in the rotation '
+                                 '(0: keep every one)', min=0)
 
     def __init__(self, **overrides):
         super().__init__(**overrides)

@@ -32,7 +32,7 @@ def _fails_cleanly(capsys, tmp_path, *args):
     ('--lr=nan', 'flag --lr=nan: must be a finite number > 0'),
     ('--pool_size=-1', 'flag --pool_size=-1: must be an integer >= 0'),
     ('--beta1=1', 'flag --beta1=1.0: must be a number in [0, 1)'),
-    ('--keep_checkpoints=0', 'flag --keep_checkpoints=0: must be an integer >= 1'),
+    ('--keep_checkpoints=-1', 'flag --keep_checkpoints=-1: must be an integer >= 0'),
 ])
 def test_numbers_out_of_range_are_one_line_and_create_nothing(capsys, tmp_path, flag, message):
     assert message in _fails_cleanly(capsys, tmp_path, flag)
