@@ -329,6 +329,7 @@ class Serving:
         """string [N] of encoded images (sizes may differ) -> string [N] of PNGs."""
         import tensorflow as tf
 
+        @tf.autograph.experimental.do_not_convert  # plain graph code, as data.py's
         def one(content):
             return tf.io.encode_png(self.translate_uint8(decode(content)[None])[0])
 
