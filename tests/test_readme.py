@@ -233,6 +233,15 @@ def _tensorboard(argv):
                 with urllib.request.urlopen(f'http://127.0.0.1:{port}/data/runs', timeout=5) as r:
                     runs = r.read().decode()
         assert 'quickstart' in runs, runs
+        # The graph TensorBoard serves has the top-level boxes the README names.
+        url = f'http://127.0.0.1:{port}/data/plugin/graphs/graph?run=quickstart&conceptual=false'
+        with urllib.request.urlopen(url, timeout=30) as r:
+            graph = r.read().decode()
+        boxes = set(re.findall(r'name: "([^/"]+)/', graph))
+        readme = (ROOT / 'README.md').read_text()
+        for box in ('G_A', 'G_B', 'D_A', 'D_B', 'data', 'inputs', 'losses', 'image_pool',
+                    'optimizers', 'summaries', 'checks'):
+            assert box in boxes and f'`{box}`' in readme, box
     finally:
         process.terminate()
         process.wait(10)
