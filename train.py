@@ -32,6 +32,7 @@ from absl import flags  # noqa: E402
 
 import config  # noqa: E402
 import datasets  # noqa: E402
+import distribute  # noqa: E402
 import registry  # noqa: E402
 import runs  # noqa: E402
 
@@ -234,18 +235,33 @@ def _grid(images, visual_rows, max_items=4):
     return visuals.grid(rows, [names for _ in range(n) for names in visual_rows])
 
 
-def build(cfg, dataset_root):
+def build(cfg, dataset_root, setup=None):
     """The training graph: (graph, pipeline, model, saver, image-summary
-    function, finite-weights check, init op); the graph is finalized."""
+    function, finite-weights check, init op); the graph is finalized. With a
+    distributed ``setup`` (distribute.Setup) the pipeline reads the global
+    batches of this worker's replicas and the model is built in the
+    strategy's scope; ``setup.sync_op`` is then built too."""
     tf = runtime.graph_mode()
     tf1 = tf.compat.v1
     spec = registry.of(cfg)
     graph = tf.Graph()
+    strategy = setup.strategy if setup and setup.distributed else None
     with graph.as_default():
         with tf.name_scope('data'):
-            pipeline = spec.model_class.input_pipeline(cfg, dataset_root)
+            if strategy:  # replicas x batch_size examples, this worker's share
+                pipeline = distribute.shard_pipeline(spec.model_class.input_pipeline(
+                    cfg.replace(batch_size=cfg.batch_size * setup.local_replicas),
+                    dataset_root), setup)
+            else:
+                pipeline = spec.model_class.input_pipeline(cfg, dataset_root)
         try:
-            net = spec.model_class(cfg)
+            if strategy:
+                with strategy.scope():
+                    net = spec.model_class(cfg)
+                    setup.sync_op = distribute.sync_from_chief() if setup.multi_worker \
+                        else None
+            else:
+                net = spec.model_class(cfg)
         except ValueError as e:  # a shape constraint of the networks, at build time
             raise config.ConfigError(str(e)) from None
         with tf.name_scope('summaries/'):
@@ -265,20 +281,32 @@ def build(cfg, dataset_root):
 
 def train(cfg, changes, dataset_root):
     """Trains ``cfg`` in cfg.run_dir from its latest checkpoint; returns the exit status."""
-    graph, pipeline, net, saver, weights_finite, init_op, summary = build(cfg, dataset_root)
+    setup = distribute.configure(cfg)  # before TensorFlow sets up its devices
+    graph, pipeline, net, saver, weights_finite, init_op, summary = build(cfg, dataset_root,
+                                                                          setup)
     import tensorflow as tf
 
     tf1 = tf.compat.v1
+    if not setup.is_chief:  # writes nothing into the run folder (distribute.py)
+        cfg = distribute.scratch_config(cfg)
     config_file = os.path.join(cfg.run_dir, runs.CONFIG_FILE)
     if not os.path.exists(config_file):  # a new run; a resumed one saves with its checkpoints
         cfg.save(config_file)
-    checkpoints = runtime.Checkpoints(cfg, saver, weights_finite)
-    with tf1.Session(graph=graph, config=runtime.session_config()) as sess:
-        step, epoch, epoch_start, path, host = checkpoints.restore(
-            sess, net, init_op, pipeline.steps_per_epoch)
+    checkpoints = (runtime.Checkpoints if setup.is_chief else distribute.WorkerCheckpoints)(
+        cfg, saver, weights_finite)
+    session_config = distribute.session_config(cfg, setup, base=runtime.session_config())
+    with tf1.Session(setup.target, graph=graph, config=session_config) as sess:
+        if setup.multi_worker:
+            step, epoch, epoch_start, path, host = distribute.restore_workers(
+                sess, net, init_op, setup, checkpoints, pipeline.steps_per_epoch)
+        else:
+            step, epoch, epoch_start, path, host = checkpoints.restore(
+                sess, net, init_op, pipeline.steps_per_epoch)
         total = total_steps(cfg, pipeline.steps_per_epoch)
         _log_start(cfg, changes, step, epoch, path, host, dataset_root,
                    pipeline.steps_per_epoch, total)
+        for line in distribute.log_lines(cfg, setup):
+            print(line, flush=True)
         if step >= total:
             print(f'{cfg.run_dir} is trained to step {step} of {total}: nothing to do (raise '
                   f'--max_steps or --n_epochs to train longer)')
@@ -351,6 +379,12 @@ def run(argv):
         return train(cfg, changes, root)
     except runtime.TrainingError as e:
         print(f'train.py: error: {e}', file=sys.stderr)
+        return runtime.EXIT_FAILED
+    except Exception as e:  # noqa: B902 -- only a lost worker's error is caught here
+        why = distribute.worker_failure(e, cfg)
+        if why is None:
+            raise
+        print(f'train.py: error: {why}', file=sys.stderr)
         return runtime.EXIT_FAILED
     except KeyboardInterrupt:
         print('train.py: interrupted before the first step; nothing was saved', file=sys.stderr)
