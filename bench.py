@@ -8,7 +8,10 @@ images (no input pipeline, no disk), runs --warmup untimed iterations, then
 times --iters iterations and reports the median. Prints one JSON object:
 
 - train_s_per_iter, train_images_per_s (examples, an A and a B image, per
-  second: batch_size / train_s_per_iter);
+  second: global_batch_size / train_s_per_iter); with --num_replicas N the
+  model trains data parallel as in train.py (N GPUs, else N logical CPU
+  devices) on a global batch of N x batch_size, and --amp and --xla apply
+  as in train.py (on a GPU only);
 - infer_s_per_batch, infer_images_per_s: the A -> B generator alone on
   batches of --infer_batch_size;
 - train_gflop_per_iter, infer_gflop_per_image, and the achieved
@@ -64,6 +67,7 @@ from absl import flags  # noqa: E402
 
 import config  # noqa: E402
 import datasets  # noqa: E402
+import distribute  # noqa: E402
 import registry  # noqa: E402
 import runs  # noqa: E402
 
@@ -155,22 +159,31 @@ def bench_train(cfg, bench):
 
     import model as models
 
+    setup = distribute.configure(cfg)  # before TensorFlow sets up its devices
     rng = _setup_tensorflow(cfg)
     tf1 = tf.compat.v1
     graph = tf.Graph()
     with graph.as_default():
-        net = models.create(cfg)
+        if setup.distributed:
+            with setup.strategy.scope():
+                net = models.create(cfg)
+        else:
+            net = models.create(cfg)
         init_op = tf1.global_variables_initializer()
     graph.finalize()
-    batch = {key: random_images(rng, placeholder, cfg.batch_size, cfg.crop_size)
+    batch = {key: random_images(rng, placeholder, cfg.batch_size * setup.local_replicas,
+                                cfg.crop_size)
              for key, placeholder in net.inputs.items()}
-    with tf1.Session(graph=graph, config=runtime.session_config()) as sess:
+    proto = distribute.session_config(cfg, setup, base=runtime.session_config())
+    with tf1.Session(setup.target, graph=graph, config=proto) as sess:
         sess.run(init_op)
         seconds = median_time(lambda: net.train_step(sess, batch), bench.warmup, bench.iters)
+    # Every replica's convolutions, each on batch_size examples.
     work = flops(executed_ops([net.train_op] + list(net.losses.values())), cfg.batch_size)
     # One generator forward, counted here where the sizes are static (the
     # inference graph takes any size).
-    fake_B = next(v for k, v in net.visuals.items() if k.startswith('fake_B'))
+    visuals = (net.replicas or [net])[0].visuals
+    fake_B = next(v for k, v in visuals.items() if k.startswith('fake_B'))
     return seconds, work, flops(executed_ops([fake_B]), 1)
 
 
@@ -186,7 +199,9 @@ def bench_infer(cfg, bench):
         init_op = tf1.global_variables_initializer()
     graph.finalize()
     feed = {inputs['A']: random_images(rng, inputs['A'], bench.infer_batch_size, cfg.crop_size)}
-    with tf1.Session(graph=graph, config=runtime.session_config(training=False)) as sess:
+    setup = distribute.Setup(gpu=bool(tf.config.list_physical_devices('GPU')))  # --amp, --xla
+    proto = distribute.session_config(cfg, setup, base=runtime.session_config(training=False))
+    with tf1.Session(graph=graph, config=proto) as sess:
         sess.run(init_op)
         return median_time(lambda: sess.run(outputs['fake_B'], feed), bench.warmup, bench.iters)
 
@@ -291,9 +306,11 @@ def run(cfg, bench):
     results = {
         'model': cfg.model, 'netG': cfg.netG, 'netD': cfg.netD, 'crop_size': cfg.crop_size,
         'ngf': cfg.ngf, 'ndf': cfg.ndf, 'batch_size': cfg.batch_size,
+        'num_replicas': cfg.num_replicas, 'global_batch_size': cfg.batch_size * cfg.num_replicas,
+        'amp': cfg.amp, 'xla': cfg.xla,
         'iters': bench.iters, 'warmup': bench.warmup,
         'train_s_per_iter': round(train_s, 4),
-        'train_images_per_s': round(cfg.batch_size / train_s, 3),
+        'train_images_per_s': round(cfg.batch_size * cfg.num_replicas / train_s, 3),
         'train_gflop_per_iter': round(train_flop / 1e9, 2),
         'train_gflop_per_s': round(train_flop / 1e9 / train_s, 1),
         'infer_batch_size': bench.infer_batch_size,
@@ -301,7 +318,8 @@ def run(cfg, bench):
         'infer_images_per_s': round(bench.infer_batch_size / infer_s, 2),
         'infer_gflop_per_image': round(infer_flop / 1e9, 3),
         'infer_gflop_per_s': round(infer_flop * bench.infer_batch_size / 1e9 / infer_s, 1),
-        'generator_forwards_per_iter': round(train_flop / cfg.batch_size / infer_flop, 1),
+        'generator_forwards_per_iter': round(
+            train_flop / (cfg.batch_size * cfg.num_replicas) / infer_flop, 1),
         'device': 'GPU' if tf.config.list_physical_devices('GPU') else 'CPU',
         'cpus': os.cpu_count(), 'tensorflow': tf.__version__, 'python': platform.python_version(),
     }

@@ -277,6 +277,18 @@ class Config(Settings):
             raise ConfigError('n_epochs + n_epochs_decay must be >= 1: there is nothing to '
                               'train')
 
+    # Hardware: data-parallel training and the GPU's speed-ups (distribute.py).
+    num_replicas = Option(1, 'replicas of the model trained in step (data parallel), each on '
+                             'batch_size examples: GPUs 0..N-1, else N logical CPU devices; '
+                             'with TF_CONFIG, the GPUs of each worker (one CPU replica each)')
+    amp = Option(False, 'mixed precision on a GPU: float16 where safe by TensorFlow\'s graph '
+                        'rewrite (auto_mixed_precision; no loss scaling yet); accepted on a '
+                        'CPU, where it does nothing')
+    xla = Option(False, 'compile the training graph with XLA on a GPU (global_jit_level '
+                        'ON_1; accepted on a CPU, where it does nothing)')
+    worker_timeout = Option(600, 'with TF_CONFIG: seconds a worker waits on the others in a '
+                                 'step before it stops with an error (a dead worker)')
+
     @property
     def run_name(self):
         name = self.name or f'{os.path.basename(os.path.normpath(str(self.dataset)))}_{self.model}'
@@ -525,6 +537,7 @@ GROUPS = {
     'logging': ('print_freq', 'summary_freq', 'display_freq', 'save_freq', 'save_epoch_freq',
                 'keep_checkpoints', 'trace_freq', 'verbose'),
     'evaluation': ('eval_freq', 'eval_num', 'fid_weights'),
+    'hardware': ('num_replicas', 'amp', 'xla', 'worker_timeout'),
 }
 NEGATIVE_PREFIX = 'no_'  # no_flip, no_dropout: also given as --flip / --noflip
 

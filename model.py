@@ -25,6 +25,7 @@ import tensorflow as tf
 from PIL import Image
 
 import data
+import distribute
 import modules
 import registry
 
@@ -147,13 +148,17 @@ class ImagePool:
         return state
 
     def load_state(self, state):
+        """Restores :meth:`state`'s arrays; a missing one keeps its part
+        (a pool regrouped for another number of replicas)."""
+        if 'rng' in state:  # first: a bad state leaves the pool as it was
+            self.rng.bit_generator.state = json.loads(str(state['rng']))
         if 'images' in state:
             images = list(state['images'])
-        else:
+        else:  # a pool of images of different sizes: one array each
             count = len([key for key in state if key.startswith('image_')])
+            if not count:
+                return
             images = [state[f'image_{i}'] for i in range(count)]
-        rng = json.loads(str(state['rng']))
-        self.rng.bit_generator.state = rng  # first: a bad state leaves the pool as it was
         self.images = [np.asarray(image) for image in images][:self.size]
 
     def as_op(self, images, name):
@@ -248,9 +253,18 @@ class Model(abc.ABC):
     pools) and ``epoch_report(sess)`` (metrics and figures at the end of each
     epoch: the toy GAN's discriminator accuracy and decision surface).
     A model is found by name through its entry in registry.py.
+
+    Built inside a tf.distribute strategy's scope (train.py's --num_replicas
+    and TF_CONFIG), ``_build`` runs once per replica on a view of the model
+    (distribute.build_replicas): ``replica`` is the view's index,
+    ``replicas`` the local views, ``num_replicas`` the count in sync; host
+    state is then per replica: subclasses implement ``replica_host_state``,
+    ``load_replica_host_state`` and, where a replica count can change on
+    resume, ``regroup_host_states``.
     """
 
     TRANSLATIONS, RECONSTRUCTIONS, GENERATORS = {}, {}, {}
+    replica, replicas, num_replicas = 0, (), 1  # one device (see distribute.py)
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -264,7 +278,10 @@ class Model(abc.ABC):
             self._new_epoch = tf1.placeholder(tf.int64, [], name='new_epoch')
             self._set_epoch = tf1.assign(self.epoch, self._new_epoch, name='set_epoch')
             self.learning_rate = learning_rate(self.epoch, cfg)
-        self._build()
+        if tf.distribute.has_strategy():  # data parallel: _build on each replica
+            distribute.build_replicas(self)
+        else:
+            self._build()
         self._check_optimizers()
         with tf.name_scope('summaries/'):
             scalars = [tf.raw_ops.ScalarSummary(tags=f'loss/{name}', values=loss, name=name)
@@ -333,6 +350,8 @@ class Model(abc.ABC):
         var_lists = [network.variables for network in networks]
         with tf.name_scope('optimizers/'):
             flat = [v for variables in var_lists for v in variables]
+            # With replicas, each one's share: the optimizers sum the gradients.
+            loss = distribute.mean_loss_scale(loss)
             grads = tf.gradients(loss, flat, name='gradients_' + '_'.join(
                 network.name for network in networks))
             missing = [v.name for v, g in zip(flat, grads) if g is None]
@@ -345,8 +364,9 @@ class Model(abc.ABC):
                     name = network.name
                     pairs = list(zip(grads[start:start + len(variables)], variables))
                     start += len(variables)
-                    optimizer = tf1.train.AdamOptimizer(self.learning_rate, self.cfg.beta1,
-                                                        name=f'Adam_{name}')
+                    # One optimizer per network, shared by the replicas.
+                    optimizer = self.optimizers.get(name) or tf1.train.AdamOptimizer(
+                        self.learning_rate, self.cfg.beta1, name=f'Adam_{name}')
                     with tf.name_scope(f'Adam_{name}'):  # names its beta powers
                         applied.append(optimizer.apply_gradients(pairs))
                     self.optimizers[name], self.var_lists[name] = optimizer, variables
@@ -371,6 +391,8 @@ class Model(abc.ABC):
         sess.run(self._set_epoch, {self._new_epoch: epoch})
 
     def feed_dict(self, batch):
+        if self.replicas:  # each local replica its slice of the global batch
+            return distribute.feed_dict(self.replicas, batch)
         return {placeholder: batch[key] for key, placeholder in self.inputs.items()}
 
     def train_step(self, sess, batch, *, summaries=False, visuals=False, options=None,
@@ -393,11 +415,34 @@ class Model(abc.ABC):
         return result
 
     def host_state(self):
-        """Training state kept outside the graph, as a dict of numpy arrays."""
-        return {}
+        """Training state kept outside the graph, as a dict of numpy arrays:
+        :meth:`replica_host_state`, of each local replica with several
+        (distribute.gather_host_states)."""
+        if self.replicas:
+            return distribute.gather_host_states(
+                {view.replica: view.replica_host_state() for view in self.replicas})
+        return self.replica_host_state()
 
     def load_host_state(self, state):
-        """Restores what :meth:`host_state` returned."""
+        """Restores what :meth:`host_state` returned, saved with any replica
+        count: regrouped to this model's (:meth:`regroup_host_states`)."""
+        states = self.regroup_host_states(distribute.split_host_states(state),
+                                          self.num_replicas)
+        for view in self.replicas or [self]:
+            view.load_replica_host_state(states[view.replica])
+
+    def replica_host_state(self):
+        """This replica's state outside the graph: a dict of numpy arrays."""
+        return {}
+
+    def load_replica_host_state(self, state):
+        """Restores what :meth:`replica_host_state` returned ({}: nothing saved)."""
+
+    @classmethod
+    def regroup_host_states(cls, states, count):
+        """``count`` replica states from the list ``states`` saved by a run
+        with len(states) replicas: by default replica r's if saved, else {}."""
+        return [states[r] if r < len(states) else {} for r in range(count)]
 
 
 # ------------------------------------------------------------ CycleGAN
@@ -462,8 +507,11 @@ class CycleGAN(Model):
             loss_G = tf.add_n(list(losses.values()), name='G')
 
         with tf.name_scope('image_pool/'):
-            self.pools = {'A': ImagePool(cfg.pool_size, cfg.seed + 1),
-                          'B': ImagePool(cfg.pool_size, cfg.seed + 2)}
+            # Each replica its own pools (distribute.py), with its own generators.
+            seeds = [[cfg.seed + k, self.replica] if self.replica else cfg.seed + k
+                     for k in (1, 2)]
+            self.pools = {'A': ImagePool(cfg.pool_size, seeds[0]),
+                          'B': ImagePool(cfg.pool_size, seeds[1])}
             # The discriminators see this iteration's fakes, never recomputed.
             pool_fake_B = self.pools['B'].as_op(tf.stop_gradient(fake_B), 'fake_B')
             pool_fake_A = self.pools['A'].as_op(tf.stop_gradient(fake_A), 'fake_A')
@@ -507,15 +555,37 @@ class CycleGAN(Model):
                        fake_A=fake_A, rec_B=tf.identity(G_A(fake_A, training=training), 'rec_B'))
         return {'A': real_A, 'B': real_B}, outputs
 
-    def host_state(self):
+    def replica_host_state(self):
         return {f'pool_{domain}/{key}': value for domain, pool in self.pools.items()
                 for key, value in pool.state().items()}
 
-    def load_host_state(self, state):
+    def load_replica_host_state(self, state):
         for domain, pool in self.pools.items():
             prefix = f'pool_{domain}/'
             pool.load_state({k[len(prefix):]: v for k, v in state.items()
                              if k.startswith(prefix)})
+
+    @classmethod
+    def regroup_host_states(cls, states, count):
+        """Pools saved by another number of replicas: each domain's images
+        of all of them, taken in turn from each, dealt out in turn to the
+        ``count`` replicas (each keeps at most its pool size); a replica that
+        was saved keeps its random generator."""
+        if len(states) == count:
+            return states
+        regrouped = [{} for _ in range(count)]
+        for domain in ('A', 'B'):
+            key = f'pool_{domain}/'
+            pools = [list(s[key + 'images']) if len(s.get(key + 'images', ())) else []
+                     for s in states]
+            images = [pool[i] for i in range(max(map(len, pools), default=0))
+                      for pool in pools if i < len(pool)]
+            for r, state in enumerate(regrouped):
+                mine = images[r::count]
+                state[key + 'images'] = np.stack(mine) if mine else np.zeros([0])
+                if r < len(states) and key + 'rng' in states[r]:
+                    state[key + 'rng'] = states[r][key + 'rng']
+        return regrouped
 
 
 # ------------------------------------------------------------- pix2pix

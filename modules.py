@@ -32,7 +32,9 @@ class Network:
         with tf1.variable_scope(name) as captured:
             pass
         fresh = ('/' + captured.original_name_scope).endswith('/' + name + '/')
-        if not fresh or tf1.get_collection(
+        # Under a reusing scope (each replica of a tf.distribute strategy after
+        # the first) a network takes the variables of the one created first.
+        if not fresh or not captured.reuse and tf1.get_collection(
                 tf1.GraphKeys.GLOBAL_VARIABLES, scope=re.escape(captured.name) + '/'):
             raise ValueError(f'a network named {captured.name!r} already exists in this graph: '
                              f'call that network again instead of creating a second one')

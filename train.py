@@ -35,6 +35,7 @@ from absl import flags  # noqa: E402
 
 import config  # noqa: E402
 import datasets  # noqa: E402
+import distribute  # noqa: E402
 import registry  # noqa: E402
 import runs  # noqa: E402
 import sampling  # noqa: E402
@@ -320,18 +321,33 @@ def _grid(images, visual_rows, max_items=4):
     return visuals.grid(rows, [names for _ in range(n) for names in visual_rows])
 
 
-def build(cfg, dataset_root):
+def build(cfg, dataset_root, setup=None):
     """The training graph: (graph, pipeline, model, saver, weight check
-    (runtime.WeightCheck), init op, image summary); the graph is finalized."""
+    (runtime.WeightCheck), init op, image summary); the graph is finalized.
+    With a distributed ``setup`` (distribute.Setup) the pipeline reads the
+    global batches of this worker's replicas and the model is built in the
+    strategy's scope; ``setup.sync_op`` is then built too."""
     tf = runtime.graph_mode()
     tf1 = tf.compat.v1
     spec = registry.of(cfg)
     graph = tf.Graph()
+    strategy = setup.strategy if setup and setup.distributed else None
     with graph.as_default():
         with tf.name_scope('data'):
-            pipeline = spec.model_class.input_pipeline(cfg, dataset_root)
+            if strategy:  # replicas x batch_size examples, this worker's share
+                pipeline = distribute.shard_pipeline(spec.model_class.input_pipeline(
+                    cfg.replace(batch_size=cfg.batch_size * setup.local_replicas),
+                    dataset_root), setup)
+            else:
+                pipeline = spec.model_class.input_pipeline(cfg, dataset_root)
         try:
-            net = spec.model_class(cfg)
+            if strategy:
+                with strategy.scope():
+                    net = spec.model_class(cfg)
+                    setup.sync_op = distribute.sync_from_chief() if setup.multi_worker \
+                        else None
+            else:
+                net = spec.model_class(cfg)
         except ValueError as e:  # a shape constraint of the networks, at build time
             raise config.ConfigError(str(e)) from None
         with tf.name_scope('summaries/'):
@@ -350,26 +366,37 @@ def build(cfg, dataset_root):
 def train(cfg, changes, dataset_root):
     """Trains ``cfg`` in cfg.run_dir from its latest checkpoint; returns the exit status."""
     runtime.Checkpoints.check(cfg.run_dir)
-    graph, pipeline, net, saver, weights, init_op, summary = build(cfg, dataset_root)
+    setup = distribute.configure(cfg)  # before TensorFlow sets up its devices
+    graph, pipeline, net, saver, weights, init_op, summary = build(cfg, dataset_root, setup)
     import tensorflow as tf
 
     tf1 = tf.compat.v1
+    if not setup.is_chief:  # writes nothing into the run folder (distribute.py)
+        cfg = distribute.scratch_config(cfg)
     config_file = os.path.join(cfg.run_dir, runs.CONFIG_FILE)
     new = not os.path.exists(config_file)
     if new:  # a resumed run saves its settings with its checkpoints
         cfg.save(config_file)
-    checkpoints = runtime.Checkpoints(cfg, saver, weights)
+    checkpoints = (runtime.Checkpoints if setup.is_chief else distribute.WorkerCheckpoints)(
+        cfg, saver, weights)
     if cfg.verbose:
         _print_networks(net)
-    with tf1.Session(graph=graph, config=runtime.session_config()) as sess:
-        step, epoch, epoch_start, path, _ = checkpoints.restore(
-            sess, net, init_op, pipeline.steps_per_epoch)
+    session_config = distribute.session_config(cfg, setup, base=runtime.session_config())
+    with tf1.Session(setup.target, graph=graph, config=session_config) as sess:
+        if setup.multi_worker:
+            step, epoch, epoch_start, path, _ = distribute.restore_workers(
+                sess, net, init_op, setup, checkpoints, pipeline.steps_per_epoch)
+        else:
+            step, epoch, epoch_start, path, _ = checkpoints.restore(
+                sess, net, init_op, pipeline.steps_per_epoch)
         if step == 0 and cfg.epoch_count > 1:  # fine-tuning: the schedule starts later
             epoch = cfg.epoch_count - 1
             net.set_epoch(sess, epoch)
         total = total_steps(cfg, pipeline.steps_per_epoch)
         _log_start(cfg, changes, step, epoch, path, new, dataset_root,
                    pipeline.steps_per_epoch, total)
+        for line in distribute.log_lines(cfg, setup):
+            print(line, flush=True)
         if step >= total:
             print(f'{cfg.run_dir} is trained to step {step} of {total}: nothing to do (raise '
                   f'--max_steps or --n_epochs to train longer)')
@@ -455,11 +482,20 @@ def run(argv):
     sys.stdout.flush()
     runtime.select_gpus(cfg.gpu_ids)
     root = datasets.prepare(cfg, cfg.phase) if spec.images else None
+    # The chief trains the run folder; the other workers of a cluster write
+    # nothing into it (distribute.scratch_config), so they take no lock.
+    lock = runs.RunLock(cfg.run_dir) if distribute.is_chief() else contextlib.nullcontext()
     try:
-        with runs.RunLock(cfg.run_dir):
+        with lock:
             return train(cfg, changes, root)
     except runtime.TrainingError as e:
         print(f'train.py: error: {e}', file=sys.stderr)
+        return runtime.EXIT_FAILED
+    except Exception as e:  # noqa: B902 -- only a lost worker's error is caught here
+        why = distribute.worker_failure(e, cfg)
+        if why is None:
+            raise
+        print(f'train.py: error: {why}', file=sys.stderr)
         return runtime.EXIT_FAILED
     except KeyboardInterrupt:
         print('train.py: interrupted before the first step; nothing was saved', file=sys.stderr)
