@@ -20,6 +20,7 @@ run in use, a full disk (one line on stderr); 130 interrupted before the
 first step.
 """
 
+import contextlib
 import os
 import signal
 import sys
