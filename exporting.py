@@ -89,7 +89,11 @@ def plan(ecfg):
     check_export_dir(export_dir, ecfg.overwrite)
     return Plan(run_dir=run_dir, cfg=cfg, checkpoint=checkpoint or '', direction=ecfg.direction,
                 export_dir=export_dir, formats=formats, tflite_size=size,
-                train_mode=ecfg.train_mode, imported=runs.imported_networks(run_dir))
+                train_mode=ecfg.train_mode, imported=_tuple(runs.imported_networks(run_dir)))
+
+
+def _tuple(networks):
+    return None if networks is None else tuple(networks)
 
 
 def parse_formats(text):

@@ -447,6 +447,7 @@ def test_a_toy_run_has_nothing_to_export(tmp_path, capsys):
     config.ToyGANConfig().save(str(run / 'config.json'))
     (run / 'checkpoints').mkdir()
     (run / 'checkpoints' / 'checkpoint').write_text('model_checkpoint_path: "model.ckpt-1"\n')
+    (run / 'checkpoints' / 'model.ckpt-1.index').write_bytes(b'')
     assert 'translates no images' in _error_line(capsys, [f'--run={run}'])
 
 

@@ -50,10 +50,11 @@ def data_root(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory, data_root):
-    """A tiny CycleGAN run of 4 steps (epochs of 2 steps, --save_freq 3):
-    checkpoints 2, 3 and 4. Returns (run folder, argv without --max_steps)."""
+    """A tiny CycleGAN run of 4 steps (epochs of 2 steps, --save_freq 3,
+    --save_epoch_freq 1): checkpoints 2, 3 and 4. Returns (run folder, argv without --max_steps)."""
     runs_dir = tmp_path_factory.mktemp('runs')
-    args = tiny_args(runs_dir, data_root, '--save_freq=3', '--lambda_identity=0', *FAST)
+    args = tiny_args(runs_dir, data_root, '--save_freq=3', '--save_epoch_freq=1',
+                     '--lambda_identity=0', *FAST)
     assert train.main(args + ['--max_steps=4']) == 0
     run_dir = os.path.join(runs_dir, 'tiny')
     assert _steps(run_dir) == [2, 3, 4]

@@ -38,6 +38,8 @@ NOT_RUN = {
     'cyclegan-': 'the installed console commands: tests/test_install.py runs them',
     'docker ': 'TF Serving cannot be installed on these machines (the README says so)',
     'curl ': "a request to TF Serving's REST API, which is not installed here",
+    'TF_CONFIG=': 'a cluster of machines: tests/test_distribute.py runs two workers on '
+                  '127.0.0.1',
 }
 IMAGE_MODEL = ['--crop_size=32', '--load_size=32', '--ngf=4', '--ndf=4',
                '--netG=resnet_6blocks', '--max_steps=2', '--print_freq=1', '--eval_num=2']
@@ -181,8 +183,14 @@ def _existing_run(argv):
 
 
 def _run_script(argv):
-    """Exit status and output of the script argv[0] run in this process."""
+    """Exit status and output of the script argv[0] run in this process (in
+    a subprocess with --num_replicas: its devices are set once per process)."""
     import importlib
+
+    if any(a.startswith('--num_replicas') for a in argv):
+        done = subprocess.run([sys.executable, str(ROOT / argv[0]), *argv[1:]],
+                              capture_output=True, text=True, timeout=600)
+        return done.returncode, done.stdout + done.stderr
 
     module = importlib.import_module(argv[0][:-3])
     out, err = io.StringIO(), io.StringIO()
