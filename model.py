@@ -148,16 +148,19 @@ class ImagePool:
         return state
 
     def load_state(self, state):
-        """Restores :meth:`state`'s arrays; a missing one keeps its part
-        (a pool regrouped for another number of replicas)."""
-        if 'rng' in state:  # first: a bad state leaves the pool as it was
-            self.rng.bit_generator.state = json.loads(str(state['rng']))
+        """Restores :meth:`state`'s arrays. An empty state keeps the pool as
+        it is (a replica added since the save); an empty 'rng' keeps this
+        pool's generator (a pool regrouped for another number of replicas);
+        a state without 'rng' raises KeyError (it is not a pool's)."""
+        if not state:
+            return
+        rng = str(state['rng'])
+        if rng:  # first: a bad state leaves the pool as it was
+            self.rng.bit_generator.state = json.loads(rng)
         if 'images' in state:
             images = list(state['images'])
         else:  # a pool of images of different sizes: one array each
             count = len([key for key in state if key.startswith('image_')])
-            if not count:
-                return
             images = [state[f'image_{i}'] for i in range(count)]
         self.images = [np.asarray(image) for image in images][:self.size]
 
@@ -583,8 +586,8 @@ class CycleGAN(Model):
             for r, state in enumerate(regrouped):
                 mine = images[r::count]
                 state[key + 'images'] = np.stack(mine) if mine else np.zeros([0])
-                if r < len(states) and key + 'rng' in states[r]:
-                    state[key + 'rng'] = states[r][key + 'rng']
+                saved = r < len(states) and key + 'rng' in states[r]
+                state[key + 'rng'] = states[r][key + 'rng'] if saved else np.array('')
         return regrouped
 
 

@@ -89,10 +89,13 @@ def test_pools_are_saved_per_replica_and_regrouped_for_another_count():
     assert len(merged[0]['pool_A/images']) == 5 and str(merged[0]['pool_A/rng']) == 'r0'
     split = models.CycleGAN.regroup_host_states([pool_state(3, 'r0')], 2)  # 1 -> 2
     assert [len(s['pool_A/images']) for s in split] == [2, 1]
-    assert 'pool_A/rng' in split[0] and 'pool_A/rng' not in split[1]
+    assert str(split[0]['pool_A/rng']) == 'r0' and str(split[1]['pool_A/rng']) == ''
     pool = models.ImagePool(2)
-    pool.load_state({'images': split[1]['pool_A/images']})  # no generator: keeps its own
-    assert len(pool.images) == 1
+    before = pool.rng.bit_generator.state
+    pool.load_state({'images': split[1]['pool_A/images'], 'rng': split[1]['pool_A/rng']})
+    assert len(pool.images) == 1 and pool.rng.bit_generator.state == before  # keeps its own
+    with pytest.raises(KeyError):  # images alone are not a pool's state
+        pool.load_state({'images': split[1]['pool_A/images']})
     feed = distribute.feed_dict([_View('x'), _View('y')], {'A': np.arange(3)[:, None]})
     assert [v.tolist() for v in feed.values()] == [[[0], [1]], [[2]]]
     feed = distribute.feed_dict([_View('x'), _View('y')], {'A': np.arange(1)[:, None]})

@@ -279,7 +279,7 @@ def test_a_corrupt_or_foreign_host_state_starts_the_pools_empty(graph, tmp_path,
         assert fresh.pool.images == []
         assert f'model.ckpt-1.host.npz {why}' in caplog.text
         assert 'the image pools start empty' in caplog.text
-        assert len(caplog.records) == 1
+        assert len([r for r in caplog.records if r.name == 'runtime']) == 1
 
 
 def test_a_truncated_data_file_falls_back_to_the_checkpoint_before(graph, tmp_path, caplog):
