@@ -312,7 +312,10 @@ def test_sigkill_at_any_moment_leaves_a_checkpoint_that_loads(tmp_path, data_roo
                    if np.issubdtype(np.asarray(v).dtype, np.floating))
         host = runs.load_host_state(path)
         assert host is None or 'model/pool_A/images' in host
-    step = runs.step_of(latest_checkpoint(run_dir))
+    # A kill after a checkpoint's files but before checkpoints/checkpoint names
+    # it leaves a newer complete one: resuming takes the newest complete one.
+    newest = runtime.complete_checkpoints(runs.checkpoint_dir(run_dir))[0][-1]
+    step = runs.step_of(newest)
     out = _capture(lambda: train.main(args + [f'--max_steps={step + 1}']))
     assert f'(step {step}, ' in out and runs.step_of(latest_checkpoint(run_dir)) == step + 1
 
