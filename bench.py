@@ -164,11 +164,7 @@ def bench_train(cfg, bench):
     tf1 = tf.compat.v1
     graph = tf.Graph()
     with graph.as_default():
-        if setup.distributed:
-            with setup.strategy.scope():
-                net = models.create(cfg)
-        else:
-            net = models.create(cfg)
+        net = models.create(cfg, setup)
         init_op = tf1.global_variables_initializer()
     graph.finalize()
     batch = {key: random_images(rng, placeholder, cfg.batch_size * setup.local_replicas,

@@ -283,8 +283,9 @@ class Config(Settings):
                              'with TF_CONFIG, the GPUs of each worker (one CPU replica each)',
                           min=1)
     amp = Option(False, 'mixed precision on a GPU: float16 where safe by TensorFlow\'s graph '
-                        'rewrite (auto_mixed_precision; no loss scaling yet); accepted on a '
-                        'CPU, where it does nothing')
+                        'rewrite (auto_mixed_precision), with dynamic loss scaling (a step '
+                        'whose gradients overflow is skipped); accepted on a CPU, where it '
+                        'does nothing')
     xla = Option(False, 'compile the training graph with XLA on a GPU (global_jit_level '
                         'ON_1; accepted on a CPU, where it does nothing)')
     worker_timeout = Option(600, 'with TF_CONFIG: seconds a worker waits on the others in a '

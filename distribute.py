@@ -39,7 +39,17 @@ What is per replica and what is shared:
   config.json); the others write into a temporary folder they remove.
   On a resume the chief restores the checkpoint and every worker then
   takes the chief's variables (:func:`sync_from_chief`): the others need
-  no access to the run folder. Their image pools start empty.
+  no access to the run folder. Their image pools start empty. With
+  --eval_freq the chief scores its checkpoints alone; the others wait for
+  it at the next step (within --worker_timeout).
+- --amp on a GPU: TensorFlow's auto_mixed_precision graph rewrite runs
+  what is safe in float16, and each gradient computation of the model
+  (one per group of networks sharing a loss) has a dynamic loss scale
+  (:func:`dynamic_loss_scale`, TensorFlow's own): the loss is multiplied by
+  it and the gradients divided by it; a step whose gradients are not
+  finite on any replica is skipped on every replica and halves the scale
+  (:func:`apply_if_finite`). The scales are saved in the checkpoints but a
+  checkpoint may lack them (runtime.PartialRestore).
 - A dead worker: a step that waits on the others longer than
   ``--worker_timeout`` seconds fails (the session's operation timeout);
   train.py stops with one line and exit status 1.
@@ -109,6 +119,7 @@ class Setup:
         self.num_replicas = local_replicas * num_workers
         self.is_chief, self.devices, self.gpu = worker == 0, devices, gpu
         self.server = server  # kept alive as long as the session needs it
+        self.sync_op = None  # train.build's sync_from_chief, with several workers
 
     @property
     def distributed(self):
@@ -117,6 +128,11 @@ class Setup:
     @property
     def multi_worker(self):
         return self.num_workers > 1
+
+    def mixed_precision(self, cfg):
+        """Whether --amp applies: float16 by the graph rewrite (session_config)
+        with dynamic loss scaling (model.Model's loss_scaling); on a GPU only."""
+        return self.gpu and cfg.amp
 
 
 def configure(cfg, environ=None):
@@ -206,7 +222,7 @@ def session_config(cfg, setup, *, base):
         proto = setup.strategy.update_config_proto(proto)
     if setup.distributed and _is_multi_worker(setup.strategy):
         proto.operation_timeout_in_ms = cfg.worker_timeout * 1000
-    if setup.gpu and cfg.amp:
+    if setup.mixed_precision(cfg):
         rewrite = proto.graph_options.rewrite_options
         rewrite.auto_mixed_precision = rewrite.ON
     if setup.gpu and cfg.xla:
@@ -295,7 +311,7 @@ def _view(model, replica):
     return view  # view.optimizers is the model's: one optimizer per network
 
 
-def mean_loss_scale(loss):
+def replica_share(loss):
     """``loss`` divided by the number of replicas in sync, inside a replica
     of a strategy (the optimizers sum the replicas' gradients); ``loss``
     itself on one device."""
@@ -304,6 +320,63 @@ def mean_loss_scale(loss):
     replicas = tf.distribute.get_replica_context().num_replicas_in_sync
     return loss if replicas == 1 else tf.math.divide(loss, float(replicas),
                                                      name='per_replica_share')
+
+
+# ------------------------------------------------------ mixed precision
+
+
+def dynamic_loss_scale():
+    """TensorFlow's v1 dynamic loss scale, as its graph-rewrite mixed
+    precision optimizer uses it: 2^15 at first, halved at every step whose
+    gradients overflow (that step is skipped), doubled after 2000 steps
+    without an overflow. Its two variables are in the collection
+    runtime.OPTIONAL_VARIABLES."""
+    import tensorflow as tf
+
+    tf1 = tf.compat.v1
+    before = {id(v) for v in tf1.global_variables()}
+    scale = tf1.mixed_precision.DynamicLossScale()
+    for variable in tf1.global_variables():
+        if id(variable) not in before:
+            tf1.add_to_collection(runtime.OPTIONAL_VARIABLES, variable)
+    return scale
+
+
+def scaled_gradients(loss, variables, scale, *, name):
+    """The gradients of ``loss`` with respect to ``variables``; with a loss
+    ``scale`` (dynamic_loss_scale), computed on loss x scale and divided by
+    it (a power of two: exact where nothing overflows)."""
+    import tensorflow as tf
+
+    if scale is None:
+        return tf.gradients(loss, variables, name=name)
+    factor = scale()
+    grads = tf.gradients(tf.math.multiply(loss, factor, name='scaled_loss'), variables,
+                         name=name)
+    with tf.name_scope('unscaled/'):
+        return [None if g is None else tf.math.divide(g, factor) for g in grads]
+
+
+def apply_if_finite(scale, apply, grads, after):
+    """``apply(grads, after)`` (the optimizers' updates, built in a replica
+    context) when every replica's ``grads`` are finite; otherwise none, on
+    every replica. Either way the loss ``scale`` is updated. Works on one
+    device (TensorFlow's default strategy) and with replicas: in the
+    strategy's merge, as TensorFlow's loss-scale optimizer does, so the
+    replicas all skip or all apply and their weights stay equal."""
+    import tensorflow as tf
+
+    def merge(strategy, grads, after):
+        update_scale, finite = scale.update(grads)
+
+        def updates():
+            return strategy.group(strategy.extended.call_for_each_replica(
+                apply, args=(grads, after)))
+
+        with tf.name_scope('apply_if_finite/'):
+            return tf.group(tf.cond(finite, updates, tf.no_op), update_scale)
+
+    return tf.distribute.get_replica_context().merge_call(merge, args=(grads, after))
 
 
 def feed_dict(replicas, batch):
@@ -414,6 +487,8 @@ def scratch_config(cfg):
 class WorkerCheckpoints(runtime.Checkpoints):
     """The checkpoints of a worker other than the chief: it restores
     nothing of its own (it takes the chief's variables) and saves nothing."""
+
+    writes = False
 
     def save(self, sess, net, step, epoch_start):
         self.last_step = step

@@ -257,6 +257,10 @@ class Model(abc.ABC):
     epoch: the toy GAN's discriminator accuracy and decision surface).
     A model is found by name through its entry in registry.py.
 
+    ``loss_scaling`` (--amp on a GPU; :func:`create` decides) gives each
+    :meth:`_minimize` a dynamic loss scale (distribute.py): float16
+    gradients neither underflow nor, when they overflow, reach the weights.
+
     Built inside a tf.distribute strategy's scope (train.py's --num_replicas
     and TF_CONFIG), ``_build`` runs once per replica on a view of the model
     (distribute.build_replicas): ``replica`` is the view's index,
@@ -269,8 +273,8 @@ class Model(abc.ABC):
     TRANSLATIONS, RECONSTRUCTIONS, GENERATORS = {}, {}, {}
     replica, replicas, num_replicas = 0, (), 1  # one device (see distribute.py)
 
-    def __init__(self, cfg):
-        self.cfg = cfg
+    def __init__(self, cfg, *, loss_scaling=False):
+        self.cfg, self.loss_scaling, self.loss_scales = cfg, loss_scaling, {}
         tf1.get_default_graph().seed = cfg.seed
         self.networks, self.losses, self.optimizers, self.var_lists = {}, {}, {}, {}
         self.visuals, self.visual_rows = {}, []
@@ -349,31 +353,55 @@ class Model(abc.ABC):
         variables, applying the gradients of ``loss`` computed once for all
         of them (separate minimize calls would backpropagate once each).
         The updates run after the ops in ``after``, and after the networks'
-        batch-norm moving-average updates. Returns the grouped update op."""
+        batch-norm moving-average updates. Returns the grouped update op.
+
+        With ``loss_scaling`` (--amp on a GPU) the loss is multiplied by a
+        dynamic loss scale of these networks before backpropagation and the
+        gradients divided by it after (:func:`distribute.scaled_gradients`):
+        float16 gradients then neither underflow nor, when a step does
+        overflow, corrupt the weights: that step's updates are skipped."""
         var_lists = [network.variables for network in networks]
+        group = '_'.join(network.name for network in networks)
         with tf.name_scope('optimizers/'):
             flat = [v for variables in var_lists for v in variables]
             # With replicas, each one's share: the optimizers sum the gradients.
-            loss = distribute.mean_loss_scale(loss)
-            grads = tf.gradients(loss, flat, name='gradients_' + '_'.join(
-                network.name for network in networks))
+            loss = distribute.replica_share(loss)
+            scale = self._loss_scale(group) if self.loss_scaling else None
+            grads = distribute.scaled_gradients(loss, flat, scale, name='gradients_' + group)
             missing = [v.name for v, g in zip(flat, grads) if g is None]
             if missing:
                 raise ValueError(f'the loss does not depend on {missing[0]}')
+            for network, variables in zip(networks, var_lists):
+                if network.name not in self.optimizers:  # one per network, for all replicas
+                    self.optimizers[network.name] = tf1.train.AdamOptimizer(
+                        self.learning_rate, self.cfg.beta1, name=f'Adam_{network.name}')
+                self.var_lists[network.name] = variables
             updates = [op for network in networks for op in network.update_ops]
-            applied, start = [], 0
-            with tf.control_dependencies(list(after) + updates):
-                for network, variables in zip(networks, var_lists):
-                    name = network.name
-                    pairs = list(zip(grads[start:start + len(variables)], variables))
-                    start += len(variables)
-                    # One optimizer per network, shared by the replicas.
-                    optimizer = self.optimizers.get(name) or tf1.train.AdamOptimizer(
-                        self.learning_rate, self.cfg.beta1, name=f'Adam_{name}')
-                    with tf.name_scope(f'Adam_{name}'):  # names its beta powers
-                        applied.append(optimizer.apply_gradients(pairs))
-                    self.optimizers[name], self.var_lists[name] = optimizer, variables
-            return tf.group(applied)
+
+            def apply(grads, after):
+                applied, start = [], 0
+                with tf.control_dependencies(after):
+                    for network, variables in zip(networks, var_lists):
+                        pairs = list(zip(grads[start:start + len(variables)], variables))
+                        start += len(variables)
+                        # Names its beta powers; absolute, as a loss-scaled
+                        # apply runs in a branch of a cond, a graph of its own.
+                        with tf.name_scope(f'optimizers/Adam_{network.name}/'):
+                            applied.append(self.optimizers[network.name].apply_gradients(pairs))
+                return tf.group(applied)
+
+            if scale is None:
+                return apply(grads, list(after) + updates)
+            return distribute.apply_if_finite(scale, apply, grads, list(after) + updates)
+
+    def _loss_scale(self, group):
+        """The dynamic loss scale of the networks ``group``, created once
+        (the replicas share it), saved with the checkpoints but optional in
+        them (runtime.OPTIONAL_VARIABLES): a run without --amp resumes with it."""
+        if group not in self.loss_scales:
+            with tf.name_scope(f'optimizers/loss_scale_{group}/'):  # any replica's
+                self.loss_scales[group] = distribute.dynamic_loss_scale()
+        return self.loss_scales[group]
 
     def _count_step(self, *, after):
         """Increments global_step once, after ``after``; returns the op that
@@ -859,8 +887,8 @@ class ToyGAN(Model):
     No visuals (no images).
     """
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
+    def __init__(self, cfg, **kwargs):
+        super().__init__(cfg, **kwargs)
         with tf.name_scope('summaries/'):
             metrics = [tf.raw_ops.ScalarSummary(tags=f'metric/{name}', values=value, name=name)
                        for name, value in self.metrics.items()]
@@ -970,7 +998,15 @@ class ToyGAN(Model):
             return metrics, {'toy_gan': np.asarray(image.convert('RGB'))}
 
 
-def create(cfg):
+def create(cfg, setup=None):
     """Builds the model of ``cfg.model`` (its class in registry.py) into the
-    default graph."""
-    return registry.of(cfg).model_class(cfg)
+    default graph; with a ``setup`` (distribute.Setup), in its strategy's
+    scope when it has one, and with loss scaling when --amp applies."""
+    model_class = registry.of(cfg).model_class
+    if setup is None:
+        return model_class(cfg)
+    loss_scaling = setup.mixed_precision(cfg)
+    if setup.distributed:
+        with setup.strategy.scope():
+            return model_class(cfg, loss_scaling=loss_scaling)
+    return model_class(cfg, loss_scaling=loss_scaling)

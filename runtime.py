@@ -30,6 +30,9 @@ INPUT_OP_ERRORS = ('NotFoundError', 'PermissionDeniedError', 'DataLossError',
 # (losses of about 0.01-10 with their lambdas, a WGAN critic's of 1e1-1e3;
 # weights of about 0.01-10 from an N(0, 0.02) or Xavier start) and far below
 # float32's overflow. Constants, not options: no run needs others.
+# The collection of variables a checkpoint may lack (--amp's loss scales):
+# a checkpoint saved without them restores the others (PartialRestore).
+OPTIONAL_VARIABLES = 'optional_variables'
 MAX_LOSS = 1e6
 MAX_WEIGHT = 1e4
 
@@ -99,10 +102,12 @@ def session_config(*, training=True):
     return proto
 
 
-def restore_checkpoint(sess, saver, variables, path):
+def restore_checkpoint(sess, saver, variables, path, *, partial=None):
     """Restores ``path`` with ``saver`` (of ``variables``), first checking
-    that it holds each of them with its shape. Raises runs.CheckpointError
-    for an incomplete or unreadable checkpoint, RunError for one of another
+    that it holds each of them with its shape; with ``partial``
+    (PartialRestore), a checkpoint lacking the optional variables restores
+    the others and initializes those. Raises runs.CheckpointError for an
+    incomplete or unreadable checkpoint, RunError for one of another
     architecture."""
     import tensorflow as tf
 
@@ -114,14 +119,46 @@ def restore_checkpoint(sess, saver, variables, path):
     except (tf.errors.OpError, ValueError) as e:
         raise runs.CheckpointError(f'cannot read checkpoint {path} ({runs.one_line(e)})') \
             from None
-    why = runs.mismatch(saved, {v.op.name: v.shape.as_list() for v in variables})
+    lacking = partial.names - set(saved) if partial else set()
+    why = runs.mismatch(saved, {v.op.name: v.shape.as_list() for v in variables
+                                if v.op.name not in lacking})
     if why:
         raise runs.RunError(f'{path} is a checkpoint of another architecture: {why}')
     try:
-        saver.restore(sess, path)
+        if lacking:
+            partial.saver.restore(sess, path)
+            sess.run(partial.initialize)
+        else:
+            saver.restore(sess, path)
     except tf.errors.OpError as e:  # e.g. its data file is missing or truncated
         raise runs.CheckpointError(f'cannot restore checkpoint {path} ({runs.one_line(e)})') \
             from None
+
+
+class PartialRestore:
+    """How a checkpoint saved without the graph's optional variables
+    (collection OPTIONAL_VARIABLES: the loss scales of a run resumed with
+    --amp) is restored: ``saver``, a Saver of all the other variables, then
+    ``initialize``, the optional ones' initializer. :meth:`of_graph` builds
+    it in the default graph before it is finalized, or returns None when
+    the graph has no optional variables."""
+
+    def __init__(self, names, saver, initialize):
+        self.names, self.saver, self.initialize = names, saver, initialize
+
+    @classmethod
+    def of_graph(cls):
+        import tensorflow as tf
+
+        tf1 = tf.compat.v1
+        optional = tf1.get_collection(OPTIONAL_VARIABLES)
+        if not optional:
+            return None
+        names = {v.op.name for v in optional}
+        with tf.name_scope('partial_restore/'):
+            saver = tf1.train.Saver([v for v in tf1.global_variables()
+                                     if v.op.name not in names], save_relative_paths=True)
+            return cls(names, saver, tf1.variables_initializer(optional))
 
 
 def complete_checkpoints(directory):
@@ -340,9 +377,11 @@ class Checkpoints:
     stays the latest, whole.
     """
 
-    def __init__(self, cfg, saver, weights):
+    writes = True  # it writes checkpoints (distribute.WorkerCheckpoints does not)
+
+    def __init__(self, cfg, saver, weights, *, partial=None):
         self.cfg, self.dir = cfg, runs.checkpoint_dir(cfg.run_dir)
-        self.saver, self.weights = saver, weights
+        self.saver, self.weights, self.partial = saver, weights, partial
         self.last_step = None
         self.config_saved = False
 
@@ -372,7 +411,8 @@ class Checkpoints:
         path, failed = None, []
         for candidate in reversed(complete):
             try:
-                restore_checkpoint(sess, self.saver, tf1.global_variables(), candidate)
+                restore_checkpoint(sess, self.saver, tf1.global_variables(), candidate,
+                                   partial=self.partial)
             except runs.CheckpointError as e:
                 failed.append((candidate, runs.one_line(e)))
                 continue

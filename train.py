@@ -20,6 +20,7 @@ run in use, a full disk (one line on stderr); 130 interrupted before the
 first step.
 """
 
+import collections
 import contextlib
 import os
 import signal
@@ -160,7 +161,9 @@ class Loop:
         self.epochs = cfg.n_epochs + cfg.n_epochs_decay
         self.total = total_steps(cfg, pipeline.steps_per_epoch)
         self.step = self.epoch = self.epoch_start = 0
-        self.quality = Quality(cfg) if getattr(cfg, 'eval_freq', 0) else None
+        # --eval_freq scores the checkpoints written: the chief's, with several workers.
+        self.quality = Quality(cfg) if getattr(cfg, 'eval_freq', 0) and checkpoints.writes \
+            else None
 
     def run(self):
         """Trains from self.step to self.total; returns the signal that
@@ -322,35 +325,40 @@ def _grid(images, visual_rows, max_items=4):
     return visuals.grid(rows, [names for _ in range(n) for names in visual_rows])
 
 
+Built = collections.namedtuple(
+    'Built', 'graph pipeline net saver partial weights init_op summary')
+
+
 def build(cfg, dataset_root, setup=None):
-    """The training graph: (graph, pipeline, model, saver, weight check
-    (runtime.WeightCheck), init op, image summary); the graph is finalized.
-    With a distributed ``setup`` (distribute.Setup) the pipeline reads the
-    global batches of this worker's replicas and the model is built in the
-    strategy's scope; ``setup.sync_op`` is then built too."""
+    """The training graph, finalized, as a Built: graph, pipeline, model,
+    saver, partial (runtime.PartialRestore or None), weight check
+    (runtime.WeightCheck), init op, image summary (tag and image
+    placeholders, summary op). With a distributed ``setup``
+    (distribute.Setup) the pipeline reads the global batches of this
+    worker's replicas and the model is built in the strategy's scope;
+    ``setup.sync_op`` is then built too."""
+    import model as models
+
     tf = runtime.graph_mode()
     tf1 = tf.compat.v1
     spec = registry.of(cfg)
     graph = tf.Graph()
-    strategy = setup.strategy if setup and setup.distributed else None
+    setup = setup or distribute.Setup()
     with graph.as_default():
         with tf.name_scope('data'):
-            if strategy:  # replicas x batch_size examples, this worker's share
+            if setup.distributed:  # replicas x batch_size examples, this worker's share
                 pipeline = distribute.shard_pipeline(spec.model_class.input_pipeline(
                     cfg.replace(batch_size=cfg.batch_size * setup.local_replicas),
                     dataset_root), setup)
             else:
                 pipeline = spec.model_class.input_pipeline(cfg, dataset_root)
         try:
-            if strategy:
-                with strategy.scope():
-                    net = spec.model_class(cfg)
-                    setup.sync_op = distribute.sync_from_chief() if setup.multi_worker \
-                        else None
-            else:
-                net = spec.model_class(cfg)
+            net = models.create(cfg, setup)
         except ValueError as e:  # a shape constraint of the networks, at build time
             raise config.ConfigError(str(e)) from None
+        if setup.multi_worker:
+            with setup.strategy.scope():
+                setup.sync_op = distribute.sync_from_chief()
         with tf.name_scope('summaries/'):
             tag = tf1.placeholder(tf.string, [], name='image_tag')
             image = tf1.placeholder(tf.uint8, [None, None, 3], name='image')
@@ -359,16 +367,19 @@ def build(cfg, dataset_root, setup=None):
         with tf.name_scope('checks/'):
             weights = runtime.WeightCheck()
         saver = tf1.train.Saver(max_to_keep=cfg.keep_checkpoints, save_relative_paths=True)
+        partial = runtime.PartialRestore.of_graph()
         init_op = tf1.global_variables_initializer()
     graph.finalize()  # nothing can add ops per step: a growing graph is a slow leak
-    return graph, pipeline, net, saver, weights, init_op, (tag, image, image_summary)
+    return Built(graph, pipeline, net, saver, partial, weights, init_op,
+                 (tag, image, image_summary))
 
 
 def train(cfg, changes, dataset_root):
     """Trains ``cfg`` in cfg.run_dir from its latest checkpoint; returns the exit status."""
     runtime.Checkpoints.check(cfg.run_dir)
     setup = distribute.configure(cfg)  # before TensorFlow sets up its devices
-    graph, pipeline, net, saver, weights, init_op, summary = build(cfg, dataset_root, setup)
+    built = build(cfg, dataset_root, setup)
+    graph, pipeline, net, init_op = built.graph, built.pipeline, built.net, built.init_op
     import tensorflow as tf
 
     tf1 = tf.compat.v1
@@ -379,7 +390,7 @@ def train(cfg, changes, dataset_root):
     if new:  # a resumed run saves its settings with its checkpoints
         cfg.save(config_file)
     checkpoints = (runtime.Checkpoints if setup.is_chief else distribute.WorkerCheckpoints)(
-        cfg, saver, weights)
+        cfg, built.saver, built.weights, partial=built.partial)
     if cfg.verbose:
         _print_networks(net)
     session_config = distribute.session_config(cfg, setup, base=runtime.session_config())
@@ -406,7 +417,7 @@ def train(cfg, changes, dataset_root):
         writer.add_graph(None, graph_def=graph.as_graph_def(add_shapes=True))  # no meta graph
         if step:  # TensorBoard drops what an interrupted session logged after the checkpoint
             writer.add_session_log(tf1.SessionLog(status=tf1.SessionLog.START), step)
-        tag, image, image_summary = summary
+        tag, image, image_summary = built.summary
         loop = Loop(cfg, sess, net, pipeline, checkpoints, writer,
                     lambda name, array: sess.run(image_summary, {tag: name, image: array}))
         loop.step, loop.epoch, loop.epoch_start = step, epoch, epoch_start
