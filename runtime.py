@@ -294,8 +294,11 @@ def run_command(program, body, argv):
     OSError such as a folder that cannot be written) or TensorFlow's of the
     input or the machine (tensorflow_error_line); 130 for Ctrl-C before the
     body handles it itself. Any other exception is a bug and shows its
-    traceback.
+    traceback. The lines name the command as it was called (``argv[0]``:
+    cyclegan-train for the installed command), else ``program``.
     """
+    if argv and argv[0] and not argv[0].startswith('-'):
+        program = os.path.basename(argv[0])
     try:
         return body(argv)
     except USER_ERRORS + (OSError,) as e:

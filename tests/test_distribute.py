@@ -16,22 +16,15 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 from test_train import ROOT, latest_checkpoint, make_data_root, read_events, tiny_args
 
 import config
-import datasets
 import distribute
 import model as models
-import runs
-import runtime
 import sample
 import train
 
-tf1 = tf.compat.v1
-
-TINY_MODEL = dict(crop_size=32, load_size=32, ngf=4, ndf=4, netG='resnet_6blocks', pool_size=0)
 LOSSES = ('G_A', 'G_B', 'cycle_A', 'cycle_B', 'idt_A', 'idt_B', 'D_A', 'D_B')
 
 
@@ -249,141 +242,6 @@ def test_cpu_settings_and_bad_replica_counts(monkeypatch):
     monkeypatch.setenv('TF_CONFIG', tf_config([1, 2], 0))
     with pytest.raises(config.ConfigError, match='one replica'):
         distribute.configure(config.CycleGANConfig(num_replicas=2))
-
-
-# ------------------------------------------------------------ mixed precision
-
-
-def _cyclegan(loss_scaling):
-    """A tiny CycleGAN graph, finalized: (graph, model, saver, partial restore, session)."""
-    graph = tf.Graph()
-    with graph.as_default():
-        net = models.CycleGAN(config.CycleGANConfig(**TINY_MODEL), loss_scaling=loss_scaling)
-        saver = tf1.train.Saver()
-        partial = runtime.PartialRestore.of_graph()
-        init = tf1.global_variables_initializer()
-        scales = [v for v in tf1.get_collection(runtime.OPTIONAL_VARIABLES)
-                  if 'current_loss_scale' in v.name]
-        overflow = tf.group([tf1.assign(v, 3e38) for v in scales])  # any loss x it is inf
-    graph.finalize()
-    sess = tf1.Session(graph=graph)
-    sess.run(init)
-    return graph, net, saver, partial, sess, overflow, scales
-
-
-def _values(graph, sess, exclude=()):
-    variables = [v for v in graph.get_collection('variables')
-                 if not any(word in v.name for word in exclude)]
-    return dict(zip([v.op.name for v in variables], sess.run(variables)))
-
-
-def test_loss_scaling_changes_no_update_where_nothing_overflows(tmp_path):
-    """--amp's loss scaling (built here on a CPU) multiplies the loss by 2^15
-    and divides the gradients by it: where nothing overflows, the same
-    updates as without it. A checkpoint without the loss scales restores
-    into the graph with them, and the other way round."""
-    plain, scaled = _cyclegan(False), _cyclegan(True)
-    assert runtime.PartialRestore.of_graph() is None and plain[3] is None
-    assert scaled[3].names == {'optimizers/loss_scale_G_A_G_B/current_loss_scale',
-                               'optimizers/loss_scale_G_A_G_B/good_steps',
-                               'optimizers/loss_scale_D_A_D_B/current_loss_scale',
-                               'optimizers/loss_scale_D_A_D_B/good_steps'}
-    start = plain[2].save(plain[4], str(tmp_path / 'plain' / runs.PREFIX), global_step=0,
-                          write_meta_graph=False)
-    graph, net, saver, partial, sess = scaled[:5]
-    runtime.restore_checkpoint(sess, saver, graph.get_collection('variables'), start,
-                               partial=partial)
-    rng = np.random.default_rng(0)
-    for _ in range(3):
-        batch = {key: rng.uniform(-1, 1, [1, 32, 32, 3]).astype(np.float32) for key in 'AB'}
-        expected = plain[1].train_step(plain[4], batch)['losses']
-        got = net.train_step(sess, batch)['losses']
-        for name in expected:
-            np.testing.assert_allclose(got[name], expected[name], rtol=1e-6, err_msg=name)
-    weights = _values(plain[0], plain[4])
-    for name, value in _values(graph, sess, exclude=['loss_scale']).items():
-        np.testing.assert_allclose(value, weights[name], rtol=1e-5, atol=1e-7, err_msg=name)
-    assert sess.run(scaled[6]) == [2.0 ** 15] * 2
-    back = saver.save(sess, str(tmp_path / 'scaled' / runs.PREFIX), global_step=3,
-                      write_meta_graph=False)
-    runtime.restore_checkpoint(plain[4], plain[2], plain[0].get_collection('variables'), back)
-    for s in (plain[4], sess):
-        s.close()
-
-
-def test_an_overflowing_step_is_skipped_and_halves_the_scale():
-    graph, net, saver, partial, sess, overflow, scales = _cyclegan(True)
-    before = _values(graph, sess, exclude=['loss_scale', 'global_step'])
-    sess.run(overflow)
-    batch = {key: np.zeros([1, 32, 32, 3], np.float32) + 0.5 for key in 'AB'}
-    losses = net.train_step(sess, batch)['losses']
-    assert all(np.isfinite(v) for v in losses.values())  # the losses shown are unscaled
-    after = _values(graph, sess, exclude=['loss_scale', 'global_step'])
-    for name, value in before.items():  # weights, Adam's moments and beta powers
-        np.testing.assert_array_equal(after[name], value, err_msg=name)
-    assert sess.run(scales) == [np.float32(3e38) / 2] * 2
-    assert sess.run(net.global_step) == 1  # the iteration counts: the loop moves on
-    sess.close()
-
-
-REPLICA_OVERFLOW = '''
-import json, sys
-import numpy as np
-import tensorflow as tf
-import config, distribute, model
-cfg = config.CycleGANConfig(num_replicas=2, **json.loads(sys.argv[1]))
-setup = distribute.configure(cfg)
-tf1 = tf.compat.v1
-with setup.strategy.scope():
-    net = model.CycleGAN(cfg, loss_scaling=True)
-    init = tf1.global_variables_initializer()
-mirrored = [v for v in tf1.global_variables()
-            if 'loss_scale' not in v.name and 'global_step' not in v.name]
-parts = [list(setup.strategy.experimental_local_results(v)) for v in mirrored]
-def components():  # each variable's copies on the two devices
-    return [[a.tolist() for a in copies] for copies in sess.run(parts)]
-sess = tf1.Session()
-sess.run(init)
-batch = {k: np.full([2, 32, 32, 3], 0.5, np.float32) for k in 'AB'}
-batch['A'][0] = np.nan  # replica 0's gradients are not finite, replica 1's are
-start = components()
-net.train_step(sess, batch)
-skipped = components()
-batch['A'][0] = -0.5
-net.train_step(sess, batch)
-print(json.dumps({'unchanged': skipped == start,
-                  'in_step': all(a == b for a, b in components()),
-                  'moved': components() != start}))
-'''
-
-
-def test_replicas_all_skip_a_step_whose_gradients_are_not_finite_on_one():
-    """With 2 replicas (logical CPU devices, a subprocess), gradients that
-    are not finite on one replica skip the step on both, so their weights
-    stay equal; the next step updates both alike."""
-    result = subprocess.run([sys.executable, '-c', REPLICA_OVERFLOW, json.dumps(TINY_MODEL)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=240,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
-        'unchanged': True, 'in_step': True, 'moved': True}
-
-
-def test_a_run_resumes_with_amp_on_a_gpu_from_a_checkpoint_without_it(tmp_path):
-    """train.build with --amp on a GPU adds the loss scales; a checkpoint of
-    the run saved without --amp restores into it, the scales fresh."""
-    data_root = make_data_root(tmp_path / 'datasets')
-    assert train.main(tiny_args(tmp_path / 'runs', data_root, '--max_steps=1')) == 0
-    cfg, _ = train.parse(tiny_args(tmp_path / 'runs', data_root, '--amp'))
-    built = train.build(cfg, os.path.join(data_root, datasets.BUILTIN),
-                        distribute.Setup(gpu=True))  # on a CPU: scaling, no rewrite
-    assert built.net.loss_scaling and built.partial is not None
-    checkpoints = runtime.Checkpoints(cfg, built.saver, built.weights, partial=built.partial)
-    with tf1.Session(graph=built.graph) as sess:
-        step, *_ = checkpoints.restore(sess, built.net, built.init_op, 1)
-        scales = sess.run([v for v in built.graph.get_collection(runtime.OPTIONAL_VARIABLES)
-                           if 'current_loss_scale' in v.name])
-    assert step == 1 and scales == [2.0 ** 15] * 2
 
 
 def test_with_eval_freq_only_the_chief_scores_its_checkpoints(tmp_path, fixtures_dir):

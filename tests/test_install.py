@@ -120,6 +120,7 @@ def test_installed_presets_are_found_from_any_folder(installed, elsewhere):
                     'presets/quickstart.flags', f'--dataset={elsewhere / "none"}')
     assert result.returncode == 2
     assert result.stderr.count('\n') == 1 and 'no dataset folder' in result.stderr
+    assert result.stderr.startswith('cyclegan-train: error: ')  # the command's own name
 
 
 def test_python_api_is_the_package_and_one_copy_of_each_module(installed, elsewhere):
