@@ -220,6 +220,8 @@ def session_config(cfg, setup, *, base):
     proto.CopyFrom(base)
     if setup.distributed:
         proto = setup.strategy.update_config_proto(proto)
+        if not setup.gpu:  # a session with a config of its own sees one CPU device unless told
+            proto.device_count['CPU'] = max(proto.device_count['CPU'], setup.local_replicas)
     if setup.distributed and _is_multi_worker(setup.strategy):
         proto.operation_timeout_in_ms = cfg.worker_timeout * 1000
     if setup.mixed_precision(cfg):

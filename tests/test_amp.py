@@ -112,7 +112,9 @@ mirrored = [v for v in tf1.global_variables()
 parts = [list(setup.strategy.experimental_local_results(v)) for v in mirrored]
 def components():  # each variable's copies on the two devices
     return [[a.tolist() for a in copies] for copies in sess.run(parts)]
-sess = tf1.Session()
+import runtime
+sess = tf1.Session(config=distribute.session_config(cfg, setup, base=runtime.session_config()))
+devices = [d.name for d in sess.list_devices() if d.device_type == 'CPU']
 sess.run(init)
 batch = {k: np.full([2, 32, 32, 3], 0.5, np.float32) for k in 'AB'}
 batch['A'][0] = np.nan  # replica 0's gradients are not finite, replica 1's are
@@ -121,7 +123,7 @@ net.train_step(sess, batch)
 skipped = components()
 batch['A'][0] = -0.5
 net.train_step(sess, batch)
-print(json.dumps({'unchanged': skipped == start,
+print(json.dumps({'devices': len(devices), 'unchanged': skipped == start,
                   'in_step': all(a == b for a, b in components()),
                   'moved': components() != start}))
 '''
@@ -130,27 +132,37 @@ print(json.dumps({'unchanged': skipped == start,
 def test_replicas_all_skip_a_step_whose_gradients_are_not_finite_on_one():
     """With 2 replicas (logical CPU devices, a subprocess), gradients that
     are not finite on one replica skip the step on both, so their weights
-    stay equal; the next step updates both alike."""
+    stay equal; the next step updates both alike. The session train.py
+    makes sees both devices."""
     result = subprocess.run([sys.executable, '-c', REPLICA_OVERFLOW, json.dumps(TINY_MODEL)],
                             cwd=ROOT, capture_output=True, text=True, timeout=240,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {
-        'unchanged': True, 'in_step': True, 'moved': True}
+        'devices': 2, 'unchanged': True, 'in_step': True, 'moved': True}
 
 
 def test_a_run_resumes_with_amp_on_a_gpu_from_a_checkpoint_without_it(tmp_path):
     """train.build with --amp on a GPU adds the loss scales; a checkpoint of
     the run saved without --amp restores into it, the scales fresh."""
     data_root = make_data_root(tmp_path / 'datasets')
-    assert train.main(tiny_args(tmp_path / 'runs', data_root, '--max_steps=1')) == 0
-    cfg, _ = train.parse(tiny_args(tmp_path / 'runs', data_root, '--amp'))
-    built = train.build(cfg, os.path.join(data_root, datasets.BUILTIN),
-                        distribute.Setup(gpu=True))  # on a CPU: scaling, no rewrite
-    assert built.net.loss_scaling and built.partial is not None
-    checkpoints = runtime.Checkpoints(cfg, built.saver, built.weights, partial=built.partial)
+    dataset_root = os.path.join(data_root, datasets.BUILTIN)
+
+    def checkpoints(*flags, setup=None):
+        cfg, _ = train.parse(tiny_args(tmp_path / 'runs', data_root, *flags))
+        built = train.build(cfg, dataset_root, setup)
+        return built, runtime.Checkpoints(cfg, built.saver, built.weights,
+                                          partial=built.partial)
+
+    plain, saving = checkpoints()
+    assert plain.partial is None
+    with tf1.Session(graph=plain.graph) as sess:
+        sess.run(plain.init_op)
+        assert saving.save(sess, plain.net, 1, 0).endswith('model.ckpt-1')
+    built, restoring = checkpoints('--amp', setup=distribute.Setup(gpu=True))
+    assert built.net.loss_scaling and built.partial is not None  # on a CPU: no rewrite
     with tf1.Session(graph=built.graph) as sess:
-        step, *_ = checkpoints.restore(sess, built.net, built.init_op, 1)
+        path = restoring.restore(sess, built.net, built.init_op, 1)[3]
         scales = sess.run([v for v in built.graph.get_collection(runtime.OPTIONAL_VARIABLES)
                            if 'current_loss_scale' in v.name])
-    assert step == 1 and scales == [2.0 ** 15] * 2
+    assert path.endswith('model.ckpt-1') and scales == [2.0 ** 15] * 2
