@@ -30,11 +30,11 @@ INPUT_OP_ERRORS = ('NotFoundError', 'PermissionDeniedError', 'DataLossError',
 # (losses of about 0.01-10 with their lambdas, a WGAN critic's of 1e1-1e3;
 # weights of about 0.01-10 from an N(0, 0.02) or Xavier start) and far below
 # float32's overflow. Constants, not options: no run needs others.
+MAX_LOSS = 1e6
+MAX_WEIGHT = 1e4
 # The collection of variables a checkpoint may lack (--amp's loss scales):
 # a checkpoint saved without them restores the others (PartialRestore).
 OPTIONAL_VARIABLES = 'optional_variables'
-MAX_LOSS = 1e6
-MAX_WEIGHT = 1e4
 
 logger = logging.getLogger(__name__)
 
