@@ -49,7 +49,7 @@ APPENDED = {
     'evaluate.py': ['--num_test=2'],
     'bench.py': ['--crop_size=32', '--load_size=36', '--ngf=4', '--ndf=4',
                  '--netG=resnet_6blocks', '--iters=1', '--warmup=0', '--infer_batch_size=1',
-                 '--rounds=1', '--feature_images=2', '--feature_batch=2'],
+                 '--rounds=1', '--feature_images=0'],  # test_train times the features
 }
 FID_WEIGHTS = 'pt_inception-2015-12-05_from_nvlabs_noFC.pth'
 # The README's stand-ins, and what they stand for here.
