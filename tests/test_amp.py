@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import tensorflow as tf
@@ -25,7 +26,9 @@ TINY_MODEL = dict(crop_size=32, load_size=32, ngf=4, ndf=4, netG='resnet_6blocks
 
 
 def _cyclegan(loss_scaling):
-    """A tiny CycleGAN graph, finalized: (graph, model, saver, partial restore, session)."""
+    """A tiny CycleGAN graph, finalized, in a session: its graph, net, saver,
+    partial (restore), sess, overflow (an op setting the loss scales to 3e38)
+    and scales (their variables)."""
     graph = tf.Graph()
     with graph.as_default():
         net = models.CycleGAN(config.CycleGANConfig(**TINY_MODEL), loss_scaling=loss_scaling)
@@ -40,13 +43,16 @@ def _cyclegan(loss_scaling):
     options.graph_options.rewrite_options.disable_meta_optimizer = True
     sess = tf1.Session(graph=graph, config=options)
     sess.run(init)
-    return graph, net, saver, partial, sess, overflow, scales
+    return types.SimpleNamespace(graph=graph, net=net, saver=saver, partial=partial, sess=sess,
+                                 overflow=overflow, scales=scales)
 
 
-def _values(graph, sess, exclude=()):
-    variables = [v for v in graph.get_collection('variables')
+def _values(built, exclude=()):
+    """name -> value of the variables of ``built`` (_cyclegan) whose names
+    contain none of the words ``exclude``."""
+    variables = [v for v in built.graph.get_collection('variables')
                  if not any(word in v.name for word in exclude)]
-    return dict(zip([v.op.name for v in variables], sess.run(variables)))
+    return dict(zip([v.op.name for v in variables], built.sess.run(variables)))
 
 
 def test_loss_scaling_changes_no_update_where_nothing_overflows_and_skips_one_that_does(
@@ -57,43 +63,43 @@ def test_loss_scaling_changes_no_update_where_nothing_overflows_and_skips_one_th
     into the graph with them, and the other way round. A step whose
     gradients overflow changes no weight and halves the scale."""
     plain, scaled = _cyclegan(False), _cyclegan(True)
-    assert runtime.PartialRestore.of_graph() is None and plain[3] is None
-    assert scaled[3].names == {'optimizers/loss_scale_G_A_G_B/current_loss_scale',
-                               'optimizers/loss_scale_G_A_G_B/good_steps',
-                               'optimizers/loss_scale_D_A_D_B/current_loss_scale',
-                               'optimizers/loss_scale_D_A_D_B/good_steps'}
-    start = plain[2].save(plain[4], str(tmp_path / 'plain' / runs.PREFIX), global_step=0,
-                          write_meta_graph=False)
-    graph, net, saver, partial, sess = scaled[:5]
-    runtime.restore_checkpoint(sess, saver, graph.get_collection('variables'), start,
-                               partial=partial)
+    assert plain.partial is None
+    assert scaled.partial.names == {'optimizers/loss_scale_G_A_G_B/current_loss_scale',
+                                    'optimizers/loss_scale_G_A_G_B/good_steps',
+                                    'optimizers/loss_scale_D_A_D_B/current_loss_scale',
+                                    'optimizers/loss_scale_D_A_D_B/good_steps'}
+    start = plain.saver.save(plain.sess, str(tmp_path / 'plain' / runs.PREFIX), global_step=0,
+                             write_meta_graph=False)
+    runtime.restore_checkpoint(scaled.sess, scaled.saver, scaled.graph.get_collection('variables'),
+                               start, partial=scaled.partial)
     rng = np.random.default_rng(0)
     for _ in range(3):
         batch = {key: rng.uniform(-1, 1, [1, 32, 32, 3]).astype(np.float32) for key in 'AB'}
-        expected = plain[1].train_step(plain[4], batch)['losses']
-        got = net.train_step(sess, batch)['losses']
+        expected = plain.net.train_step(plain.sess, batch)['losses']
+        got = scaled.net.train_step(scaled.sess, batch)['losses']
         for name in expected:
             np.testing.assert_allclose(got[name], expected[name], rtol=1e-6, err_msg=name)
-    weights = _values(plain[0], plain[4])
-    for name, value in _values(graph, sess, exclude=['loss_scale']).items():
+    weights = _values(plain)
+    for name, value in _values(scaled, exclude=['loss_scale']).items():
         np.testing.assert_allclose(value, weights[name], rtol=1e-5, atol=1e-7, err_msg=name)
-    assert sess.run(scaled[6]) == [2.0 ** 15] * 2
-    back = saver.save(sess, str(tmp_path / 'scaled' / runs.PREFIX), global_step=3,
-                      write_meta_graph=False)
-    runtime.restore_checkpoint(plain[4], plain[2], plain[0].get_collection('variables'), back)
-    plain[4].close()
+    assert scaled.sess.run(scaled.scales) == [2.0 ** 15] * 2
+    back = scaled.saver.save(scaled.sess, str(tmp_path / 'scaled' / runs.PREFIX), global_step=3,
+                             write_meta_graph=False)
+    runtime.restore_checkpoint(plain.sess, plain.saver, plain.graph.get_collection('variables'),
+                               back)
+    plain.sess.close()
 
     # A step whose gradients overflow is skipped and halves the scale.
-    before = _values(graph, sess, exclude=['loss_scale', 'global_step'])
-    sess.run(scaled[5])  # the scales at 3e38: any gradient x 3e38 is inf
-    losses = net.train_step(sess, batch)['losses']
+    before = _values(scaled, exclude=['loss_scale', 'global_step'])
+    scaled.sess.run(scaled.overflow)  # the scales at 3e38: any gradient x 3e38 is inf
+    losses = scaled.net.train_step(scaled.sess, batch)['losses']
     assert all(np.isfinite(v) for v in losses.values())  # the losses shown are unscaled
-    after = _values(graph, sess, exclude=['loss_scale', 'global_step'])
+    after = _values(scaled, exclude=['loss_scale', 'global_step'])
     for name, value in before.items():  # weights, Adam's moments and beta powers
         np.testing.assert_array_equal(after[name], value, err_msg=name)
-    assert sess.run(scaled[6]) == [np.float32(3e38) / 2] * 2
-    assert sess.run(net.global_step) == 4  # the iteration counts: the loop moves on
-    sess.close()
+    assert scaled.sess.run(scaled.scales) == [np.float32(3e38) / 2] * 2
+    assert scaled.sess.run(scaled.net.global_step) == 4  # the iteration counts: the loop moves on
+    scaled.sess.close()
 
 
 REPLICA_OVERFLOW = '''
