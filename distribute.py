@@ -359,8 +359,8 @@ def scaled_gradients(loss, variables, scale, *, name):
         return [None if g is None else tf.math.divide(g, factor) for g in grads]
 
 
-def apply_if_finite(scale, apply, grads, after):
-    """``apply(grads, after)`` (the optimizers' updates, built in a replica
+def apply_if_finite(scale, apply, grads, dependencies):
+    """``apply(grads, dependencies)`` (the optimizers' updates, built in a replica
     context) when every replica's ``grads`` are finite; otherwise none, on
     every replica. Either way the loss ``scale`` is updated. Works on one
     device (TensorFlow's default strategy) and with replicas: in the
@@ -368,17 +368,17 @@ def apply_if_finite(scale, apply, grads, after):
     replicas all skip or all apply and their weights stay equal."""
     import tensorflow as tf
 
-    def merge(strategy, grads, after):
+    def merge(strategy, grads, dependencies):
         update_scale, finite = scale.update(grads)
 
         def updates():
             return strategy.group(strategy.extended.call_for_each_replica(
-                apply, args=(grads, after)))
+                apply, args=(grads, dependencies)))
 
         with tf.name_scope('apply_if_finite/'):
             return tf.group(tf.cond(finite, updates, tf.no_op), update_scale)
 
-    return tf.distribute.get_replica_context().merge_call(merge, args=(grads, after))
+    return tf.distribute.get_replica_context().merge_call(merge, args=(grads, dependencies))
 
 
 def feed_dict(replicas, batch):

@@ -16,6 +16,7 @@ issues and flags read the same here.
 """
 
 import abc
+import contextlib
 import io
 import json
 import math
@@ -378,9 +379,9 @@ class Model(abc.ABC):
                 self.var_lists[network.name] = variables
             updates = [op for network in networks for op in network.update_ops]
 
-            def apply(grads, after):
+            def apply(grads, dependencies):
                 applied, start = [], 0
-                with tf.control_dependencies(after):
+                with tf.control_dependencies(dependencies):
                     for network, variables in zip(networks, var_lists):
                         pairs = list(zip(grads[start:start + len(variables)], variables))
                         start += len(variables)
@@ -1002,11 +1003,6 @@ def create(cfg, setup=None):
     """Builds the model of ``cfg.model`` (its class in registry.py) into the
     default graph; with a ``setup`` (distribute.Setup), in its strategy's
     scope when it has one, and with loss scaling when --amp applies."""
-    model_class = registry.of(cfg).model_class
-    if setup is None:
-        return model_class(cfg)
-    loss_scaling = setup.mixed_precision(cfg)
-    if setup.distributed:
-        with setup.strategy.scope():
-            return model_class(cfg, loss_scaling=loss_scaling)
-    return model_class(cfg, loss_scaling=loss_scaling)
+    setup = setup or distribute.Setup()
+    with setup.strategy.scope() if setup.distributed else contextlib.nullcontext():
+        return registry.of(cfg).model_class(cfg, loss_scaling=setup.mixed_precision(cfg))

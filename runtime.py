@@ -470,7 +470,7 @@ class Checkpoints:
         problem = self.weights.problem(sess)
         if problem:
             raise TrainingError(f'step {step}: {problem}; not saved. {self.describe_last()}')
-        prefix = os.path.join(self.dir, f'{runs.PREFIX}-{step}')
+        prefix = self.prefix(step)
         host = {f'model/{k}': v for k, v in net.host_state().items()}
         host['loop/epoch_start'] = epoch_start
         os.makedirs(self.dir, exist_ok=True)
@@ -489,6 +489,10 @@ class Checkpoints:
         runs.remove_stale_host_states(self.dir)
         self.last_step = step
         return path
+
+    def prefix(self, step):
+        """The path prefix of the checkpoint of ``step``."""
+        return os.path.join(self.dir, f'{runs.PREFIX}-{step}')
 
     def describe_last(self):
         if self.last_step is None:

@@ -224,16 +224,21 @@ class Loop:
         visuals.save_png(image, os.path.join(self.cfg.run_dir, runs.SAMPLES, file_name))
         self.writer.add_summary(self.images(tag, image), self.step)
 
-    def end_epoch(self):
-        """The model's end-of-epoch report, the next epoch's learning rate, a checkpoint."""
+    def write_scalars(self, group, values):
+        """``values`` (name -> float) as TensorBoard scalars <group>/<name> at this step."""
         import tensorflow as tf
 
+        tf1 = tf.compat.v1
+        self.writer.add_summary(tf1.Summary(value=[
+            tf1.Summary.Value(tag=f'{group}/{name}', simple_value=value)
+            for name, value in values.items()]), self.step)
+
+    def end_epoch(self):
+        """The model's end-of-epoch report, the next epoch's learning rate, a checkpoint."""
         metrics, images = self.net.epoch_report(self.sess)
         self.epoch, self.epoch_start = self.epoch + 1, self.step
         if metrics:
-            self.writer.add_summary(tf.compat.v1.Summary(value=[
-                tf.compat.v1.Summary.Value(tag=f'eval/{name}', simple_value=value)
-                for name, value in metrics.items()]), self.step)
+            self.write_scalars('eval', metrics)
             self.progress.log(f'epoch {self.epoch}/{self.epochs}: ' + '  '.join(
                 f'{name} {value:.4g}' for name, value in metrics.items()))
         for name, image in images.items():
@@ -243,8 +248,7 @@ class Loop:
         evaluate = self.quality is not None and due(self.epoch, self.cfg.eval_freq)
         if due(self.epoch, self.cfg.save_epoch_freq):
             self.save(f'end of epoch {self.epoch}/{self.epochs}')
-            prefix = os.path.join(self.checkpoints.dir, f'{runs.PREFIX}-{self.step}')
-            kept = runs.copy_checkpoint(prefix, os.path.join(
+            kept = runs.copy_checkpoint(self.checkpoints.prefix(self.step), os.path.join(
                 self.checkpoints.dir, runs.snapshot_folder(self.epoch)))
             self.progress.log(f'kept {kept} (epoch {self.epoch} snapshot)')
         elif evaluate:
@@ -255,13 +259,8 @@ class Loop:
     def evaluate(self):
         """FID and KID of the checkpoint just saved (--eval_freq), logged as
         eval/<name>; the best checkpoint is kept in checkpoints/best/."""
-        import tensorflow as tf
-
-        prefix = os.path.join(self.checkpoints.dir, f'{runs.PREFIX}-{self.step}')
-        values, best = self.quality.score(prefix)
-        self.writer.add_summary(tf.compat.v1.Summary(value=[
-            tf.compat.v1.Summary.Value(tag=f'eval/{name}', simple_value=value)
-            for name, value in values.items()]), self.step)
+        values, best = self.quality.score(self.checkpoints.prefix(self.step))
+        self.write_scalars('eval', values)
         self.progress.log(f'epoch {self.epoch} eval: ' + '  '.join(
             f'{name} {value:.3f}' for name, value in values.items())
             + ('  (best so far: kept in checkpoints/best)' if best else ''))
