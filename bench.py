@@ -44,7 +44,7 @@ buffers the previous block drew from (a few examples), then waits. Adds:
 - pipeline_blocks_s_per_iter, in_memory_blocks_s_per_iter: each block's, to
   judge the noise;
 - pipeline_cpu_ms_per_example: CPU time the pipeline alone spends per
-  example, all threads (data.pipeline_throughput).
+  example, all threads (pipeline.pipeline_throughput).
 """
 
 import concurrent.futures
@@ -58,29 +58,27 @@ import statistics
 import sys
 import time
 
-import runtime  # noqa: E402
+import numpy as np
+from absl import flags
 
-runtime.quiet_tensorflow()
-
-import numpy as np  # noqa: E402
-from absl import flags  # noqa: E402
-
-import config  # noqa: E402
-import datasets  # noqa: E402
-import distribute  # noqa: E402
-import registry  # noqa: E402
-import runs  # noqa: E402
+import cluster
+import commands
+import config
+import datasets
+import registry
+import runs
+import session
 
 CONV_OPS = ('Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter')
 
 
 def parse(argv):
     """(model config, BenchConfig) of the command line ``argv``."""
-    flag_values = config.define_flags(flags.FlagValues())
-    config.define_flags(flag_values, settings=config.BenchConfig)
+    flag_values = registry.define_flags(flags.FlagValues())
+    config.define_flags(flag_values, config.BenchConfig.options())
     config.parse_argv(flag_values, argv)
     bench = config.settings_from_flags(config.BenchConfig, flag_values)
-    return config.from_flags(flag_values), bench
+    return registry.from_flags(flag_values), bench
 
 
 def executed_ops(fetches):
@@ -139,7 +137,7 @@ def random_images(rng, placeholder, batch_size, size):
 def isolated(fn, *args):
     """fn(*args) in a fresh process: TensorFlow sizes its CPU thread pools
     once per process, from the first session's settings, and training and
-    inference use different ones (see runtime.session_config)."""
+    inference use different ones (see session.session_config)."""
     context = multiprocessing.get_context('spawn')
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
         return pool.submit(fn, *args).result()
@@ -157,20 +155,20 @@ def bench_train(cfg, bench):
     """(seconds per iteration, FLOPs per iteration, FLOPs of one generator forward)."""
     import tensorflow as tf
 
-    import model as models
+    import replicas
 
-    setup = distribute.configure(cfg)  # before TensorFlow sets up its devices
+    setup = cluster.configure(cfg)  # before TensorFlow sets up its devices
     rng = _setup_tensorflow(cfg)
     tf1 = tf.compat.v1
     graph = tf.Graph()
     with graph.as_default():
-        net = models.create(cfg, setup)
+        net = replicas.create(cfg, setup)
         init_op = tf1.global_variables_initializer()
     graph.finalize()
     batch = {key: random_images(rng, placeholder, cfg.batch_size * setup.local_replicas,
                                 cfg.crop_size)
              for key, placeholder in net.inputs.items()}
-    proto = distribute.session_config(cfg, setup, base=runtime.session_config())
+    proto = cluster.session_config(cfg, setup, base=session.session_config())
     with tf1.Session(setup.target, graph=graph, config=proto) as sess:
         sess.run(init_op)
         seconds = median_time(lambda: net.train_step(sess, batch), bench.warmup, bench.iters)
@@ -178,7 +176,7 @@ def bench_train(cfg, bench):
     work = flops(executed_ops([net.train_op] + list(net.losses.values())), cfg.batch_size)
     # One generator forward, counted here where the sizes are static (the
     # inference graph takes any size).
-    visuals = (net.replicas or [net])[0].visuals
+    visuals = net.towers[0].visuals if hasattr(net, 'towers') else net.visuals
     fake_B = next(v for k, v in visuals.items() if k.startswith('fake_B'))
     return seconds, work, flops(executed_ops([fake_B]), 1)
 
@@ -195,8 +193,8 @@ def bench_infer(cfg, bench):
         init_op = tf1.global_variables_initializer()
     graph.finalize()
     feed = {inputs['A']: random_images(rng, inputs['A'], bench.infer_batch_size, cfg.crop_size)}
-    setup = distribute.Setup(gpu=bool(tf.config.list_physical_devices('GPU')))  # --amp, --xla
-    proto = distribute.session_config(cfg, setup, base=runtime.session_config(training=False))
+    setup = cluster.Setup(gpu=bool(tf.config.list_physical_devices('GPU')))  # --amp, --xla
+    proto = cluster.session_config(cfg, setup, base=session.session_config(training=False))
     with tf1.Session(graph=graph, config=proto) as sess:
         sess.run(init_op)
         return median_time(lambda: sess.run(outputs['fake_B'], feed), bench.warmup, bench.iters)
@@ -222,21 +220,20 @@ def time_feeds(cfg, bench, root):
     docstring)."""
     import tensorflow as tf
 
-    import data
-    import model as models
+    import pipeline
 
     _setup_tensorflow(cfg)
     tf1 = tf.compat.v1
     graph = tf.Graph()
     with graph.as_default():
-        pipeline = data.input_pipeline(cfg, root=root)
-        net = models.create(cfg)
+        reader = pipeline.input_pipeline(cfg, root=root, layout=registry.of(cfg).data)
+        net = registry.create(cfg)
         init_op = tf1.global_variables_initializer()
     graph.finalize()
-    with tf1.Session(graph=graph, config=runtime.session_config()) as sess:
+    with tf1.Session(graph=graph, config=session.session_config()) as sess:
         sess.run(init_op)
-        held = itertools.cycle([sess.run(pipeline.next_batch) for _ in range(HELD_BATCHES)])
-        feeds = {PIPELINE: lambda: sess.run(pipeline.next_batch), MEMORY: lambda: next(held)}
+        held = itertools.cycle([sess.run(reader.next_batch) for _ in range(HELD_BATCHES)])
+        feeds = {PIPELINE: lambda: sess.run(reader.next_batch), MEMORY: lambda: next(held)}
 
         def run_block(source, iters):
             start = time.perf_counter()
@@ -253,10 +250,11 @@ def time_feeds(cfg, bench, root):
 
 
 def _pipeline_cpu(cfg, root):
-    import data
+    import pipeline
 
     _setup_tensorflow(cfg)
-    return data.pipeline_throughput(cfg, root=root)['cpu_ms_per_example']
+    return pipeline.pipeline_throughput(cfg, root=root,
+                                        layout=registry.of(cfg).data)['cpu_ms_per_example']
 
 
 def compare_pipeline(cfg, bench, root):
@@ -285,7 +283,7 @@ def bench_features(bench):
     with random weights of the real network (the same cost, no download)."""
     import inception
 
-    runtime.graph_mode()
+    session.graph_mode()
     with inception.FeatureExtractor(inception.random_weights(), batch_size=bench.feature_batch,
                                     progress=False) as extractor:
         return inception.throughput(extractor, num_images=bench.feature_images)
@@ -329,8 +327,9 @@ def run(cfg, bench):
 
 
 def main(argv=None):
+    session.quiet_tensorflow()  # before anything imports TensorFlow
     argv = sys.argv if argv is None else argv
-    if runtime.wants_help(argv):
+    if commands.wants_help(argv):
         print(__doc__)
         return 0
     try:
@@ -342,7 +341,7 @@ def main(argv=None):
                                      '--warmup >= 0')
         print(json.dumps(run(cfg, bench)))
         return 0
-    except runtime.USER_ERRORS + (ValueError,) as e:  # ValueError: a network's shape constraint
+    except commands.USER_ERRORS + (ValueError,) as e:  # ValueError: a network's shape constraint
         print(f'bench.py: error: {runs.one_line(e)}', file=sys.stderr)
         return 2
 

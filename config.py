@@ -13,20 +13,19 @@ A config is built from keywords only (``CycleGANConfig(crop_size=32)``), needs
 no global flag parsing, rejects unknown names and wrong types, and is frozen
 once built. Command-line flags are registered from the same classes, with the
 flag type inferred from the default (bool before int), by
-:func:`define_flags`; :func:`from_flags` turns parsed flags into a config.
-The effective config is saved as JSON with every run (:meth:`Config.save`) and
-read back by :func:`load`, so sample.py rebuilds exactly the trained graph.
+:func:`define_flags`. The flags of every model together, and the config of
+the model a command line names, are the registry's (registry.py), which
+knows the models; so is reading a saved config back (its class comes from
+its 'model'). This module knows no model by name and imports no other
+module of the project.
 """
 
-import json
 import math
 import os
 import textwrap
 import urllib.parse
 
 from absl import flags
-
-import fileio
 
 
 class ConfigError(ValueError):
@@ -197,12 +196,6 @@ class Settings:
         changed = {k: v for k, v in self.to_dict().items() if v != self._options[k].default}
         args = ', '.join(f'{k}={v!r}' for k, v in changed.items())
         return f'{type(self).__name__}({args})'
-
-    def save(self, path):
-        """Writes the config as JSON, atomically: a reader sees old or new, never half."""
-        with fileio.atomic_write(path, 'w') as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-            f.write('\n')
 
 
 class Config(Settings):
@@ -541,6 +534,8 @@ GROUPS = {
     'evaluation': ('eval_freq', 'eval_num', 'fid_weights'),
     'hardware': ('num_replicas', 'amp', 'xla', 'worker_timeout'),
 }
+FLAG_TYPES = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
+              float: flags.DEFINE_float, str: flags.DEFINE_string}
 NEGATIVE_PREFIX = 'no_'  # no_flip, no_dropout: also given as --flip / --noflip
 
 # The official implementation's options (pytorch-CycleGAN-and-pix2pix,
@@ -548,58 +543,6 @@ NEGATIVE_PREFIX = 'no_'  # no_flip, no_dropout: also given as --flip / --noflip
 # otherwise: the flag sets the option it names here.
 ALIASES = {'dataroot': 'dataset', 'checkpoints_dir': 'runs_dir',
            'save_latest_freq': 'save_freq'}
-_TENSORBOARD = ('losses, sample grids and the graph are in TensorBoard: tensorboard --logdir '
-                '<runs_dir>')
-# Official options with nothing to set here: accepted, with one line saying
-# what to use instead. name -> (flag type, the line).
-NOTES = {
-    'continue_train': (bool, 'resuming is automatic: the same command continues a run from '
-                             'its latest checkpoint (--restart starts it over)'),
-    'display_id': (str, f'there is no visdom display: {_TENSORBOARD}'),
-    'display_server': (str, f'there is no visdom server: {_TENSORBOARD}'),
-    'display_port': (str, f'there is no visdom server: {_TENSORBOARD}'),
-    'display_env': (str, f'there is no visdom display: {_TENSORBOARD}'),
-    'display_ncols': (str, f'there is no visdom display: {_TENSORBOARD}'),
-    'use_wandb': (bool, f'there is no Weights & Biases logging: {_TENSORBOARD}'),
-    'wandb_project_name': (str, f'there is no Weights & Biases logging: {_TENSORBOARD}'),
-    'update_html_freq': (str, f'train.py writes no HTML page: {_TENSORBOARD}; sample.py writes '
-                              'index.html'),
-    'no_html': (bool, 'train.py writes no HTML page anyway (sample.py does)'),
-    'display_winsize': (str, 'train.py writes no HTML page: give --display_winsize to sample.py'),
-    'save_by_iter': (bool, 'checkpoints are always named by iteration (model.ckpt-<step>); '
-                           '--save_epoch_freq keeps snapshots by epoch'),
-}
-
-
-def _models():
-    import registry  # registry imports this module: looked up at call time
-
-    return registry.MODELS
-
-
-def _flag_options():
-    """The union of all models' settings, each with its default for cycle_gan
-    (or its first model) and the other models' defaults noted in the help."""
-    models = _models()
-    merged = {}
-    for model, spec in models.items():
-        for name, option in spec.config.options().items():
-            first = merged.setdefault(name, (option, {}))
-            first[1][model] = option.default
-            if option._bounds() != first[0]._bounds():
-                raise TypeError(f'{name} has different ranges in different models')
-    result = {}
-    for name, (option, defaults) in merged.items():
-        others = {m: d for m, d in defaults.items() if d != option.default}
-        help_text, choices = option.help, option.choices
-        if name == 'model':
-            others, choices = {}, tuple(models)
-        if len(defaults) < len(models):
-            help_text += f' [{", ".join(defaults)} only]'
-        if others:
-            help_text += ' [default ' + ', '.join(f'for {m}: {d}' for m, d in others.items()) + ']'
-        result[name] = Option(option.default, help_text, choices, **option._bounds())
-    return result
 
 
 def _positive_twin(name):
@@ -608,12 +551,10 @@ def _positive_twin(name):
     return name[len(NEGATIVE_PREFIX):] if name.startswith(NEGATIVE_PREFIX) else None
 
 
-def define_flags(flag_values=None, module_name='config', settings=None):
-    """Registers one flag per setting of every known model, or of the Settings
-    class ``settings`` (a tool's, such as SampleConfig). Idempotent. Each
-    boolean ``no_<x>`` also gets the flag ``<x>``, its opposite."""
-    flag_values = flags.FLAGS if flag_values is None else flag_values
-    options = _flag_options() if settings is None else settings.options()
+def define_flags(flag_values, options, module_name='config'):
+    """Registers one flag per option of ``options`` (name -> Option) in
+    ``flag_values``, and the official ALIASES of those options. Idempotent.
+    Each boolean ``no_<x>`` also gets the flag ``<x>``, its opposite."""
     for name, option in options.items():
         if name in flag_values:
             continue
@@ -621,43 +562,17 @@ def define_flags(flag_values=None, module_name='config', settings=None):
         if option.choices is not None:
             flags.DEFINE_enum(name, option.default, list(option.choices), option.help, **kwargs)
         else:
-            define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
-                      float: flags.DEFINE_float, str: flags.DEFINE_string}[option.type]
-            define(name, option.default, option.help_with_range(), **kwargs)
+            FLAG_TYPES[option.type](name, option.default, option.help_with_range(), **kwargs)
             if option.range_text():
                 flags.register_validator(name, _range_validator(option), flag_values=flag_values)
         twin = _positive_twin(name) if option.type is bool else None
         if twin and twin not in flag_values:
             flags.DEFINE_bool(twin, None, f'the opposite of --{name}', **kwargs)
-    _define_official(flag_values, options, module_name, notes=settings is None)
-    return flag_values
-
-
-def _define_official(flag_values, options, module_name, *, notes):
-    """The official implementation's spellings: ALIASES of ``options``; with
-    ``notes`` (the model flags), NOTES and --dataset_mode (checked against
-    the model)."""
-    kwargs = dict(flag_values=flag_values, module_name=module_name)
-    define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
-              float: flags.DEFINE_float, str: flags.DEFINE_string}
     for alias, name in ALIASES.items():
         if name in options and alias not in flag_values:
-            define[options[name].type](alias, None, f'the official name of --{name}', **kwargs)
-    if not notes:
-        return
-    for name, (kind, line) in NOTES.items():
-        if name not in flag_values:
-            define[kind](name, None, f'official option, nothing to set here: {line}', **kwargs)
-    if 'dataset_mode' not in flag_values:
-        flags.DEFINE_string('dataset_mode', None, "the official name of the data's layout: "
-                            'checked against the model (unaligned, aligned, colorization)',
-                            **kwargs)
-
-
-def official_notes(flag_values):
-    """The lines of the NOTES flags given on the command line."""
-    return [f'--{name}: {line}' for name, (_, line) in NOTES.items()
-            if name in flag_values and flag_values[name].present]
+            FLAG_TYPES[options[name].type](alias, None, f'the official name of --{name}',
+                                           flag_values=flag_values, module_name=module_name)
+    return flag_values
 
 
 def _range_validator(option):
@@ -690,45 +605,6 @@ def given_options(flag_values, options):
     return given
 
 
-def from_flags(flag_values=None, argv=None):
-    """The config of ``--model`` with the flags given on the command line.
-
-    Flags left at their default take the model's own default (pix2pix gets
-    unet_256 even though the flag's default is resnet_9blocks). A flag that does
-    not apply to the chosen model is an error. ``argv``, when given, is parsed
-    first, so tests never depend on ``sys.argv``.
-    """
-    flag_values = define_flags(flag_values)
-    if argv is not None:
-        try:
-            flag_values(argv)
-        except flags.Error as e:
-            raise ConfigError(str(e)) from None
-    cls = config_class(flag_values['model'].value)
-    given = given_options(flag_values, _flag_options())
-    given.pop('model', None)
-    foreign = sorted(set(given) - set(cls.options()))
-    if foreign:
-        raise ConfigError(f'--{foreign[0]} does not apply to --model {cls.model}')
-    mode = flag_values['dataset_mode'].value if 'dataset_mode' in flag_values else None
-    if mode is not None:
-        import registry
-
-        layout = registry.get(cls.model).data
-        if mode != layout:
-            raise ConfigError(f'--dataset_mode {mode}: the {cls.model} model reads '
-                              f'{layout} data' + (' (sample.py reads single images with '
-                                                  '--input)' if mode == 'single' else ''))
-    return cls(**given)
-
-
-def config_class(model):
-    """The config class of the model named ``model`` (see registry.py)."""
-    import registry
-
-    return registry.get(model).config
-
-
 def parse_argv(flag_values, argv):
     """Parses ``argv`` (argv[0]: the program) into ``flag_values``; any
     problem, a stray positional argument included, is one ConfigError."""
@@ -744,7 +620,7 @@ def parse_argv(flag_values, argv):
 def parse_settings(settings, argv):
     """An instance of the Settings class ``settings`` (a tool's, such as
     SampleConfig) from the command line ``argv`` (argv[0]: the program)."""
-    flag_values = parse_argv(define_flags(flags.FlagValues(), settings=settings), argv)
+    flag_values = parse_argv(define_flags(flags.FlagValues(), settings.options()), argv)
     return settings_from_flags(settings, flag_values)
 
 
@@ -752,22 +628,6 @@ def settings_from_flags(settings, flag_values):
     """An instance of the settings class ``settings`` from parsed flags."""
     values = {name: flag_values[name].value for name in settings.options()}
     return settings(**{**values, **given_options(flag_values, settings.options())})
-
-
-def load(path):
-    """Reads a config saved by :meth:`Config.save`; its class comes from 'model'."""
-    try:
-        with open(path) as f:
-            values = json.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f'no config at {path}') from None
-    except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
-        raise ConfigError(f'cannot read config {path}: {e}') from None
-    if not isinstance(values, dict) or 'model' not in values:
-        raise ConfigError(f'{path} is not a config saved by this project')
-    if not isinstance(values['model'], str):
-        raise ConfigError(f'{path}: model must be a string, got {values["model"]!r}')
-    return config_class(values['model'])(**values)
 
 
 # ---------------------------------------------------------------------------
@@ -789,16 +649,12 @@ def _describe(name, option):
                                 subsequent_indent=' ' * 6)]
 
 
-def help_text(model=None, settings=None):
-    """--help: the options of ``model`` (a name; None: of every model, as
-    --helpfull), grouped by topic; or those of the Settings class ``settings``."""
-    if settings is not None:
-        return '\n'.join(line for name, option in settings.options().items()
+def help_text(options, *, grouped=True):
+    """--help's lines of ``options`` (name -> Option): by topic (GROUPS) when
+    ``grouped``, else in their order."""
+    if not grouped:
+        return '\n'.join(line for name, option in options.items()
                          for line in _describe(name, option))
-    union = _flag_options()
-    names = union if model is None else config_class(model).options()
-    options = {name: union[name] if model is None or name == 'model'
-               else config_class(model).options()[name] for name in names}
     lines = []
     for group, members in GROUPS.items():
         present = [name for name in members if name in options]
@@ -809,7 +665,7 @@ def help_text(model=None, settings=None):
 
 
 # ---------------------------------------------------------------------------
-# Settings of the tools. Their flags: define_flags(flag_values, settings=...).
+# Settings of the tools. Their flags: define_flags(flag_values, Tool.options()).
 
 class SampleConfig(Settings):
     """Settings of sample.py. The model's own settings are read from the run's

@@ -35,17 +35,14 @@ import logging
 import os
 import sys
 
-import runtime
-
-runtime.quiet_tensorflow()
-
-
-import config  # noqa: E402
-import datasets  # noqa: E402
-import metrics  # noqa: E402
-import registry  # noqa: E402
-import runs  # noqa: E402
-import sampling  # noqa: E402
+import commands
+import config
+import layouts
+import metrics
+import registry
+import runs
+import sampling
+import session
 
 
 def parse(argv):
@@ -69,11 +66,11 @@ def check_folders(ecfg):
     for flag in ('real', 'fake'):
         folder = getattr(ecfg, flag)
         if not os.path.isdir(folder):
-            raise datasets.DatasetError(f'--{flag}: {folder} is not a folder')
-        count = len(datasets.list_images(folder))
+            raise layouts.DatasetError(f'--{flag}: {folder} is not a folder')
+        count = len(layouts.list_images(folder))
         if count < 2:
-            raise datasets.DatasetError(f'--{flag}: {folder} has {count} image files; FID and '
-                                        f'KID need at least 2')
+            raise layouts.DatasetError(f'--{flag}: {folder} has {count} image files; FID and '
+                                       f'KID need at least 2')
 
 
 def table(result):
@@ -90,7 +87,7 @@ def evaluate(ecfg):
     """The scores of ecfg.fake against ecfg.real (see the module docstring)."""
     import inception
 
-    runtime.graph_mode()
+    session.graph_mode()
     with inception.FeatureExtractor(ecfg.fid_weights or None,
                                     batch_size=ecfg.batch_size) as extractor:
         result = metrics.score_folders(extractor, ecfg.real, ecfg.fake,
@@ -137,8 +134,8 @@ class _Formatter(logging.Formatter):
 
 
 def run(argv):
-    if runtime.wants_help(argv):
-        return runtime.print_help(__doc__, config.EvaluateConfig)
+    if commands.wants_help(argv):
+        return commands.print_help(__doc__, config.EvaluateConfig)
     ecfg = parse(argv)
     if ecfg.run:
         results, out = evaluate_run(ecfg)
@@ -148,18 +145,19 @@ def run(argv):
             print('\n'.join(results.notes()))
             print(f'Wrote {os.path.join(out, sampling.SCORES_FILE)} and '
                   f'{os.path.join(out, "index.html")}')
-        return runtime.EXIT_OK
+        return commands.EXIT_OK
     check_folders(ecfg)
     result = evaluate(ecfg)
     print(json.dumps(result) if ecfg.json else table(result))
-    return runtime.EXIT_OK
+    return commands.EXIT_OK
 
 
 def main(argv=None):
+    session.quiet_tensorflow()  # before anything imports TensorFlow
     handler = logging.StreamHandler(sys.stderr)  # stdout is for the scores (--json)
     handler.setFormatter(_Formatter('%(message)s'))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    return runtime.run_command('evaluate.py', run, sys.argv if argv is None else argv)
+    return commands.run_command('evaluate.py', run, sys.argv if argv is None else argv)
 
 
 if __name__ == '__main__':

@@ -42,13 +42,10 @@ Exit status: 0 done; 2 a bad command line, run, checkpoint or export folder
 
 import sys
 
-import runtime
-
-runtime.quiet_tensorflow()
-
-
-import config  # noqa: E402
-import exporting  # noqa: E402
+import commands
+import config
+import exporting
+import session
 
 
 def parse(argv):
@@ -57,16 +54,17 @@ def parse(argv):
 
 
 def run(argv):
-    if runtime.wants_help(argv):
-        return runtime.print_help(__doc__, config.ExportConfig)
+    if commands.wants_help(argv):
+        return commands.print_help(__doc__, config.ExportConfig)
     plan = exporting.plan(parse(argv))  # before TensorFlow loads: bad input fails at once
     folders = exporting.export(plan)
     print(f'Wrote {plan.export_dir} ({", ".join(folders)})')
-    return runtime.EXIT_OK
+    return commands.EXIT_OK
 
 
 def main(argv=None):
-    return runtime.run_command('export.py', run, sys.argv if argv is None else argv)
+    session.quiet_tensorflow()  # before anything imports TensorFlow
+    return commands.run_command('export.py', run, sys.argv if argv is None else argv)
 
 
 if __name__ == '__main__':

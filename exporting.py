@@ -15,10 +15,10 @@ variables must all be those of the network GENERATORS names). Around it, in
 the graph, what sample.py does in Python::
 
     uint8 [N, H, W, 1..4] -> RGB (grey repeated, alpha dropped, as PIL's convert('RGB'))
-      -> the model's input (data.model_input: the luma of training for a 1-channel
+      -> the model's input (pipeline.model_input: the luma of training for a 1-channel
          model, Lab's L / 50 - 1 for colorization) -> reflected at the bottom and
          right to the networks' multiple (pad_to, as inference.pad_to)
-      -> generator -> cropped back -> uint8 (to_uint8: rounded and clipped, as data.to_uint8)
+      -> generator -> cropped back -> uint8 (to_uint8: rounded and clipped, as pipeline.to_uint8)
 
 The frozen generator is a graph function called by every signature, so its
 weights are stored once; they are constants of the graph, and variables/ is
@@ -39,10 +39,11 @@ import os
 import shutil
 import tempfile
 
+import checkpoints
 import config
 import registry
 import runs
-import runtime
+import session
 
 FORMATS = ('saved_model', 'frozen_graph', 'tflite')
 DIRECTIONS = {'A': 'AtoB', 'B': 'BtoA'}
@@ -195,7 +196,7 @@ def freeze_generators(cfg, checkpoint, keys, *, training=False):
     frozen with the weights of ``checkpoint``: the model's inference graph
     is built and restored once, each translation frozen from it.
     ``training`` as build_inference's."""
-    tf = runtime.graph_mode()
+    tf = session.graph_mode()
     tf1 = tf.compat.v1
     spec = registry.of(cfg)
     roles = spec.model_class
@@ -217,8 +218,8 @@ def freeze_generators(cfg, checkpoint, keys, *, training=False):
     graph.finalize()
     multiple, min_size = roles.input_sizes(cfg)
     generators = {}
-    with tf1.Session(graph=graph, config=runtime.session_config(training=False)) as sess:
-        runtime.restore_checkpoint(sess, saver, variables, checkpoint)
+    with tf1.Session(graph=graph, config=session.session_config(training=False)) as sess:
+        checkpoints.restore_checkpoint(sess, saver, variables, checkpoint)
         for key, (x, y) in ends.items():
             frozen = tf1.graph_util.convert_variables_to_constants(
                 sess, graph.as_graph_def(), [y.op.name])
@@ -261,7 +262,7 @@ def pad_to(images, multiple, minimum=1):
 
 def to_uint8(images):
     """uint8 of float images in [-1, 1], rounded (half to even, as numpy)
-    and clipped: data.to_uint8 in the graph."""
+    and clipped: pipeline.to_uint8 in the graph."""
     import tensorflow as tf
 
     return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
@@ -292,7 +293,7 @@ def to_rgb(images):
 
 def decode(contents):
     """uint8 [H, W, 3] of an encoded image (string scalar), as training
-    decodes files (data.decode): JPEG with the accurate integer DCT; PNG,
+    decodes files (pipeline.decode): JPEG with the accurate integer DCT; PNG,
     GIF (its first frame) and BMP by decode_image; grey repeated, alpha dropped."""
     import tensorflow as tf
 
@@ -323,11 +324,11 @@ class Serving:
 
     def translate_uint8(self, images):
         """uint8 [N, H, W, 1..4] -> uint8 [N, H, W, out_channels], as sample.py writes it."""
-        import data
+        import pipeline
 
         g = self.generator
-        return to_uint8(self.translate(data.model_input(to_rgb(images), g.layout,
-                                                        g.in_channels)))
+        rgb = to_rgb(images)
+        return to_uint8(self.translate(pipeline.model_input(rgb, g.layout, g.in_channels)))
 
     def translate_encoded(self, contents):
         """string [N] of encoded images (sizes may differ) -> string [N] of PNGs."""
@@ -389,7 +390,7 @@ def write_saved_model(folder, generator, files):
     """The SavedModel of ``generator`` in the empty folder ``folder``, with
     the signatures of SIGNATURES and the files ``files`` (name -> text) as
     assets, also left at the top of ``folder``."""
-    tf = runtime.graph_mode()
+    tf = session.graph_mode()
     tf1 = tf.compat.v1
     builder = tf1.saved_model.Builder(folder)  # before the files: it wants an empty folder
     for name, text in files.items():
@@ -405,7 +406,7 @@ def write_saved_model(folder, generator, files):
                       for name in files]
         for asset in assets:
             tf1.add_to_collection(tf1.GraphKeys.ASSET_FILEPATHS, asset)
-        with tf1.Session(graph=graph, config=runtime.session_config(training=False)) as sess:
+        with tf1.Session(graph=graph, config=session.session_config(training=False)) as sess:
             builder.add_meta_graph_and_variables(sess, [SAVED_MODEL_TAG],
                                                  signature_def_map=signatures,
                                                  assets_collection=assets, clear_devices=True)
@@ -415,7 +416,7 @@ def write_saved_model(folder, generator, files):
 def frozen_graph_def(generator, *, input_shape=None):
     """(GraphDef, graph) of serving_default alone, flat: input_images:0 ->
     output_images:0, every weight a constant."""
-    tf = runtime.graph_mode()
+    tf = session.graph_mode()
     with tf.Graph().as_default() as graph:
         x, y = Serving(generator, inline(generator)).build(
             ['serving_default'], input_shape=input_shape)['serving_default']
@@ -440,7 +441,7 @@ def write_tflite(path, generator, size):
     :func:`tflite_shape` (any size: resize its input before allocate_tensors).
     The TF1 converter, from a session of the flat graph of the frozen graph:
     both the TF1 and the TF2 converter refuse a SavedModel with assets."""
-    tf = runtime.graph_mode()
+    tf = session.graph_mode()
     tf1 = tf.compat.v1
     shape = [d if d > 0 else None for d in tflite_shape(generator, size)]
     _, graph = frozen_graph_def(generator, input_shape=shape)
@@ -487,7 +488,7 @@ def describe(plan, generator, key, checkpoint):
 
 def export(plan, *, log=print):
     """Writes ``plan``'s export; returns {direction name: its folder}."""
-    runtime.graph_mode()
+    session.graph_mode()
     import inference
 
     checkpoint = plan.checkpoint or inference.latest_checkpoint(plan.run_dir)

@@ -43,15 +43,16 @@ import shutil
 import sys
 import tempfile
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # see train.py
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-import config  # noqa: E402
-import datasets  # noqa: E402
-import pth  # noqa: E402
-import registry  # noqa: E402
-import runs  # noqa: E402
+import config
+import datasets
+import download
+import layouts
+import pth
+import registry
+import runs
+import session
 
 HELP_FLAGS = ('-h', '-help', '--help', '--helpshort', '--helpfull')
 
@@ -126,9 +127,9 @@ class Plan:
 
 def parse(argv):
     """(ImportSettings, flag values, names of the model flags given) of ``argv``."""
-    flag_values = config.define_flags(flags.FlagValues())
+    flag_values = registry.define_flags(flags.FlagValues())
     model_flags = list(flag_values)
-    config.define_flags(flag_values, settings=ImportSettings)
+    config.define_flags(flag_values, ImportSettings.options())
     config.parse_argv(flag_values, argv)
     settings = config.settings_from_flags(ImportSettings, flag_values)
     modes = [m for m in ('pretrained', 'pth', 'from_checkpoints') if getattr(settings, m)]
@@ -180,7 +181,7 @@ def plan_pretrained(settings, flag_values, given):
     table = PRETRAINED_CYCLEGAN if model == 'cycle_gan' else PRETRAINED_PIX2PIX
     dataset, direction = table[name]
     architecture = PRETRAINED_ARCHITECTURE[model]
-    cls = config.config_class(model)
+    cls = registry.get(model).config
     values = dict(architecture, dataset=dataset, direction=direction, name=f'{name}_pretrained')
     cfg = _build_config(cls, values, architecture, _given_values(flag_values, given),
                         f'the published {name}')
@@ -190,7 +191,7 @@ def plan_pretrained(settings, flag_values, given):
     path = os.path.join(cfg.runs_dir, f'{cfg.run_name}.pth')  # resumed if interrupted
     if not os.path.isfile(path):
         print(f'Downloading {url}')
-        datasets.download(url, path, hint='; or download it yourself and import it with '
+        download.download(url, path, hint='; or download it yourself and import it with '
                                           '--pth FILE and the architecture flags')
     try:
         state = pth.load(path)
@@ -204,7 +205,7 @@ def plan_pretrained(settings, flag_values, given):
 
 
 def plan_pth(settings, flag_values, given):
-    cfg = config.from_flags(flag_values)
+    cfg = registry.from_flags(flag_values)
     if not isinstance(cfg, config.ImageConfig):
         raise config.ConfigError(f'{cfg.model} has no networks of the official code')
     if 'name' not in given:
@@ -270,7 +271,7 @@ def plan_checkpoints(settings, flag_values, given):
     if 'model' in given and flag_values['model'].value != model:
         raise config.ConfigError(f'{folder} holds a {model} model: drop '
                                  f'--model={flag_values["model"].value}')
-    cls = config.config_class(model)
+    cls = registry.get(model).config
     shape = registry.get(model).architecture
     architecture, values = {}, {}
     for name in shape + TRAINING_OPTIONS:
@@ -361,7 +362,6 @@ def write_run(plan):
     writes the run folder through a temporary folder; returns the run folder."""
     import tensorflow as tf
 
-    import model as models
     import torch_weights
 
     tf1 = tf.compat.v1
@@ -378,7 +378,7 @@ def write_run(plan):
         graph = tf.Graph()
         with graph.as_default():
             try:
-                net = models.create(cfg)
+                net = registry.create(cfg)
             except ValueError as e:  # a shape constraint of the networks
                 raise config.ConfigError(str(e)) from None
             saver = tf1.train.Saver(save_relative_paths=True)
@@ -397,7 +397,7 @@ def write_run(plan):
             host = {f'model/{key}': value for key, value in net.host_state().items()}
             runs.save_host_state(f'{prefix}-0', dict(host, **{'loop/epoch_start': 0}))
             saver.save(sess, prefix, global_step=0, write_meta_graph=False)
-        cfg.save(os.path.join(scratch, runs.CONFIG_FILE))
+        runs.save_config(cfg, os.path.join(scratch, runs.CONFIG_FILE))
         record = dict(plan.source, networks=list(plan.states))
         with open(os.path.join(scratch, runs.IMPORTED_FILE), 'w') as f:
             json.dump(record, f, indent=2)
@@ -429,11 +429,12 @@ def report(plan, counts):
 
 
 def main(argv=None):
+    session.quiet_tensorflow()  # before anything imports TensorFlow
     argv = sys.argv if argv is None else argv
     if any(arg in HELP_FLAGS for arg in argv[1:]):
         print(__doc__)
-        flag_values = config.define_flags(flags.FlagValues())
-        print(config.define_flags(flag_values, settings=ImportSettings).get_help())
+        flag_values = registry.define_flags(flags.FlagValues())
+        print(config.define_flags(flag_values, ImportSettings.options()).get_help())
         return 0
     import torch_weights
 
@@ -445,7 +446,7 @@ def main(argv=None):
         counts = write_run(plan)
         report(plan, counts)
         return 0
-    except (config.ConfigError, datasets.DatasetError, runs.RunError, pth.PthError,
+    except (config.ConfigError, layouts.DatasetError, runs.RunError, pth.PthError,
             torch_weights.WeightsError, OSError) as e:
         print(f'import_torch.py: error: {runs.one_line(e)}', file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ resize_bilinear(align_corners=False)`` and mapped to (x - 128) / 128, as the
 TF graph's own input ops did (:func:`preprocess`).
 
 The weights are downloaded on first use into the cache folder
-(:func:`cache_dir`) from pytorch-fid's release with datasets.download
+(:func:`cache_dir`) from pytorch-fid's release with download.download
 (resumable, size-checked), and their sha256 checked before the file gets its
 final name (:func:`default_weights`).
 
@@ -44,7 +44,8 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
-import datasets
+import download
+import layouts
 import modules
 from ops import scope
 
@@ -70,11 +71,11 @@ UNUSED_KEYS = ('fc.weight', 'fc.bias')
 UNUSED_SUFFIX = '.num_batches_tracked'
 
 
-class WeightsError(datasets.DatasetError):
+class WeightsError(layouts.DatasetError):
     """The FID Inception weights are missing, unreadable or not the right ones.
 
     A DatasetError: the weights are data fetched like a dataset (by
-    datasets.download, whose errors are DatasetErrors too), so every script
+    download.download, whose errors are DatasetErrors too), so every script
     that reports a bad dataset in one line reports bad weights the same way.
     """
 
@@ -300,11 +301,11 @@ def default_weights(folder=None, *, url=None, sha256=None):
     :func:`cache_dir`), downloaded first from ``url`` (default WEIGHTS_URL)
     if missing.
 
-    The download (datasets.download: resumable, size-checked against the
+    The download (download.download: resumable, size-checked against the
     server's announcement) lands in the hidden folder ``.unverified`` and is
     moved to ``path`` only once its sha256 equals ``sha256`` (default
     WEIGHTS_SHA256); otherwise it is deleted and WeightsError raised. One
-    process at a time downloads (datasets.download_lock).
+    process at a time downloads (download.download_lock).
     """
     folder = cache_dir() if folder is None else folder
     url = WEIGHTS_URL if url is None else url
@@ -312,7 +313,7 @@ def default_weights(folder=None, *, url=None, sha256=None):
     path = os.path.join(folder, WEIGHTS_FILE)
     if os.path.isfile(path):
         return path
-    with datasets.download_lock(folder, WEIGHTS_FILE):
+    with download.download_lock(folder, WEIGHTS_FILE):
         if os.path.isfile(path):  # another process fetched it while we waited
             return path
         # Under its own name (the progress bar's) in a hidden folder until checked.
@@ -322,8 +323,8 @@ def default_weights(folder=None, *, url=None, sha256=None):
         logger.info('downloading the FID Inception weights %s to %s', url, path)
         hint = ' (or give a local copy with --fid_weights)'
         try:
-            datasets.download(url, unverified, hint=hint)
-        except datasets.DatasetError:
+            download.download(url, unverified, hint=hint)
+        except layouts.DatasetError:
             with contextlib.suppress(OSError):  # kept when it holds a part to resume
                 os.rmdir(staging)
             raise
@@ -550,13 +551,13 @@ class FeatureExtractor:
 
     def file_features(self, paths, *, desc='features'):
         """(features float32 [n, 2048], the paths read) of image files, read
-        with PIL as RGB (data.read_uint8) in a background thread while the
+        with PIL as RGB (pipeline.read_uint8) in a background thread while the
         network runs. An unreadable file is skipped with a warning."""
-        import data
+        import pipeline
 
         def read(path):
             try:
-                return data.read_uint8(path, 3)
+                return pipeline.read_uint8(path, 3)
             except Exception as e:  # PIL raises many kinds
                 logger.warning('skipping unreadable image %s (%s)', path,
                                ' '.join(str(e).split()) or type(e).__name__)

@@ -12,9 +12,10 @@ multiple and cropped back. sample.py and the other tools build on this.
 
 import numpy as np
 
+import checkpoints
 import registry
 import runs
-import runtime
+import session
 
 OTHER = {'A': 'B', 'B': 'A'}
 
@@ -38,7 +39,7 @@ def latest_checkpoint(run_dir):
     """The prefix of the newest complete checkpoint of ``run_dir`` (with a
     warning where checkpoints/checkpoint names another, or a newer one is
     incomplete); RunError if there is none."""
-    path = runtime.newest_checkpoint(runs.checkpoint_dir(run_dir))
+    path = checkpoints.newest_checkpoint(runs.checkpoint_dir(run_dir))
     if path is None:
         raise runs.RunError(f'the checkpoint files of {run_dir} are missing')
     return path
@@ -61,7 +62,7 @@ class Translator:
         if not self.spec.images:
             raise runs.RunError(f'a {cfg.model} run translates no images')
         self.roles = self.spec.model_class  # TRANSLATIONS, RECONSTRUCTIONS of the model
-        tf = runtime.graph_mode()
+        tf = session.graph_mode()
         tf1 = tf.compat.v1
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -69,15 +70,15 @@ class Translator:
             variables = tf1.global_variables()
             saver = tf1.train.Saver(variables)
             with tf.name_scope('from_rgb'):  # images from memory, as training reads files
-                import data
+                import pipeline
 
                 self.rgb = tf1.placeholder(tf.uint8, [None, None, 3], name='rgb')
-                self.from_rgb = {key: data.model_input(
+                self.from_rgb = {key: pipeline.model_input(
                     tf.cast(self.rgb, tf.float32), self.spec.data, self.channels(key))
                     for key in self.keys}
         self.graph.finalize()
-        self.sess = tf1.Session(graph=self.graph, config=runtime.session_config(training=False))
-        runtime.restore_checkpoint(self.sess, saver, variables, checkpoint)
+        self.sess = tf1.Session(graph=self.graph, config=session.session_config(training=False))
+        checkpoints.restore_checkpoint(self.sess, saver, variables, checkpoint)
         self.multiple, self.min_size = self.roles.input_sizes(cfg)
 
     @classmethod
@@ -137,7 +138,7 @@ class Translator:
         """
         from PIL import Image
 
-        import data
+        import pipeline
 
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim not in (2, 3):
@@ -147,9 +148,9 @@ class Translator:
                                     else image)
         key = direction[0]
         self.fetches(key)  # an unknown direction fails here
-        rgb = data.pil_uint8(image, 3)
+        rgb = pipeline.pil_uint8(image, 3)
         model_input = self.sess.run(self.from_rgb[key], {self.rgb: rgb})
-        return data.to_uint8(self(key, model_input)['translation'])
+        return pipeline.to_uint8(self(key, model_input)['translation'])
 
     def close(self):
         self.sess.close()

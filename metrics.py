@@ -25,7 +25,7 @@ subset, without replacement; the mean and the standard deviation (ddof 0)
 over subsets.
 
 Folders: :func:`folder_features` lists a folder's images (sorted, recursive,
-as datasets.list_images), warns about files that are no images or cannot be
+as layouts.list_images), warns about files that are no images or cannot be
 read, and caches the features in ``<cache>/features/<key>.npz``, the key a
 sha256 of the files' names and bytes and of the weights, so a second
 evaluation against the same real set only computes the fakes.
@@ -38,8 +38,8 @@ import os
 
 import numpy as np
 
-import datasets
 import fileio
+import layouts
 
 logger = logging.getLogger(__name__)
 
@@ -206,20 +206,20 @@ def l1(a, b):
 # Folders.
 
 def folder_images(folder):
-    """The image files under ``folder`` (datasets.list_images: sorted,
+    """The image files under ``folder`` (layouts.list_images: sorted,
     recursive, hidden files left out); warns about other files; raises
     DatasetError for a missing folder."""
     if not os.path.isdir(folder):
-        raise datasets.DatasetError(f'{folder} is not a folder of images')
+        raise layouts.DatasetError(f'{folder} is not a folder of images')
     others = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith('.')]
         others += [os.path.join(root, f) for f in files
-                   if not f.startswith('.') and not datasets.is_image_file(f)]
+                   if not f.startswith('.') and not layouts.is_image_file(f)]
     if others:
         logger.warning('skipping %d files of %s that are no images (%s%s)', len(others),
                        folder, ', '.join(sorted(others)[:3]), ', ...' if len(others) > 3 else '')
-    return datasets.list_images(folder)
+    return layouts.list_images(folder)
 
 
 def folder_key(folder, paths, weights_id):
@@ -263,8 +263,8 @@ def folder_features(extractor, folder, *, cache_folder=None, use_cache=True):
     """
     paths = folder_images(folder)
     if len(paths) < 2:
-        raise datasets.DatasetError(f'{folder} has {len(paths)} image files: FID and KID '
-                                    f'need at least 2')
+        raise layouts.DatasetError(f'{folder} has {len(paths)} image files: FID and KID '
+                                   f'need at least 2')
     path = None
     if use_cache:
         if cache_folder is None:
@@ -279,8 +279,8 @@ def folder_features(extractor, folder, *, cache_folder=None, use_cache=True):
     features, kept = extractor.file_features(paths, desc=os.path.basename(
         os.path.normpath(folder)))
     if len(kept) < 2:
-        raise datasets.DatasetError(f'{folder} has {len(kept)} readable images: FID and KID '
-                                    f'need at least 2')
+        raise layouts.DatasetError(f'{folder} has {len(kept)} readable images: FID and KID '
+                                   f'need at least 2')
     if path is not None:
         _write_cache(path, features, [os.path.relpath(p, folder) for p in kept])
     return features, kept

@@ -76,6 +76,30 @@ def checkpoint_dir(run_dir):
     return os.path.join(run_dir, CHECKPOINTS)
 
 
+def save_config(cfg, path):
+    """Writes ``cfg`` as JSON, atomically: a reader sees old or new, never half."""
+    with fileio.atomic_write(path, 'w') as f:
+        json.dump(cfg.to_dict(), f, indent=2, sort_keys=True)
+        f.write('\n')
+
+
+def read_config(path):
+    """Reads a config saved by :func:`save_config`; its class is the config
+    class of its 'model' (registry.py). ConfigError if it cannot."""
+    try:
+        with open(path) as f:
+            values = json.load(f)
+    except FileNotFoundError:
+        raise config.ConfigError(f'no config at {path}') from None
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
+        raise config.ConfigError(f'cannot read config {path}: {e}') from None
+    if not isinstance(values, dict) or 'model' not in values:
+        raise config.ConfigError(f'{path} is not a config saved by this project')
+    if not isinstance(values['model'], str):
+        raise config.ConfigError(f'{path}: model must be a string, got {values["model"]!r}')
+    return registry.get(values['model']).config(**values)
+
+
 def load_config(run_dir):
     """The config saved in ``run_dir``; RunError if there is none or it is unreadable."""
     path = os.path.join(run_dir, CONFIG_FILE)
@@ -84,7 +108,7 @@ def load_config(run_dir):
     if not os.path.isfile(path):
         raise RunError(f'{run_dir} is not a run of train.py (it has no {CONFIG_FILE})')
     try:
-        return config.load(path)
+        return read_config(path)
     except config.ConfigError as e:
         raise RunError(str(e)) from None
 

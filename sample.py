@@ -29,17 +29,16 @@ import io
 import os
 import sys
 
-import runtime
+import numpy as np
+from PIL import Image
 
-runtime.quiet_tensorflow()
-
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-import config  # noqa: E402
-import registry  # noqa: E402
-import runs  # noqa: E402
-import sampling  # noqa: E402
+import checkpoints
+import commands
+import config
+import registry
+import runs
+import sampling
+import session
 
 
 def parse(argv):
@@ -73,10 +72,10 @@ def translate(cfg, scfg, run_dir, checkpoint, work):
 
 def draw_points(cfg, scfg, run_dir, checkpoint):
     """The toy GAN: --num_test generated points (default 1000) and the figure."""
-    import model as models
+    import toy_gan
     import visuals
 
-    tf = runtime.graph_mode()
+    tf = session.graph_mode()
     tf1 = tf.compat.v1
     model_class = registry.of(cfg).model_class
     with tf.Graph().as_default() as graph:
@@ -86,17 +85,17 @@ def draw_points(cfg, scfg, run_dir, checkpoint):
     graph.finalize()
     out = scfg.results_dir or os.path.join(run_dir, f'test_{runs.step_of(checkpoint)}')
     num = scfg.num_test or 1000
-    with tf1.Session(graph=graph, config=runtime.session_config(training=False)) as sess:
-        runtime.restore_checkpoint(sess, saver, variables, checkpoint)
-        points = models.toy_samples(sess, cfg, inputs, outputs, num=num, seed=cfg.seed)
-        png = models.toy_figure(sess, cfg, inputs, outputs, num=num, seed=cfg.seed,
-                                title=f'{os.path.basename(run_dir)} at step '
-                                      f'{runs.step_of(checkpoint)}')
+    with tf1.Session(graph=graph, config=session.session_config(training=False)) as sess:
+        checkpoints.restore_checkpoint(sess, saver, variables, checkpoint)
+        points = toy_gan.toy_samples(sess, cfg, inputs, outputs, num=num, seed=cfg.seed)
+        png = toy_gan.toy_figure(sess, cfg, inputs, outputs, num=num, seed=cfg.seed,
+                                 title=f'{os.path.basename(run_dir)} at step '
+                                       f'{runs.step_of(checkpoint)}')
     os.makedirs(out, exist_ok=True)
     np.save(os.path.join(out, 'samples.npy'), points)
     with Image.open(io.BytesIO(png)) as image:
         visuals.save_png(np.asarray(image.convert('RGB')), os.path.join(out, 'figure.png'))
-    target = models.ToyTarget.from_config(cfg)
+    target = toy_gan.ToyTarget.from_config(cfg)
     print(f'Drew {num} points with {checkpoint} into {out}')
     print(f'  mean {np.round(points.mean(0), 3).tolist()} (target '
           f'{np.round(target.mean, 3).tolist()})')
@@ -107,8 +106,8 @@ def draw_points(cfg, scfg, run_dir, checkpoint):
 
 
 def run(argv):
-    if runtime.wants_help(argv):
-        return runtime.print_help(__doc__, config.SampleConfig)
+    if commands.wants_help(argv):
+        return commands.print_help(__doc__, config.SampleConfig)
     scfg = parse(argv)
     run = scfg.run or (os.path.join(scfg.runs_dir, scfg.name) if scfg.name else '')
     run_dir, checkpoint = runs.locate(run, scfg.checkpoint, scfg.runs_dir, best=scfg.best,
@@ -120,14 +119,14 @@ def run(argv):
                             + ('' if scfg.results_dir else ' (give --results_dir)'))
     if not registry.of(cfg).images:
         draw_points(cfg, scfg, run_dir, checkpoint or _latest(run_dir))
-        return runtime.EXIT_OK
+        return commands.EXIT_OK
     if scfg.data_root:
         cfg = cfg.replace(data_root=scfg.data_root)
     # Before TensorFlow loads: a missing file fails at once.
     work = sampling.jobs(cfg, input=scfg.input, direction=scfg.direction, num_test=scfg.num_test,
                          phase=scfg.phase)
     translate(cfg, scfg, run_dir, checkpoint or _latest(run_dir), work)
-    return runtime.EXIT_OK
+    return commands.EXIT_OK
 
 
 def _latest(run_dir):
@@ -137,7 +136,8 @@ def _latest(run_dir):
 
 
 def main(argv=None):
-    return runtime.run_command('sample.py', run, sys.argv if argv is None else argv)
+    session.quiet_tensorflow()  # before anything imports TensorFlow
+    return commands.run_command('sample.py', run, sys.argv if argv is None else argv)
 
 
 if __name__ == '__main__':

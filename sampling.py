@@ -8,7 +8,7 @@ what sample.py does, and what evaluate.py and train.py's --eval_freq score.
     sampling.write_report(results, title)                               # index.html, grid.png,
                                                                         # scores.json
 
-Images are read by the training's input pipeline (data.test_pipeline), at
+Images are read by the training's input pipeline (pipeline.test_pipeline), at
 their own size unless ``load_size`` asks for the official test's resize.
 """
 
@@ -19,6 +19,8 @@ import os
 import numpy as np
 
 import datasets
+import layouts
+import registry
 
 OTHER = {'A': 'B', 'B': 'A'}
 GRID_ROWS = 8  # images per direction in grid.png
@@ -27,7 +29,7 @@ SCORES_FILE = 'scores.json'
 
 def jobs(cfg, *, input='', direction='AtoB', num_test=0, phase='test'):
     """[(key, title, files)]: what to translate, ``files`` as
-    data.test_pipeline takes them (translating domain ``key``; a file of the
+    pipeline.test_pipeline takes them (translating domain ``key``; a file of the
     other key, where there is one, is the ground truth): the split ``phase``
     of the run's dataset, or the image file or folder ``input`` of domain
     ``direction[0]``. TensorFlow-free, so a missing file fails at once."""
@@ -36,29 +38,29 @@ def jobs(cfg, *, input='', direction='AtoB', num_test=0, phase='test'):
 
     if input:
         if os.path.isdir(input):
-            paths = datasets.list_images(input)
-        elif os.path.isfile(input) and datasets.is_image_file(input):
+            paths = layouts.list_images(input)
+        elif os.path.isfile(input) and layouts.is_image_file(input):
             paths = [input]
         else:
-            raise datasets.DatasetError(f'no image file or folder {input}')
+            raise layouts.DatasetError(f'no image file or folder {input}')
         if not paths:
-            raise datasets.DatasetError(f'no images in {input}')
+            raise layouts.DatasetError(f'no images in {input}')
         key = direction[0]
-        if key == 'A' and datasets.layout_of(cfg) == datasets.COLORIZATION:
+        if key == 'A' and registry.of(cfg).data == layouts.COLORIZATION:
             # Photos, read as in training: their L in (Lab's, not the luma of a
             # 1-channel image), the photo itself the ground truth.
             return [(key, f'{input} (colorization)', {'AB': limit(paths)})]
         return [(key, f'{input}, {key} -> {OTHER[key]}', {key: limit(paths)})]
     root = datasets.prepare(cfg, split=phase)
-    layout = datasets.layout_of(cfg)
-    if layout == datasets.UNALIGNED:
+    layout = registry.of(cfg).data
+    if layout == layouts.UNALIGNED:
         return [(key, f'{phase}{folder} ({key} -> {OTHER[key]})',
                  {k: limit(paths) for k, paths in files.items()})
                 for key, folder, files in _unaligned_split(cfg, root, phase)]
-    paths = datasets.list_images(os.path.join(root, phase))
-    if not paths and layout == datasets.COLORIZATION:  # the domains of an unaligned set
-        paths = [p for d in 'AB' for p in datasets.list_images(os.path.join(root, phase + d))]
-    title = f'{phase} ' + ('(A -> B)' if layout == datasets.ALIGNED else '(colorization)')
+    paths = layouts.list_images(os.path.join(root, phase))
+    if not paths and layout == layouts.COLORIZATION:  # the domains of an unaligned set
+        paths = [p for d in 'AB' for p in layouts.list_images(os.path.join(root, phase + d))]
+    title = f'{phase} ' + ('(A -> B)' if layout == layouts.ALIGNED else '(colorization)')
     return [('A', title, {'AB': limit(paths)})]
 
 
@@ -66,13 +68,13 @@ def _unaligned_split(cfg, root, phase):
     """(key, folder name, files) of <phase>A and <phase>B; after --direction
     BtoA the model's A is <phase>B. Where every image of a folder has a
     ground truth (the file of the same name in the other domain,
-    datasets.ground_truth_pairs) the files pair them up."""
+    layouts.ground_truth_pairs) the files pair them up."""
     folders = {'A': 'A', 'B': 'B'} if cfg.direction == 'AtoB' else {'A': 'B', 'B': 'A'}
-    pairs = datasets.ground_truth_pairs(root, phase)
+    pairs = layouts.ground_truth_pairs(root, phase)
     truth = {**{a: b for a, b in pairs}, **{b: a for a, b in pairs}}
     result = []
     for key in 'AB':
-        paths = datasets.list_images(os.path.join(root, phase + folders[key]))
+        paths = layouts.list_images(os.path.join(root, phase + folders[key]))
         files = {key: paths}
         if paths and all(p in truth for p in paths):
             files[OTHER[key]] = [truth[p] for p in paths]
@@ -85,7 +87,7 @@ def real_folder(cfg, key):
     (its test split), for FID: CycleGAN's A -> B is scored against testB
     (after --direction). None for paired models: their targets are the real
     images."""
-    if datasets.layout_of(cfg) != datasets.UNALIGNED:
+    if registry.of(cfg).data != layouts.UNALIGNED:
         return None
     target = OTHER[key] if cfg.direction == 'AtoB' else key
     return os.path.join(datasets.prepare(cfg, split='test'), 'test' + target)
@@ -93,27 +95,28 @@ def real_folder(cfg, key):
 
 def examples(cfg, files, *, load_size=0):
     """(name, input, truth or None) for each readable file of ``files``, in
-    order, read by the training's pipeline (data.test_pipeline): arrays
+    order, read by the training's pipeline (pipeline.test_pipeline): arrays
     [H, W, C] in [-1, 1]; colorization's truth is the RGB photo."""
     import tensorflow as tf
 
-    import data
+    import pipeline
 
     key = 'A' if 'AB' in files else next(iter(files))
     with tf.Graph().as_default() as graph:
-        pipeline = data.test_pipeline(cfg, files, transform=data.test_transform(load_size))
+        reader = pipeline.test_pipeline(cfg, files, layout=registry.of(cfg).data,
+                                        transform=pipeline.test_transform(load_size))
     graph.finalize()
     with tf.compat.v1.Session(graph=graph) as sess:
         while True:
             try:
-                batch = sess.run(pipeline.next_batch)
+                batch = sess.run(reader.next_batch)
             except tf.errors.OutOfRangeError:
                 return
             name = os.path.splitext(os.path.basename(os.fsdecode(batch[key + '_paths'][0])))[0]
             image = batch[key][0]
             truth = batch[OTHER[key]][0] if OTHER[key] in batch else None
             if cfg.model == 'colorization' and truth is not None:
-                truth = data.colorization_to_rgb(image, truth)
+                truth = pipeline.colorization_to_rgb(image, truth)
             yield name, image, truth
 
 

@@ -10,7 +10,7 @@ model's state outside the graph (CycleGAN's image pools).
 
 Checkpoints are saved every --save_freq steps, at the end of each epoch and
 at the end; Ctrl-C or SIGTERM saves at the current step and exits with 0.
-A NaN or Inf loss, or a diverging one (runtime.MAX_LOSS, MAX_WEIGHT), stops
+A NaN or Inf loss, or a diverging one (checkpoints.MAX_LOSS, MAX_WEIGHT), stops
 training without saving. A run resumes from its newest complete checkpoint;
 one process trains a run folder at a time (runs.RunLock).
 
@@ -22,25 +22,25 @@ first step.
 
 import collections
 import contextlib
+import logging
 import os
 import signal
 import sys
 import textwrap
 import time
 
-import runtime
+import tqdm
+from absl import flags
 
-runtime.quiet_tensorflow()
-
-import tqdm  # noqa: E402
-from absl import flags  # noqa: E402
-
-import config  # noqa: E402
-import datasets  # noqa: E402
-import distribute  # noqa: E402
-import registry  # noqa: E402
-import runs  # noqa: E402
-import sampling  # noqa: E402
+import checkpoints
+import cluster
+import commands
+import config
+import datasets
+import registry
+import runs
+import sampling
+import session
 
 RESTART_HELP = ('start the run over in the same folder: the old folder is moved aside to '
                 '<name>.restarted-<time>, never deleted')
@@ -55,11 +55,11 @@ def parse(argv):
     --restart an existing run folder is moved aside first. The official
     options that have nothing to set here are each named in one line.
     """
-    flag_values = config.define_flags(flags.FlagValues())
+    flag_values = registry.define_flags(flags.FlagValues())
     flags.DEFINE_bool('restart', False, RESTART_HELP, flag_values=flag_values)
     config.parse_argv(flag_values, argv)
-    cfg = config.from_flags(flag_values)
-    for line in config.official_notes(flag_values):
+    cfg = registry.from_flags(flag_values)
+    for line in registry.official_notes(flag_values):
         print(f'train.py: note: {line}')
     if flag_values['restart'].value and os.path.exists(cfg.run_dir):
         with runs.RunLock(cfg.run_dir):  # a run in training is not moved away under it
@@ -103,6 +103,42 @@ class StopSignals:
 
 
 LOG_WIDTH = 120  # columns of the log lines
+
+
+class LossAverager:
+    """Exponential moving averages of named losses, for a steadier display.
+
+    ``update(losses)`` takes one iteration's losses (name -> float, e.g.
+    ``train_step(...)['losses']``) and returns the averages so far. Each
+    average is debiased as Adam's moments: after values x_1 ... x_n it is
+    sum_k (1 - decay) decay^(n - k) x_k / (1 - decay^n), so the first value
+    shows as it is and a name first seen late starts afresh. decay 0 shows
+    the last values; 0.98 averages over roughly the last 50 iterations.
+    Plain Python, no graph: the same for every model.
+    """
+
+    def __init__(self, decay=0.98):
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f'decay must be in [0, 1), got {decay}')
+        self.decay = decay
+        self._sums, self._counts = {}, {}
+
+    def update(self, losses):
+        """Adds one value per name; returns :attr:`averages`."""
+        for name, value in losses.items():
+            self._sums[name] = (self.decay * self._sums.get(name, 0.0)
+                                + (1.0 - self.decay) * float(value))
+            self._counts[name] = self._counts.get(name, 0) + 1
+        return self.averages
+
+    @property
+    def averages(self):
+        """name -> the debiased moving average of its values so far."""
+        return {name: total / (1.0 - self.decay ** self._counts[name])
+                for name, total in self._sums.items()}
+
+    def reset(self):
+        self._sums, self._counts = {}, {}
 
 
 class Progress:
@@ -155,22 +191,20 @@ class Loop:
     """The training loop of a built model in a session, and its periodic
     actions. :meth:`run` is the algorithm; each step it names is a method."""
 
-    def __init__(self, cfg, sess, net, pipeline, checkpoints, writer, images):
+    def __init__(self, cfg, sess, net, pipeline, saving, writer, images):
         self.cfg, self.sess, self.net, self.pipeline = cfg, sess, net, pipeline
-        self.checkpoints, self.writer, self.images = checkpoints, writer, images
+        self.checkpoints, self.writer, self.images = saving, writer, images
         self.epochs = cfg.n_epochs + cfg.n_epochs_decay
         self.total = total_steps(cfg, pipeline.steps_per_epoch)
         self.step = self.epoch = self.epoch_start = 0
         # --eval_freq scores the checkpoints written: the chief's, with several workers.
-        self.quality = Quality(cfg) if getattr(cfg, 'eval_freq', 0) and checkpoints.writes \
+        self.quality = Quality(cfg) if getattr(cfg, 'eval_freq', 0) and saving.writes \
             else None
 
     def run(self):
         """Trains from self.step to self.total; returns the signal that
         stopped it early, or None."""
-        import model as models
-
-        self.progress = Progress(self.cfg, self.step, self.total, models.LossAverager())
+        self.progress = Progress(self.cfg, self.step, self.total, LossAverager())
         self.lr = self.sess.run(self.net.learning_rate)
         try:
             with StopSignals() as stop:
@@ -204,7 +238,7 @@ class Loop:
             visuals=bool(self.net.visuals) and (due(step, cfg.display_freq) or step == 1),
             options=tf1.RunOptions(trace_level=tf1.RunOptions.FULL_TRACE) if trace else None,
             run_metadata=self.run_metadata)
-        runtime.check_losses(step, result['losses'], self.checkpoints.describe_last())
+        checkpoints.check_losses(step, result['losses'], self.checkpoints.describe_last())
         return result
 
     def write_summaries(self, result):
@@ -330,43 +364,43 @@ Built = collections.namedtuple(
 
 def build(cfg, dataset_root, setup=None):
     """The training graph, finalized, as a Built: graph, pipeline, model,
-    saver, partial (runtime.PartialRestore or None), weight check
-    (runtime.WeightCheck), init op, image summary (tag and image
+    saver, partial (checkpoints.PartialRestore or None), weight check
+    (checkpoints.WeightCheck), init op, image summary (tag and image
     placeholders, summary op). With a distributed ``setup``
-    (distribute.Setup) the pipeline reads the global batches of this
+    (cluster.Setup) the pipeline reads the global batches of this
     worker's replicas and the model is built in the strategy's scope;
     ``setup.sync_op`` is then built too."""
-    import model as models
+    import replicas  # the graph of the model: TensorFlow
 
-    tf = runtime.graph_mode()
+    tf = session.graph_mode()
     tf1 = tf.compat.v1
     spec = registry.of(cfg)
     graph = tf.Graph()
-    setup = setup or distribute.Setup()
+    setup = setup or cluster.Setup()
     with graph.as_default():
         with tf.name_scope('data'):
             if setup.distributed:  # replicas x batch_size examples, this worker's share
-                pipeline = distribute.shard_pipeline(spec.model_class.input_pipeline(
+                pipeline = cluster.shard_pipeline(spec.model_class.input_pipeline(
                     cfg.replace(batch_size=cfg.batch_size * setup.local_replicas),
-                    dataset_root), setup)
+                    dataset_root, spec.data), setup)
             else:
-                pipeline = spec.model_class.input_pipeline(cfg, dataset_root)
+                pipeline = spec.model_class.input_pipeline(cfg, dataset_root, spec.data)
         try:
-            net = models.create(cfg, setup)
+            net = replicas.create(cfg, setup)
         except ValueError as e:  # a shape constraint of the networks, at build time
             raise config.ConfigError(str(e)) from None
         if setup.multi_worker:
             with setup.strategy.scope():
-                setup.sync_op = distribute.sync_from_chief()
+                setup.sync_op = cluster.sync_from_chief()
         with tf.name_scope('summaries/'):
             tag = tf1.placeholder(tf.string, [], name='image_tag')
             image = tf1.placeholder(tf.uint8, [None, None, 3], name='image')
             image_summary = tf.raw_ops.ImageSummary(tag=tag, tensor=image[None], max_images=1,
                                                     name='image')
         with tf.name_scope('checks/'):
-            weights = runtime.WeightCheck()
+            weights = checkpoints.WeightCheck()
         saver = tf1.train.Saver(max_to_keep=cfg.keep_checkpoints, save_relative_paths=True)
-        partial = runtime.PartialRestore.of_graph()
+        partial = checkpoints.PartialRestore.of_graph()
         init_op = tf1.global_variables_initializer()
     graph.finalize()  # nothing can add ops per step: a growing graph is a slow leak
     return Built(graph, pipeline, net, saver, partial, weights, init_op,
@@ -375,30 +409,30 @@ def build(cfg, dataset_root, setup=None):
 
 def train(cfg, changes, dataset_root):
     """Trains ``cfg`` in cfg.run_dir from its latest checkpoint; returns the exit status."""
-    runtime.Checkpoints.check(cfg.run_dir)
-    setup = distribute.configure(cfg)  # before TensorFlow sets up its devices
+    checkpoints.Checkpoints.check(cfg.run_dir)
+    setup = cluster.configure(cfg)  # before TensorFlow sets up its devices
     built = build(cfg, dataset_root, setup)
     graph, pipeline, net, init_op = built.graph, built.pipeline, built.net, built.init_op
     import tensorflow as tf
 
     tf1 = tf.compat.v1
-    if not setup.is_chief:  # writes nothing into the run folder (distribute.py)
-        cfg = distribute.scratch_config(cfg)
+    if not setup.is_chief:  # writes nothing into the run folder (cluster.py)
+        cfg = cluster.scratch_config(cfg)
     config_file = os.path.join(cfg.run_dir, runs.CONFIG_FILE)
     new = not os.path.exists(config_file)
     if new:  # a resumed run saves its settings with its checkpoints
-        cfg.save(config_file)
-    checkpoints = (runtime.Checkpoints if setup.is_chief else distribute.WorkerCheckpoints)(
+        runs.save_config(cfg, config_file)
+    saving = (checkpoints.Checkpoints if setup.is_chief else cluster.WorkerCheckpoints)(
         cfg, built.saver, built.weights, partial=built.partial)
     if cfg.verbose:
         _print_networks(net)
-    session_config = distribute.session_config(cfg, setup, base=runtime.session_config())
+    session_config = cluster.session_config(cfg, setup, base=session.session_config())
     with tf1.Session(setup.target, graph=graph, config=session_config) as sess:
         if setup.multi_worker:
-            step, epoch, epoch_start, path, _ = distribute.restore_workers(
-                sess, net, init_op, setup, checkpoints, pipeline.steps_per_epoch)
+            step, epoch, epoch_start, path, _ = cluster.restore_workers(
+                sess, net, init_op, setup, saving, pipeline.steps_per_epoch)
         else:
-            step, epoch, epoch_start, path, _ = checkpoints.restore(
+            step, epoch, epoch_start, path, _ = saving.restore(
                 sess, net, init_op, pipeline.steps_per_epoch)
         if step == 0 and cfg.epoch_count > 1:  # fine-tuning: the schedule starts later
             epoch = cfg.epoch_count - 1
@@ -406,18 +440,18 @@ def train(cfg, changes, dataset_root):
         total = total_steps(cfg, pipeline.steps_per_epoch)
         _log_start(cfg, changes, step, epoch, path, new, dataset_root,
                    pipeline.steps_per_epoch, total)
-        for line in distribute.log_lines(cfg, setup):
+        for line in cluster.log_lines(cfg, setup):
             print(line, flush=True)
         if step >= total:
             print(f'{cfg.run_dir} is trained to step {step} of {total}: nothing to do (raise '
                   f'--max_steps or --n_epochs to train longer)')
-            return runtime.EXIT_OK
+            return commands.EXIT_OK
         writer = tf1.summary.FileWriter(cfg.run_dir, flush_secs=20)
         writer.add_graph(None, graph_def=graph.as_graph_def(add_shapes=True))  # no meta graph
         if step:  # TensorBoard drops what an interrupted session logged after the checkpoint
             writer.add_session_log(tf1.SessionLog(status=tf1.SessionLog.START), step)
         tag, image, image_summary = built.summary
-        loop = Loop(cfg, sess, net, pipeline, checkpoints, writer,
+        loop = Loop(cfg, sess, net, pipeline, saving, writer,
                     lambda name, array: sess.run(image_summary, {tag: name, image: array}))
         loop.step, loop.epoch, loop.epoch_start = step, epoch, epoch_start
         stopped = loop.run()
@@ -425,7 +459,7 @@ def train(cfg, changes, dataset_root):
         print(f'Stopped by {stopped} at step {loop.step}; run the same command to resume.')
     else:
         print(f'Done: {loop.step} steps. Sample with: python sample.py --run {cfg.run_dir}')
-    return runtime.EXIT_OK
+    return commands.EXIT_OK
 
 
 def _print_networks(net):
@@ -470,20 +504,20 @@ def print_help(argv):
     print(f'Models (--model):\n{models}\n')
     if full:
         print('Options of every model ([m only]: of model m only):')
-        print(config.help_text())
+        print(registry.help_text())
     else:
         spec = registry.get(model)
         print(f'Options of --model {spec.name} (--helpfull: of every model):')
-        print(config.help_text(spec.name))
+        print(registry.help_text(spec.name))
     print('\nAlso:\n' + textwrap.fill(
         f'--restart: {RESTART_HELP}. --flagfile FILE reads flags from a file (see presets/). '
         'The official options are accepted under their names (--dataroot, --checkpoints_dir, '
         '--continue_train, ...; see README.md).', width=96))
-    return runtime.EXIT_OK
+    return commands.EXIT_OK
 
 
 def run(argv):
-    if runtime.wants_help(argv):
+    if commands.wants_help(argv):
         return print_help(argv)
     cfg, changes = parse(argv)
     spec = registry.of(cfg)
@@ -491,33 +525,32 @@ def run(argv):
     source = f' on {cfg.dataset} ({cfg.phase})' if spec.images else ''
     print(f'train.py: {cfg.model}{source} -> {cfg.run_dir}; loading TensorFlow ...')
     sys.stdout.flush()
-    runtime.select_gpus(cfg.gpu_ids)
+    session.select_gpus(cfg.gpu_ids)
     root = datasets.prepare(cfg, cfg.phase) if spec.images else None
     # The chief trains the run folder; the other workers of a cluster write
-    # nothing into it (distribute.scratch_config), so they take no lock.
-    lock = runs.RunLock(cfg.run_dir) if distribute.is_chief() else contextlib.nullcontext()
+    # nothing into it (cluster.scratch_config), so they take no lock.
+    lock = runs.RunLock(cfg.run_dir) if cluster.is_chief() else contextlib.nullcontext()
     try:
         with lock:
             return train(cfg, changes, root)
-    except runtime.TrainingError as e:
+    except checkpoints.TrainingError as e:
         print(f'train.py: error: {e}', file=sys.stderr)
-        return runtime.EXIT_FAILED
+        return commands.EXIT_FAILED
     except Exception as e:  # noqa: B902 -- only a lost worker's error is caught here
-        why = distribute.worker_failure(e, cfg)
+        why = cluster.worker_failure(e, cfg)
         if why is None:
             raise
         print(f'train.py: error: {why}', file=sys.stderr)
-        return runtime.EXIT_FAILED
+        return commands.EXIT_FAILED
     except KeyboardInterrupt:
         print('train.py: interrupted before the first step; nothing was saved', file=sys.stderr)
-        return runtime.EXIT_INTERRUPTED
+        return commands.EXIT_INTERRUPTED
 
 
 def main(argv=None):
-    import logging
-
+    session.quiet_tensorflow()  # before anything imports TensorFlow
     logging.basicConfig(level=logging.INFO, format='%(message)s', stream=sys.stdout)
-    return runtime.run_command('train.py', run, sys.argv if argv is None else argv)
+    return commands.run_command('train.py', run, sys.argv if argv is None else argv)
 
 
 if __name__ == '__main__':

@@ -12,16 +12,31 @@ import urllib.parse
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-import data
 import fileio
+import pipeline
 
 BACKGROUND = (255, 255, 255)
 LABEL_HEIGHT = 12  # pixels of the strip above each row holding its labels
 
 
+def save_image(image, path):
+    """Writes ``image`` (float [H, W], [H, W, 1] or [H, W, 3] in [-1, 1]) to
+    ``path``, format from its extension, atomically: a reader sees no half file."""
+    array = pipeline.to_uint8(image)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if not (array.ndim == 2 or array.ndim == 3 and array.shape[-1] == 3):
+        raise ValueError(f'cannot save an image of shape {np.shape(image)}')
+    image_format = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
+    if image_format is None:
+        raise ValueError(f'cannot save an image as {path}: unknown file extension')
+    with fileio.atomic_write(path) as f:
+        Image.fromarray(array).save(f, format=image_format)
+
+
 def as_rgb(image):
     """uint8 [H, W, 3] of a float image [H, W, 1 or 3] in [-1, 1]."""
-    array = data.to_uint8(image)
+    array = pipeline.to_uint8(image)
     if array.ndim != 3 or array.shape[-1] not in (1, 3):
         raise ValueError(f'cannot show an image of shape {np.shape(image)}')
     return np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array

@@ -26,6 +26,18 @@ SHARED_FIXTURES = pathlib.Path(os.environ.get('CYCLEGAN_SHARED_FIXTURES',
                                               ROOT.parent / 'shared' / 'fixtures'))
 
 
+def train_pipeline(cfg, split='train', *, root=None, **kwargs):
+    """pipeline.input_pipeline of ``cfg``'s dataset as train.py builds it:
+    its folder from datasets.prepare (``root`` to give one), its layout the
+    model's (registry.py)."""
+    import datasets
+    import pipeline
+    import registry
+
+    root = datasets.prepare(cfg, split) if root is None else root
+    return pipeline.input_pipeline(cfg, split, root=root, layout=registry.of(cfg).data, **kwargs)
+
+
 @pytest.fixture
 def graph():
     """A fresh default graph, so no test sees another's variables."""

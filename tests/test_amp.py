@@ -1,4 +1,4 @@
-"""--amp's dynamic loss scaling (distribute.py, model.Model._minimize),
+"""--amp's dynamic loss scaling (replicas.py: ScaledOptimizers),
 built here on a CPU, where the float16 rewrite does not run: the scaling
 itself is the same graph on any device."""
 
@@ -12,12 +12,12 @@ import numpy as np
 import tensorflow as tf
 from test_train import ROOT, make_data_root, tiny_args
 
+import checkpoints
+import cluster
 import config
-import datasets
-import distribute
-import model as models
+import replicas
 import runs
-import runtime
+import shapes
 import train
 
 tf1 = tf.compat.v1
@@ -31,11 +31,12 @@ def _cyclegan(loss_scaling):
     and scales (their variables)."""
     graph = tf.Graph()
     with graph.as_default():
-        net = models.CycleGAN(config.CycleGANConfig(**TINY_MODEL), loss_scaling=loss_scaling)
+        cfg = config.CycleGANConfig(amp=loss_scaling, **TINY_MODEL)
+        net = replicas.create(cfg, cluster.Setup(gpu=loss_scaling))  # --amp on a GPU
         saver = tf1.train.Saver()
-        partial = runtime.PartialRestore.of_graph()
+        partial = checkpoints.PartialRestore.of_graph()
         init = tf1.global_variables_initializer()
-        scales = [v for v in tf1.get_collection(runtime.OPTIONAL_VARIABLES)
+        scales = [v for v in tf1.get_collection(checkpoints.OPTIONAL_VARIABLES)
                   if 'current_loss_scale' in v.name]
         overflow = tf.group([tf1.assign(v, 3e38) for v in scales])  # any loss x it is inf
     graph.finalize()
@@ -70,8 +71,9 @@ def test_loss_scaling_changes_no_update_where_nothing_overflows_and_skips_one_th
                                     'optimizers/loss_scale_D_A_D_B/good_steps'}
     start = plain.saver.save(plain.sess, str(tmp_path / 'plain' / runs.PREFIX), global_step=0,
                              write_meta_graph=False)
-    runtime.restore_checkpoint(scaled.sess, scaled.saver, scaled.graph.get_collection('variables'),
-                               start, partial=scaled.partial)
+    checkpoints.restore_checkpoint(scaled.sess, scaled.saver,
+                                   scaled.graph.get_collection('variables'), start,
+                                   partial=scaled.partial)
     rng = np.random.default_rng(0)
     for _ in range(3):
         batch = {key: rng.uniform(-1, 1, [1, 32, 32, 3]).astype(np.float32) for key in 'AB'}
@@ -85,8 +87,8 @@ def test_loss_scaling_changes_no_update_where_nothing_overflows_and_skips_one_th
     assert scaled.sess.run(scaled.scales) == [2.0 ** 15] * 2
     back = scaled.saver.save(scaled.sess, str(tmp_path / 'scaled' / runs.PREFIX), global_step=3,
                              write_meta_graph=False)
-    runtime.restore_checkpoint(plain.sess, plain.saver, plain.graph.get_collection('variables'),
-                               back)
+    checkpoints.restore_checkpoint(plain.sess, plain.saver,
+                                   plain.graph.get_collection('variables'), back)
     plain.sess.close()
 
     # A step whose gradients overflow is skipped and halves the scale.
@@ -106,20 +108,19 @@ REPLICA_OVERFLOW = '''
 import json, sys
 import numpy as np
 import tensorflow as tf
-import config, distribute, model
+import cluster, config, cycle_gan, replicas, session
 cfg = config.CycleGANConfig(num_replicas=2, **json.loads(sys.argv[1]))
-setup = distribute.configure(cfg)
+setup = cluster.configure(cfg)
 tf1 = tf.compat.v1
 with setup.strategy.scope():
-    net = model.CycleGAN(cfg, loss_scaling=True)
+    net = replicas.Replicated(cycle_gan.CycleGAN, cfg, setup.strategy, loss_scaling=True)
     init = tf1.global_variables_initializer()
 mirrored = [v for v in tf1.global_variables()
             if 'loss_scale' not in v.name and 'global_step' not in v.name]
 parts = [list(setup.strategy.experimental_local_results(v)) for v in mirrored]
 def components():  # each variable's copies on the two devices
     return [[a.tolist() for a in copies] for copies in sess.run(parts)]
-import runtime
-sess = tf1.Session(config=distribute.session_config(cfg, setup, base=runtime.session_config()))
+sess = tf1.Session(config=cluster.session_config(cfg, setup, base=session.session_config()))
 devices = [d.name for d in sess.list_devices() if d.device_type == 'CPU']
 sess.run(init)
 batch = {k: np.full([2, 32, 32, 3], 0.5, np.float32) for k in 'AB'}
@@ -152,23 +153,23 @@ def test_a_run_resumes_with_amp_on_a_gpu_from_a_checkpoint_without_it(tmp_path):
     """train.build with --amp on a GPU adds the loss scales; a checkpoint of
     the run saved without --amp restores into it, the scales fresh."""
     data_root = make_data_root(tmp_path / 'datasets')
-    dataset_root = os.path.join(data_root, datasets.BUILTIN)
+    dataset_root = os.path.join(data_root, shapes.BUILTIN)
 
-    def checkpoints(*flags, setup=None):
+    def build(*flags, setup=None):
         cfg, _ = train.parse(tiny_args(tmp_path / 'runs', data_root, *flags))
         built = train.build(cfg, dataset_root, setup)
-        return built, runtime.Checkpoints(cfg, built.saver, built.weights,
-                                          partial=built.partial)
+        return built, checkpoints.Checkpoints(cfg, built.saver, built.weights,
+                                              partial=built.partial)
 
-    plain, saving = checkpoints()
+    plain, saving = build()
     assert plain.partial is None
     with tf1.Session(graph=plain.graph) as sess:
         sess.run(plain.init_op)
         assert saving.save(sess, plain.net, 1, 0).endswith('model.ckpt-1')
-    built, restoring = checkpoints('--amp', setup=distribute.Setup(gpu=True))
-    assert built.net.loss_scaling and built.partial is not None  # on a CPU: no rewrite
+    built, restoring = build('--amp', setup=cluster.Setup(gpu=True))
+    assert built.net.optimizers.loss_scaling and built.partial is not None  # no rewrite on a CPU
     with tf1.Session(graph=built.graph) as sess:
         path = restoring.restore(sess, built.net, built.init_op, 1)[3]
-        scales = sess.run([v for v in built.graph.get_collection(runtime.OPTIONAL_VARIABLES)
+        scales = sess.run([v for v in built.graph.get_collection(checkpoints.OPTIONAL_VARIABLES)
                            if 'current_loss_scale' in v.name])
     assert path.endswith('model.ckpt-1') and scales == [2.0 ** 15] * 2

@@ -9,6 +9,7 @@ from absl import flags
 
 import config
 import registry
+import runs
 
 
 def test_defaults_are_the_papers():
@@ -64,9 +65,9 @@ def test_a_subclass_cannot_invent_a_setting_without_declaring_it():
 def test_save_and_load_round_trip(tmp_path):
     cfg = config.Pix2PixConfig(ngf=8, crop_size=128, name='x')
     path = tmp_path / 'run' / 'config.json'
-    cfg.save(str(path))
+    runs.save_config(cfg, str(path))
     assert json.loads(path.read_text())['model'] == 'pix2pix'
-    assert config.load(str(path)) == cfg
+    assert runs.read_config(str(path)) == cfg
     assert [p.name for p in path.parent.iterdir()] == ['config.json']  # no temp files left
 
 
@@ -80,14 +81,14 @@ def test_load_rejects_foreign_files(tmp_path, text, message):
     path = tmp_path / 'config.json'
     path.write_text(text)
     with pytest.raises(config.ConfigError, match=message):
-        config.load(str(path))
+        runs.read_config(str(path))
     with pytest.raises(config.ConfigError, match='no config'):
-        config.load(str(tmp_path / 'missing.json'))
+        runs.read_config(str(tmp_path / 'missing.json'))
 
 
 def test_flags_are_registered_with_types_from_defaults():
-    fv = config.define_flags(flags.FlagValues())
-    config.define_flags(fv)  # idempotent
+    fv = registry.define_flags(flags.FlagValues())
+    registry.define_flags(fv)  # idempotent
     assert isinstance(fv['no_flip'], flags.BooleanFlag)
     assert fv['ngf'].value == 64 and fv['lr'].value == 0.0002
     assert 'enum' in fv['norm'].flag_type()
@@ -95,11 +96,11 @@ def test_flags_are_registered_with_types_from_defaults():
 
 
 def test_from_flags_takes_the_models_defaults_and_explicit_flags():
-    cfg = config.from_flags(flags.FlagValues(), ['train.py', '--model', 'pix2pix',
-                                                 '--ngf', '16', '--no_flip'])
+    cfg = registry.from_flags(flags.FlagValues(), ['train.py', '--model', 'pix2pix',
+                                                   '--ngf', '16', '--no_flip'])
     assert isinstance(cfg, config.Pix2PixConfig)
     assert (cfg.ngf, cfg.no_flip, cfg.netG) == (16, True, 'unet_256')
-    cfg = config.from_flags(flags.FlagValues(), ['train.py', '--lambda_identity=0'])
+    cfg = registry.from_flags(flags.FlagValues(), ['train.py', '--lambda_identity=0'])
     assert isinstance(cfg, config.CycleGANConfig) and cfg.lambda_identity == 0.0
 
 
@@ -111,7 +112,7 @@ def test_from_flags_takes_the_models_defaults_and_explicit_flags():
 ])
 def test_bad_flags_are_one_clear_error(argv, message):
     with pytest.raises(config.ConfigError, match=message):
-        config.from_flags(flags.FlagValues(), ['train.py'] + argv)
+        registry.from_flags(flags.FlagValues(), ['train.py'] + argv)
 
 
 # ------------------------------------------------------------------ ranges
@@ -147,7 +148,7 @@ def test_every_numeric_setting_has_a_lower_bound_in_its_help():
         option = cls.options()[name]
         assert option.min is not None or option.min_exclusive is not None, (cls, name)
         assert option.range_text() in config.define_flags(
-            flags.FlagValues(), settings=cls)[name].help, (cls, name)
+            flags.FlagValues(), cls.options())[name].help, (cls, name)
 
 
 @pytest.mark.parametrize('cls, name', NUMERIC,
@@ -169,7 +170,7 @@ def test_range_messages_and_help():
         config.CycleGANConfig(lr=float('nan'))
     with pytest.raises(config.ConfigError, match=r'^beta1 must be a number in \[0, 1\), got 1'):
         config.CycleGANConfig(beta1=1.0)
-    fv = config.define_flags(flags.FlagValues())
+    fv = registry.define_flags(flags.FlagValues())
     assert fv['batch_size'].help.endswith('(an integer >= 1)')
     assert '(a finite number > 0)' in fv['lr'].help
 
@@ -182,17 +183,17 @@ def test_range_messages_and_help():
 ])
 def test_flags_outside_their_range_are_one_clear_error(argv, message):
     with pytest.raises(config.ConfigError, match=re.escape(message)):
-        config.from_flags(flags.FlagValues(), ['train.py'] + argv)
+        registry.from_flags(flags.FlagValues(), ['train.py'] + argv)
 
 
 def test_a_settings_file_outside_the_ranges_is_refused(tmp_path):
     path = tmp_path / 'config.json'
     path.write_text('{"model": "cycle_gan", "pool_size": -1}')
     with pytest.raises(config.ConfigError, match='pool_size must be an integer >= 0'):
-        config.load(str(path))
+        runs.read_config(str(path))
     path.write_text('{"model": "cycle_gan", "lambda_A": NaN}')
     with pytest.raises(config.ConfigError, match='lambda_A must be a finite number >= 0'):
-        config.load(str(path))
+        runs.read_config(str(path))
 
 
 def test_a_schedule_without_epochs_is_refused():
@@ -244,7 +245,7 @@ def test_load_turns_any_malformed_content_into_one_config_error(tmp_path, text, 
     path.parent.mkdir()
     path.write_bytes(text.encode('latin-1'))
     with pytest.raises(config.ConfigError, match=message) as error:
-        config.load(str(path))
+        runs.read_config(str(path))
     assert '\n' not in str(error.value)
     with pytest.raises(runs.RunError, match=message):
         runs.load_config(str(path.parent))
@@ -270,7 +271,7 @@ def test_download_url_is_an_http_base_url(url, message):
 def test_good_download_urls():
     for url in ('', 'http://h', 'https://mirror.example.org:8443/cyclegan/', 'HTTP://[::1]:80'):
         assert config.CycleGANConfig(download_url=url).download_url == url
-    assert '(http or https)' in config.define_flags(flags.FlagValues())['download_url'].help
+    assert '(http or https)' in registry.define_flags(flags.FlagValues())['download_url'].help
 
 
 def test_text_settings_must_be_utf8():

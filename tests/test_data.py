@@ -1,4 +1,4 @@
-"""data.py: image reading, preprocessing modes, the input pipeline, Lab."""
+"""pipeline.py: image reading, preprocessing modes, the input pipeline, Lab."""
 
 import logging
 import os
@@ -6,11 +6,15 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import train_pipeline
 from PIL import Image
 
 import config
-import data
-from datasets import DatasetError
+import datasets
+import layouts
+import pipeline
+import visuals
+from layouts import DatasetError
 
 tf1 = tf.compat.v1
 LEVEL = 1.0 / 127.5 + 1e-5  # one 8-bit level in [-1, 1]
@@ -52,7 +56,7 @@ def _unaligned(tmp_path, n_a=2, n_b=2, height=30, width=40):
 def test_real_jpegs_make_batches_of_the_crop_size(graph, sample_data):
     cfg = config.CycleGANConfig(dataset=str(sample_data / 'horse2zebra_tiny'), load_size=32,
                                 crop_size=24, batch_size=4)
-    pipeline = data.input_pipeline(cfg)
+    pipeline = train_pipeline(cfg)
     assert pipeline.steps_per_epoch == 2 and pipeline.epoch_size == 6
     assert pipeline.next_batch['A'].shape.as_list() == [None, 24, 24, 3]
     assert pipeline.next_batch['B'].shape.as_list() == [None, 24, 24, 3]
@@ -66,16 +70,16 @@ def test_real_jpegs_make_batches_of_the_crop_size(graph, sample_data):
 
 def test_decoding_matches_pil_and_grayscale_jpeg_becomes_rgb(graph, sample_data):
     folder = sample_data / 'horse2zebra_tiny'
-    gray = data.load_image(str(folder / 'trainB' / GRAY_ZEBRA))
+    gray = pipeline.load_image(str(folder / 'trainB' / GRAY_ZEBRA))
     assert gray.shape == (48, 48, 3) and np.array_equal(gray[..., 0], gray[..., 2])
     cfg = config.CycleGANConfig(dataset=str(folder), preprocess='none', no_flip=True,
                                 serial_batches=True)
-    for batch in _batches(data.input_pipeline(cfg), 6):
+    for batch in _batches(train_pipeline(cfg), 6):
         for key in 'AB':
             path = batch[key + '_paths'][0].decode()
             image = batch[key][0]
             assert image.shape == (48, 48, 3)
-            assert np.abs(image - data.load_image(path)).max() <= LEVEL
+            assert np.abs(image - pipeline.load_image(path)).max() <= LEVEL
             if path.endswith(GRAY_ZEBRA):
                 assert np.array_equal(image[..., 0], image[..., 1])
 
@@ -84,8 +88,8 @@ def test_decoding_matches_pil_and_grayscale_jpeg_becomes_rgb(graph, sample_data)
 def test_aligned_photo_left_label_right_and_direction(graph, sample_data, direction):
     cfg = config.Pix2PixConfig(dataset=str(sample_data / 'facades_tiny'), preprocess='none',
                                no_flip=True, serial_batches=True, direction=direction)
-    batch = _batches(data.input_pipeline(cfg), 1)[0]
-    pair = data.load_image(batch['A_paths'][0].decode())
+    batch = _batches(train_pipeline(cfg), 1)[0]
+    pair = pipeline.load_image(batch['A_paths'][0].decode())
     photo, label = pair[:, :32], pair[:, 32:]
     if direction == 'BtoA':
         photo, label = label, photo
@@ -97,7 +101,7 @@ def test_aligned_photo_left_label_right_and_direction(graph, sample_data, direct
 def test_unaligned_direction_swaps_the_folders(graph, sample_data):
     cfg = config.CycleGANConfig(dataset=str(sample_data / 'horse2zebra_tiny'), load_size=16,
                                 crop_size=16, direction='BtoA', batch_size=6)
-    batch = _batches(data.input_pipeline(cfg), 1)[0]
+    batch = _batches(train_pipeline(cfg), 1)[0]
     assert all(name.startswith('n02391049') for name in _names(batch['A_paths']))  # zebras
     assert all(name.startswith('n02381460') for name in _names(batch['B_paths']))
 
@@ -108,7 +112,7 @@ def test_aligned_halves_get_the_same_crop_and_flip(graph, tmp_path, preprocess):
     _write(tmp_path / 'train', 'pair.png', np.concatenate([half, half], axis=1))
     cfg = config.Pix2PixConfig(dataset=str(tmp_path), preprocess=preprocess, load_size=36,
                                crop_size=24)
-    batches = _batches(data.input_pipeline(cfg), 8)
+    batches = _batches(train_pipeline(cfg), 8)
     for batch in batches:
         assert batch['A'].shape == (1, 24, 24, 3)
         assert np.array_equal(batch['A'], batch['B'])
@@ -132,7 +136,7 @@ def test_aligned_halves_get_the_same_crop_and_flip(graph, tmp_path, preprocess):
 def test_preprocess_output_shapes(graph, tmp_path, preprocess, load, crop, size, static):
     cfg = config.CycleGANConfig(dataset=_unaligned(tmp_path), preprocess=preprocess,
                                 load_size=load, crop_size=crop)
-    pipeline = data.input_pipeline(cfg)
+    pipeline = train_pipeline(cfg)
     assert pipeline.next_batch['A'].shape.as_list() == [None] + static + [3]
     for batch in _batches(pipeline, 2):
         assert batch['A'].shape == (1,) + size + (3,)
@@ -142,7 +146,7 @@ def test_preprocess_output_shapes(graph, tmp_path, preprocess, load, crop, size,
 def test_none_mode_rounds_half_to_even(graph, tmp_path):
     _unaligned(tmp_path, height=10, width=18)  # 2.5 -> 2, 4.5 -> 4 quarters
     cfg = config.CycleGANConfig(dataset=str(tmp_path), preprocess='none')
-    assert _batches(data.input_pipeline(cfg), 1)[0]['A'].shape == (1, 8, 16, 3)
+    assert _batches(train_pipeline(cfg), 1)[0]['A'].shape == (1, 8, 16, 3)
 
 
 def test_resize_is_pil_bicubic(graph, tmp_path):
@@ -151,7 +155,7 @@ def test_resize_is_pil_bicubic(graph, tmp_path):
     _write(tmp_path / 'trainB', 'b.png', image)
     cfg = config.CycleGANConfig(dataset=str(tmp_path), preprocess='resize_and_crop',
                                 load_size=24, crop_size=24, no_flip=True)
-    batch = _batches(data.input_pipeline(cfg), 1)[0]
+    batch = _batches(train_pipeline(cfg), 1)[0]
     expected = np.asarray(Image.open(path).resize((24, 24), Image.BICUBIC), np.float32)
     assert np.abs((batch['A'][0] + 1) * 127.5 - expected).mean() < 1.0
 
@@ -164,7 +168,7 @@ def test_flip_unless_no_flip(graph, tmp_path, no_flip):
     _write(tmp_path / 'trainB', 'b.png', image)
     cfg = config.CycleGANConfig(dataset=str(tmp_path), preprocess='none', no_flip=no_flip)
     left_white = [batch['A'][0, 0, 0, 0] > 0 for batch in _batches(
-        data.input_pipeline(cfg), 16)]
+        train_pipeline(cfg), 16)]
     if no_flip:
         assert all(left_white)
     else:
@@ -184,7 +188,7 @@ def test_corrupt_images_are_skipped_with_one_warning_each(graph, tmp_path, sampl
     _write(tmp_path / 'trainB', 'b.png', _noise(8, 8))
     cfg = config.CycleGANConfig(dataset=str(tmp_path), preprocess='none', batch_size=2)
     with caplog.at_level(logging.WARNING, logger='data'):
-        pipeline = data.input_pipeline(cfg)
+        pipeline = train_pipeline(cfg)
         assert pipeline.epoch_size == 5
         batches = _batches(pipeline, 8)  # 4 epochs of 3 readable images
     seen = [name for batch in batches for name in _names(batch['A_paths'])]
@@ -202,12 +206,12 @@ def test_a_domain_without_readable_images_is_an_error(graph, tmp_path):
         (tmp_path / 'trainB' / name).write_bytes(b'broken')
     cfg = config.CycleGANConfig(dataset=str(tmp_path))
     with pytest.raises(DatasetError, match=f'no readable image in {tmp_path}/trainB'):
-        data.input_pipeline(cfg)
+        train_pipeline(cfg)
 
 
 def test_an_epoch_without_a_readable_image_stops_with_an_error(graph, tmp_path):
     _unaligned(tmp_path)
-    pipeline = data.input_pipeline(config.CycleGANConfig(dataset=str(tmp_path)))
+    pipeline = train_pipeline(config.CycleGANConfig(dataset=str(tmp_path)))
     for name in os.listdir(tmp_path / 'trainA'):  # broken after the build-time check
         (tmp_path / 'trainA' / name).write_bytes(b'broken')
     with tf1.Session() as sess:
@@ -221,9 +225,9 @@ def test_an_empty_domain_is_an_error_naming_it(graph, tmp_path):
         os.rename(tmp_path / 'trainA' / name, tmp_path / 'trainA' / (name + '.txt'))
     cfg = config.CycleGANConfig(dataset=str(tmp_path))
     with pytest.raises(DatasetError, match=f'no images in {tmp_path}/trainA'):
-        data.input_pipeline(cfg)
+        train_pipeline(cfg)
     with pytest.raises(DatasetError, match=f'no images in {tmp_path}/trainA'):
-        data.input_pipeline(cfg, root=str(tmp_path))  # the pipeline checks too
+        train_pipeline(cfg, root=str(tmp_path))  # the pipeline checks too
 
 
 def test_any_mode_and_format_becomes_rgb(graph, tmp_path):
@@ -240,38 +244,38 @@ def test_any_mode_and_format_becomes_rgb(graph, tmp_path):
     _write(folder, 'e.TIF', rgb)
     _write(folder, 'f_gray.jpg', rgb[..., 0], quality=95)
     _write(tmp_path / 'trainB', 'b.png', rgb)
-    for path in data.list_images(folder):
-        image = data.load_image(path)
+    for path in layouts.list_images(folder):
+        image = pipeline.load_image(path)
         assert image.shape == (12, 16, 3) and image.dtype == np.float32
-    assert np.array_equal(data.to_uint8(data.load_image(folder / 'a_rgba.png')), rgb)
-    assert np.array_equal(data.to_uint8(data.load_image(folder / 'd_16bit.png'))[..., 1],
+    assert np.array_equal(pipeline.to_uint8(pipeline.load_image(folder / 'a_rgba.png')), rgb)
+    assert np.array_equal(pipeline.to_uint8(pipeline.load_image(folder / 'd_16bit.png'))[..., 1],
                           rgb[..., 0])  # scaled, not clipped at 255
     cfg = config.CycleGANConfig(dataset=str(tmp_path), preprocess='none', no_flip=True,
                                 serial_batches=True)
-    pipeline = data.input_pipeline(cfg)
-    assert pipeline.columns['A'].decoder is None  # mixed decoders
-    for batch in _batches(pipeline, 6):
+    reader = train_pipeline(cfg)
+    assert reader.columns['A'].decoder is None  # mixed decoders
+    for batch in _batches(reader, 6):
         path = batch['A_paths'][0].decode()
         assert batch['A'].shape == (1, 12, 16, 3)
-        assert np.abs(batch['A'][0] - data.load_image(path)).max() <= LEVEL, path
+        assert np.abs(batch['A'][0] - pipeline.load_image(path)).max() <= LEVEL, path
 
 
 def test_grayscale_models(graph, sample_data):
     cfg = config.CycleGANConfig(dataset=str(sample_data / 'horse2zebra_tiny'), input_nc=1,
                                 output_nc=1, preprocess='none', no_flip=True,
                                 serial_batches=True)
-    pipeline = data.input_pipeline(cfg)
+    pipeline = train_pipeline(cfg)
     assert pipeline.next_batch['A'].shape.as_list() == [None, None, None, 1]
     batch = _batches(pipeline, 1)[0]
     assert batch['A'].shape == (1, 48, 48, 1) and batch['B'].shape == (1, 48, 48, 1)
-    expected = data.load_image(batch['A_paths'][0].decode(), channels=1)
+    expected = pipeline.load_image(batch['A_paths'][0].decode(), channels=1)
     assert np.abs(batch['A'][0] - expected).max() <= LEVEL
 
 
 def test_channels_must_fit_images(graph, sample_data):
     cfg = config.CycleGANConfig(dataset=str(sample_data / 'horse2zebra_tiny'), input_nc=2)
     with pytest.raises(DatasetError, match='input_nc must be 1 or 3'):
-        data.input_pipeline(cfg)
+        train_pipeline(cfg)
 
 
 # ---------------------------------------------------------------------------
@@ -279,26 +283,26 @@ def test_channels_must_fit_images(graph, sample_data):
 
 def test_steps_per_epoch(graph, tmp_path, sample_data):
     cfg = config.CycleGANConfig(dataset=_unaligned(tmp_path, n_a=6, n_b=4), batch_size=4)
-    pipeline = data.input_pipeline(cfg)
+    pipeline = train_pipeline(cfg)
     assert (pipeline.epoch_size, pipeline.steps_per_epoch) == (6, 2)
     pix2pix = config.Pix2PixConfig(dataset=str(sample_data / 'facades_tiny'), batch_size=3)
-    assert data.input_pipeline(pix2pix).steps_per_epoch == 2
-    assert data.input_pipeline(pix2pix, split='test').steps_per_epoch == 1
+    assert train_pipeline(pix2pix).steps_per_epoch == 2
+    assert train_pipeline(pix2pix, split='test').steps_per_epoch == 1
     small = config.CycleGANConfig(dataset=str(tmp_path), max_dataset_size=3, batch_size=2)
-    assert data.input_pipeline(small).steps_per_epoch == 2
+    assert train_pipeline(small).steps_per_epoch == 2
 
 
 def test_serial_batches_and_epoch_boundaries(graph, tmp_path):
     cfg = config.CycleGANConfig(dataset=_unaligned(tmp_path, n_a=5, n_b=3), batch_size=2,
                                 serial_batches=True, load_size=8, crop_size=8)
-    batches = _batches(data.input_pipeline(cfg, epochs=2), 6)
+    batches = _batches(train_pipeline(cfg, epochs=2), 6)
     assert [len(b['A']) for b in batches] == [2, 2, 1, 2, 2, 1]
     a = [name for b in batches for name in _names(b['A_paths'])]
     b = [name for b in batches for name in _names(b['B_paths'])]
     assert a == ['0.png', '1.png', '2.png', '3.png', '4.png'] * 2
     assert b == ['0.png', '1.png', '2.png', '0.png', '1.png'] * 2  # index % |B|
     with tf1.Session() as sess:  # a fresh iterator: two epochs, then the end
-        pipeline = data.input_pipeline(cfg, epochs=1)
+        pipeline = train_pipeline(cfg, epochs=1)
         for _ in range(3):
             sess.run(pipeline.next_batch)
         with pytest.raises(tf.errors.OutOfRangeError):
@@ -308,7 +312,7 @@ def test_serial_batches_and_epoch_boundaries(graph, tmp_path):
 def test_shuffled_epochs_see_every_a_once(graph, tmp_path):
     cfg = config.CycleGANConfig(dataset=_unaligned(tmp_path, n_a=7, n_b=2), batch_size=7,
                                 load_size=8, crop_size=8)
-    epochs = [_names(batch['A_paths']) for batch in _batches(data.input_pipeline(cfg), 3)]
+    epochs = [_names(batch['A_paths']) for batch in _batches(train_pipeline(cfg), 3)]
     for names in epochs:
         assert sorted(names) == [f'{i}.png' for i in range(7)]
     assert len({tuple(names) for names in epochs}) > 1  # a fresh order each epoch
@@ -316,7 +320,7 @@ def test_shuffled_epochs_see_every_a_once(graph, tmp_path):
 
 def _first_batches(cfg, n=3):
     with tf.Graph().as_default():
-        return _batches(data.input_pipeline(cfg), n)
+        return _batches(train_pipeline(cfg), n)
 
 
 def test_same_seed_same_batches(tmp_path):
@@ -333,22 +337,22 @@ def test_same_seed_same_batches(tmp_path):
 # Colorization and Lab.
 
 def test_lab_known_values():
-    np.testing.assert_allclose(data.rgb_to_lab([1.0, 1.0, 1.0]), [100.0, 0.0, 0.0], atol=0.01)
-    np.testing.assert_allclose(data.rgb_to_lab([0.0, 0.0, 0.0]), [0.0, 0.0, 0.0], atol=0.01)
-    np.testing.assert_allclose(data.rgb_to_lab([1.0, 0.0, 0.0]), [53.24, 80.09, 67.20],
+    np.testing.assert_allclose(pipeline.rgb_to_lab([1.0, 1.0, 1.0]), [100.0, 0.0, 0.0], atol=0.01)
+    np.testing.assert_allclose(pipeline.rgb_to_lab([0.0, 0.0, 0.0]), [0.0, 0.0, 0.0], atol=0.01)
+    np.testing.assert_allclose(pipeline.rgb_to_lab([1.0, 0.0, 0.0]), [53.24, 80.09, 67.20],
                                atol=0.01)
-    np.testing.assert_allclose(data.rgb_to_lab([0.0, 0.0, 1.0]), [32.30, 79.19, -107.86],
+    np.testing.assert_allclose(pipeline.rgb_to_lab([0.0, 0.0, 1.0]), [32.30, 79.19, -107.86],
                                atol=0.01)
     colors = np.random.default_rng(0).uniform(size=(50, 3))
-    np.testing.assert_allclose(data.lab_to_rgb(data.rgb_to_lab(colors)), colors, atol=1e-6)
+    np.testing.assert_allclose(pipeline.lab_to_rgb(pipeline.rgb_to_lab(colors)), colors, atol=1e-6)
 
 
 def test_lab_in_tensorflow_matches_numpy(graph):
     colors = np.random.default_rng(1).uniform(size=(4, 5, 3)).astype(np.float32)
-    lab = data.tf_rgb_to_lab(colors)
+    lab = pipeline.tf_rgb_to_lab(colors)
     with tf1.Session() as sess:
-        lab_value, rgb_value = sess.run([lab, data.tf_lab_to_rgb(lab)])
-    np.testing.assert_allclose(lab_value, data.rgb_to_lab(colors), atol=2e-3)
+        lab_value, rgb_value = sess.run([lab, pipeline.tf_lab_to_rgb(lab)])
+    np.testing.assert_allclose(lab_value, pipeline.rgb_to_lab(colors), atol=2e-3)
     np.testing.assert_allclose(rgb_value, colors, atol=1e-4)
 
 
@@ -361,37 +365,38 @@ def test_colorization_pipeline(graph, tmp_path, sample_data):
     red = np.zeros((8, 8, 3), np.uint8)
     red[..., 0] = 255
     _write(tmp_path / 'train', 'red.png', red)
-    batch = _batches(data.input_pipeline(_colorization_cfg(tmp_path)), 1)[0]
+    batch = _batches(train_pipeline(_colorization_cfg(tmp_path)), 1)[0]
     assert batch['A'].shape == (1, 8, 8, 1) and batch['B'].shape == (1, 8, 8, 2)
     np.testing.assert_allclose(batch['A'], 53.24 / 50 - 1, atol=1e-3)
     np.testing.assert_allclose(batch['B'][..., 0], 80.09 / 110, atol=1e-3)
     np.testing.assert_allclose(batch['B'][..., 1], 67.20 / 110, atol=1e-3)
-    rgb = data.colorization_to_rgb(batch['A'][0], batch['B'][0])
-    assert np.abs(rgb - data.load_image(tmp_path / 'train' / 'red.png')).max() < 0.01
-    unaligned = data.input_pipeline(_colorization_cfg(sample_data / 'horse2zebra_tiny'))
+    rgb = pipeline.colorization_to_rgb(batch['A'][0], batch['B'][0])
+    assert np.abs(rgb - pipeline.load_image(tmp_path / 'train' / 'red.png')).max() < 0.01
+    unaligned = train_pipeline(_colorization_cfg(sample_data / 'horse2zebra_tiny'))
     assert unaligned.epoch_size == 12  # both domains of an unaligned folder
     with pytest.raises(DatasetError, match='input_nc=1, output_nc=2'):
-        data.input_pipeline(_colorization_cfg(tmp_path).replace(output_nc=3))
+        train_pipeline(_colorization_cfg(tmp_path).replace(output_nc=3))
 
 
 # ---------------------------------------------------------------------------
 # Single images, measuring.
 
 def test_save_image_round_trip(tmp_path):
-    image = data.load_image(_write(tmp_path, 'in.png', _noise(6, 9)))
-    data.save_image(image, str(tmp_path / 'out' / 'copy.png'))
-    assert np.array_equal(data.load_image(tmp_path / 'out' / 'copy.png'), image)
+    image = pipeline.load_image(_write(tmp_path, 'in.png', _noise(6, 9)))
+    visuals.save_image(image, str(tmp_path / 'out' / 'copy.png'))
+    assert np.array_equal(pipeline.load_image(tmp_path / 'out' / 'copy.png'), image)
     gray = image[..., :1]
-    data.save_image(gray, str(tmp_path / 'gray.png'))
+    visuals.save_image(gray, str(tmp_path / 'gray.png'))
     assert Image.open(tmp_path / 'gray.png').mode == 'L'
     assert sorted(os.listdir(tmp_path)) == ['gray.png', 'in.png', 'out']  # no temp files
-    assert np.array_equal(data.to_uint8(np.array([-1.0, 0.0, 1.0, 2.0])), [0, 128, 255, 255])
+    assert np.array_equal(pipeline.to_uint8(np.array([-1.0, 0.0, 1.0, 2.0])), [0, 128, 255, 255])
 
 
 def test_pipeline_throughput(graph, tmp_path):
     cfg = config.CycleGANConfig(dataset=_unaligned(tmp_path, n_a=3, n_b=3), load_size=16,
                                 crop_size=12, batch_size=2)
-    speed = data.pipeline_throughput(cfg, num_batches=4, warmup=1)
+    speed = pipeline.pipeline_throughput(cfg, root=datasets.prepare(cfg), layout='unaligned',
+                                         num_batches=4, warmup=1)
     assert speed['examples_per_second'] > 0
     assert speed['files_per_second'] == 2 * speed['examples_per_second']
     assert speed['cpu_ms_per_example'] > 0 and speed['batches'] == 4
@@ -405,7 +410,7 @@ def test_a_file_name_that_is_not_utf8_is_skipped_not_a_crash(tmp_path, graph):
     _bad_name(root / 'trainA')
     _bad_name(root / 'trainB')
     cfg = config.CycleGANConfig(dataset=str(root), load_size=8, crop_size=8)
-    pipeline = data.input_pipeline(cfg)
+    pipeline = train_pipeline(cfg)
     assert [len(c.paths) for c in pipeline.columns.values()] == [1, 1]
     with tf.compat.v1.Session() as sess:
         assert sess.run(pipeline.next_batch)['A'].shape == (1, 8, 8, 3)

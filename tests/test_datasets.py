@@ -15,9 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import archives
 import config
 import datasets
-from datasets import DatasetError
+import download
+import layouts
+import shapes
+from layouts import DatasetError
 
 H2Z_URL_PATH = '/cyclegan/datasets/horse2zebra.zip'
 FACADES_URL_PATH = '/pix2pix/datasets/facades.tar.gz'
@@ -65,7 +69,7 @@ def test_download_zip_extracts_layout_and_cleans_up(tmp_path, server, sample_dat
     assert root == str(data_root / 'horse2zebra')
     assert os.listdir(data_root) == ['horse2zebra']  # no archive, .part or temp folder
     for sub, count in (('trainA', 6), ('trainB', 6), ('testA', 3), ('testB', 3)):
-        assert len(datasets.list_images(os.path.join(root, sub))) == count
+        assert len(layouts.list_images(os.path.join(root, sub))) == count
     assert 'official set has 1067' in caplog.text  # the known counts differ: a warning
     requests = len(server.requests)
     assert datasets.prepare(_cyclegan_cfg(data_root, server.url)) == root
@@ -80,7 +84,7 @@ def test_download_pix2pix_tar(tmp_path, server, sample_data, top):
                                download_url=server.url)
     root = datasets.prepare(cfg)
     assert sorted(os.listdir(root)) == ['test', 'train']
-    assert len(datasets.list_images(os.path.join(root, 'train'))) == 4
+    assert len(layouts.list_images(os.path.join(root, 'train'))) == 4
     assert os.listdir(data_root) == ['facades']
     assert server.requests == [(FACADES_URL_PATH, None)]
 
@@ -107,7 +111,7 @@ def test_interrupted_download_resumes_with_range(tmp_path, server, sample_data):
     server.tricks[H2Z_URL_PATH] = {'cut_once': 5000}
     root = datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
     assert server.requests == [(H2Z_URL_PATH, None), (H2Z_URL_PATH, 'bytes=5000-')]
-    assert len(datasets.list_images(os.path.join(root, 'trainB'))) == 6
+    assert len(layouts.list_images(os.path.join(root, 'trainB'))) == 6
     assert os.listdir(tmp_path) == ['horse2zebra']
 
 
@@ -126,7 +130,7 @@ def test_a_second_process_waits_for_the_first_ones_download(tmp_path, server, sa
     cfg = _cyclegan_cfg(tmp_path, server.url)
     found = []
     with caplog.at_level(logging.INFO, logger='datasets'):
-        with datasets.download_lock(str(tmp_path), 'horse2zebra'):  # the first process
+        with download.download_lock(str(tmp_path), 'horse2zebra'):  # the first process
             second = threading.Thread(target=lambda: found.append(datasets.prepare(cfg)))
             second.start()
             deadline = time.monotonic() + 10
@@ -134,7 +138,7 @@ def test_a_second_process_waits_for_the_first_ones_download(tmp_path, server, sa
                 time.sleep(0.01)
             assert 'waiting for another process fetching horse2zebra' in caplog.text
             assert server.requests == []
-            datasets.fetch(datasets.find_known('horse2zebra', datasets.UNALIGNED), str(tmp_path),
+            datasets.fetch(datasets.find_known('horse2zebra', layouts.UNALIGNED), str(tmp_path),
                            server.url)
         second.join(10)
     assert found == [str(tmp_path / 'horse2zebra')]
@@ -147,7 +151,7 @@ def test_server_without_range_restarts_from_zero(tmp_path, server, sample_data):
     server.tricks[H2Z_URL_PATH] = {'cut_once': 5000, 'ignore_range': True}
     root = datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
     assert server.requests[1] == (H2Z_URL_PATH, 'bytes=5000-')  # asked, got 200
-    assert len(datasets.list_images(os.path.join(root, 'testA'))) == 3
+    assert len(layouts.list_images(os.path.join(root, 'testA'))) == 3
 
 
 def test_size_mismatch_is_an_error_and_leaves_nothing(tmp_path, server, sample_data):
@@ -165,12 +169,12 @@ def test_server_that_always_truncates_is_an_error(tmp_path, server, sample_data)
     server.tricks[H2Z_URL_PATH] = {'cut_always': len(archive) // 10}
     with pytest.raises(DatasetError, match=f'the server announced {len(archive)}') as error:
         datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
-    assert len(server.requests) == datasets.DOWNLOAD_ATTEMPTS  # resumed each time
+    assert len(server.requests) == download.DOWNLOAD_ATTEMPTS  # resumed each time
     # Every attempt continued the last: the part is kept for the next run.
     part = tmp_path / '.horse2zebra.zip.part'
     assert 'partial download kept in' in str(error.value)
     assert os.listdir(tmp_path) == [part.name]
-    assert part.read_bytes() == archive[:datasets.DOWNLOAD_ATTEMPTS * (len(archive) // 10)]
+    assert part.read_bytes() == archive[:download.DOWNLOAD_ATTEMPTS * (len(archive) // 10)]
 
 
 def test_offline_names_the_url_and_the_layout(tmp_path):
@@ -194,7 +198,7 @@ def test_timeout_is_an_error(tmp_path, server):
     server.files['/x.zip'] = b'late'
     server.tricks['/x.zip'] = {'stall': 1.0}
     with pytest.raises(DatasetError, match='timed out'):
-        datasets.download(server.url + '/x.zip', str(tmp_path / 'x.zip'), timeout=0.2)
+        download.download(server.url + '/x.zip', str(tmp_path / 'x.zip'), timeout=0.2)
     assert os.listdir(tmp_path) == []
 
 
@@ -292,7 +296,7 @@ def test_links_inside_a_tar_are_allowed(tmp_path, sample_data):
         link = tarfile.TarInfo('facades/test/link.jpg')
         link.type, link.linkname = tarfile.SYMTYPE, '1.jpg'
         tar.addfile(link)
-    root = datasets.extract(str(archive), str(tmp_path / 'facades'), datasets.ALIGNED)
+    root = archives.extract(str(archive), str(tmp_path / 'facades'), layouts.ALIGNED)
     assert os.path.islink(os.path.join(root, 'test', 'link.jpg'))
 
 
@@ -326,7 +330,7 @@ def test_official_lists():
         'iphone2dslr_flower', 'mini'}
     assert set(datasets.PIX2PIX_DATASETS) == {
         'facades', 'maps', 'edges2shoes', 'edges2handbags', 'night2day'}
-    assert datasets.CYCLEGAN_DATASETS['mini_pix2pix'].layout == datasets.ALIGNED
+    assert datasets.CYCLEGAN_DATASETS['mini_pix2pix'].layout == layouts.ALIGNED
     assert datasets.PIX2PIX_DATASETS['edges2shoes'].url('http://h') == (
         'http://h/pix2pix/datasets/edges2shoes.tar.gz')
 
@@ -371,10 +375,10 @@ def test_list_images_recursive_any_case_sorted(tmp_path):
                 '.hidden.jpg', '__MACOSX/._a.jpg'):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b'')
-    found = [os.path.relpath(p, tmp_path) for p in datasets.list_images(tmp_path)]
+    found = [os.path.relpath(p, tmp_path) for p in layouts.list_images(tmp_path)]
     assert found == ['a/y.Png', 'b/X.JPG', 'c.bmp', 'd.jpeg', 'z.tiff']
-    assert len(datasets.list_images(tmp_path, max_dataset_size=2)) == 2
-    assert datasets.list_images(tmp_path / 'missing') == []
+    assert len(layouts.list_images(tmp_path, max_dataset_size=2)) == 2
+    assert layouts.list_images(tmp_path / 'missing') == []
 
 
 # ---------------------------------------------------------------------------
@@ -386,8 +390,8 @@ def _read_tree(folder):
 
 
 def test_shapes2stripes_is_deterministic(tmp_path):
-    first = datasets.generate_shapes2stripes(str(tmp_path / 'one'), n_train=4, n_test=3)
-    second = datasets.generate_shapes2stripes(str(tmp_path / 'two'), n_train=4, n_test=3)
+    first = shapes.generate_shapes2stripes(str(tmp_path / 'one'), n_train=4, n_test=3)
+    second = shapes.generate_shapes2stripes(str(tmp_path / 'two'), n_train=4, n_test=3)
     files = _read_tree(first)
     assert sorted(files) == sorted([f'{d}/{i:04d}.png' for d in ('trainA', 'trainB')
                                     for i in range(4)] +
@@ -399,8 +403,8 @@ def test_shapes2stripes_is_deterministic(tmp_path):
 
 
 def test_shapes2stripes_test_split_is_paired(tmp_path):
-    folder = datasets.generate_shapes2stripes(str(tmp_path / 's'), n_train=2, n_test=5)
-    pairs = datasets.ground_truth_pairs(folder)
+    folder = shapes.generate_shapes2stripes(str(tmp_path / 's'), n_train=2, n_test=5)
+    pairs = layouts.ground_truth_pairs(folder)
     assert [os.path.basename(a) for a, _ in pairs] == [f'{i:04d}.png' for i in range(5)]
     for plain_path, striped_path in pairs:
         assert os.path.basename(plain_path) == os.path.basename(striped_path)
@@ -418,9 +422,9 @@ def test_shapes2stripes_test_split_is_paired(tmp_path):
 
 
 def test_shapes2stripes_paired_variant(tmp_path):
-    unpaired = datasets.generate_shapes2stripes(str(tmp_path / 'u'), n_train=1, n_test=2)
-    paired = datasets.generate_shapes2stripes(str(tmp_path / 'p'), n_train=3, n_test=2,
-                                              paired=True)
+    unpaired = shapes.generate_shapes2stripes(str(tmp_path / 'u'), n_train=1, n_test=2)
+    paired = shapes.generate_shapes2stripes(str(tmp_path / 'p'), n_train=3, n_test=2,
+                                            paired=True)
     assert sorted(os.listdir(paired)) == ['test', 'train']
     assert len(os.listdir(os.path.join(paired, 'train'))) == 3
     pair = np.asarray(Image.open(os.path.join(paired, 'test', '0001.png')))
@@ -457,7 +461,7 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(datasets, 'render_shape', failing)
     with pytest.raises(KeyboardInterrupt):
-        datasets.generate_shapes2stripes(str(tmp_path / 's'), n_train=4, n_test=2)
+        shapes.generate_shapes2stripes(str(tmp_path / 's'), n_train=4, n_test=2)
     assert os.listdir(tmp_path) == []
 
 
@@ -489,7 +493,7 @@ def test_the_url_variable_takes_http_only(tmp_path, monkeypatch, url):
                                  'http://[::1'])
 def test_download_refuses_other_schemes(tmp_path, url):
     with pytest.raises(DatasetError, match='http:// or https://|not a valid URL'):
-        datasets.download(url, str(tmp_path / 'x.zip'))
+        download.download(url, str(tmp_path / 'x.zip'))
     assert os.listdir(tmp_path) == []
 
 
@@ -499,7 +503,7 @@ def test_download_refuses_a_redirect_to_other_schemes(tmp_path, server, target):
     server.tricks['/x.zip'] = {'redirect': target}
     start = time.monotonic()
     with pytest.raises(DatasetError, match='(?i)redirect'):
-        datasets.download(server.url + '/x.zip', str(tmp_path / 'x.zip'), timeout=5)
+        download.download(server.url + '/x.zip', str(tmp_path / 'x.zip'), timeout=5)
     assert time.monotonic() - start < 5
     assert os.listdir(tmp_path) == []
 
@@ -508,7 +512,7 @@ def test_download_follows_a_redirect_to_http(tmp_path, server):
     server.files['/x.zip'] = b'ok'
     server.files['/old.zip'] = b'never served'
     server.tricks['/old.zip'] = {'redirect': server.url + '/x.zip'}
-    datasets.download(server.url + '/old.zip', str(tmp_path / 'x.zip'))
+    download.download(server.url + '/old.zip', str(tmp_path / 'x.zip'))
     assert (tmp_path / 'x.zip').read_bytes() == b'ok'
 
 
@@ -526,8 +530,8 @@ def test_file_names_that_are_not_utf8_are_skipped_with_one_warning(tmp_path, cap
     bad = _bad_name(root / 'trainA')
     assert bad in os.listdir(root / 'trainA')
     with caplog.at_level(logging.WARNING, logger='datasets'):
-        assert datasets.list_images(root / 'trainA') == [str(root / 'trainA' / '0.png')]
-        assert datasets.list_images(root / 'trainA') == [str(root / 'trainA' / '0.png')]
+        assert layouts.list_images(root / 'trainA') == [str(root / 'trainA' / '0.png')]
+        assert layouts.list_images(root / 'trainA') == [str(root / 'trainA' / '0.png')]
     warnings = [r.getMessage() for r in caplog.records if 'UTF-8' in r.getMessage()]
     assert len(warnings) == 1 and 'bad\\xff.png' in warnings[0], warnings
     warnings[0].encode('utf-8')  # printable on any UTF-8 stream
@@ -595,13 +599,13 @@ def test_a_kept_part_is_resumed_by_the_next_run(tmp_path, server):
     data_root = tmp_path / 'datasets'
     with pytest.raises(DatasetError, match='partial download kept'):
         datasets.prepare(_cyclegan_cfg(data_root, server.url))
-    kept = datasets.DOWNLOAD_ATTEMPTS * 100
+    kept = download.DOWNLOAD_ATTEMPTS * 100
     assert (data_root / '.horse2zebra.zip.part').stat().st_size == kept
     del server.tricks[H2Z_URL_PATH]  # the network is back
     server.requests.clear()
     root = datasets.prepare(_cyclegan_cfg(data_root, server.url))
     assert server.requests == [(H2Z_URL_PATH, f'bytes={kept}-')]
-    assert len(datasets.list_images(os.path.join(root, 'testB'))) == 1
+    assert len(layouts.list_images(os.path.join(root, 'testB'))) == 1
     assert os.listdir(data_root) == ['horse2zebra']
 
 
@@ -612,5 +616,5 @@ def test_a_part_that_the_server_contradicts_is_deleted(tmp_path, server):
     server.tricks['/x.zip'] = {'cut_always': 30}
     (tmp_path / '.x.zip.part').write_bytes(b'9' * 500)
     with pytest.raises(DatasetError, match='deleted the partial file'):
-        datasets.download(server.url + '/x.zip', str(tmp_path / 'x.zip'), attempts=3)
+        download.download(server.url + '/x.zip', str(tmp_path / 'x.zip'), attempts=3)
     assert os.listdir(tmp_path) == []

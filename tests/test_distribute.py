@@ -19,9 +19,10 @@ import pytest
 from PIL import Image
 from test_train import ROOT, latest_checkpoint, make_data_root, read_events, tiny_args
 
+import cluster
 import config
-import distribute
-import model as models
+import cycle_gan
+import replicas
 import sample
 import train
 
@@ -57,19 +58,19 @@ def tf_config(ports, index):
 
 
 def test_tf_config_is_read_and_bad_ones_are_one_clear_error():
-    assert distribute.cluster_from_env({}) is None
+    assert cluster.cluster_from_env({}) is None
     one = {'TF_CONFIG': tf_config([1], 0)}
-    assert distribute.cluster_from_env(one) is None  # one worker: the single-machine path
+    assert cluster.cluster_from_env(one) is None  # one worker: the single-machine path
     two = {'TF_CONFIG': json.dumps({'cluster': {'chief': ['a:1'], 'worker': ['b:2']},
                                     'task': {'type': 'worker', 'index': 0}})}
-    assert distribute.cluster_from_env(two) == (['a:1', 'b:2'], 1)
+    assert cluster.cluster_from_env(two) == (['a:1', 'b:2'], 1)
     for bad in ('{', '{"cluster": {"worker": ["a:1", "b:2"]}}',
                 json.dumps({'cluster': {'worker': ['a:1', 'b:2'], 'ps': ['c:3']},
                             'task': {'type': 'worker', 'index': 0}}),
                 json.dumps({'cluster': {'worker': ['a:1', 'b:2']},
                             'task': {'type': 'worker', 'index': 2}})):
-        with pytest.raises(distribute.ClusterError, match='TF_CONFIG'):
-            distribute.cluster_from_env({'TF_CONFIG': bad})
+        with pytest.raises(cluster.ClusterError, match='TF_CONFIG'):
+            cluster.cluster_from_env({'TF_CONFIG': bad})
 
 
 def test_pools_are_saved_per_replica_and_regrouped_for_another_count():
@@ -80,25 +81,25 @@ def test_pools_are_saved_per_replica_and_regrouped_for_another_count():
                 'pool_A/rng': np.array(rng), 'pool_B/images': np.zeros([0]),
                 'pool_B/rng': np.array(rng)}
 
-    saved = distribute.gather_host_states({0: pool_state(3, 'r0'), 1: pool_state(2, 'r1')})
+    saved = replicas.gather_host_states({0: pool_state(3, 'r0'), 1: pool_state(2, 'r1')})
     assert 'pool_A/images' in saved and 'replica_1/pool_A/images' in saved
-    states = distribute.split_host_states(saved)
+    states = replicas.split_host_states(saved)
     assert [len(s['pool_A/images']) for s in states] == [3, 2]
-    assert models.CycleGAN.regroup_host_states(states, 2) is states
-    merged = models.CycleGAN.regroup_host_states(states, 1)  # 2 replicas -> 1
+    assert cycle_gan.CycleGAN.regroup_host_states(states, 2) is states
+    merged = cycle_gan.CycleGAN.regroup_host_states(states, 1)  # 2 replicas -> 1
     assert len(merged[0]['pool_A/images']) == 5 and str(merged[0]['pool_A/rng']) == 'r0'
-    split = models.CycleGAN.regroup_host_states([pool_state(3, 'r0')], 2)  # 1 -> 2
+    split = cycle_gan.CycleGAN.regroup_host_states([pool_state(3, 'r0')], 2)  # 1 -> 2
     assert [len(s['pool_A/images']) for s in split] == [2, 1]
     assert str(split[0]['pool_A/rng']) == 'r0' and str(split[1]['pool_A/rng']) == ''
-    pool = models.ImagePool(2)
+    pool = cycle_gan.ImagePool(2)
     before = pool.rng.bit_generator.state
     pool.load_state({'images': split[1]['pool_A/images'], 'rng': split[1]['pool_A/rng']})
     assert len(pool.images) == 1 and pool.rng.bit_generator.state == before  # keeps its own
     with pytest.raises(KeyError):  # images alone are not a pool's state
         pool.load_state({'images': split[1]['pool_A/images']})
-    feed = distribute.feed_dict([_View('x'), _View('y')], {'A': np.arange(3)[:, None]})
+    feed = replicas.feed_dict([_View('x'), _View('y')], {'A': np.arange(3)[:, None]})
     assert [v.tolist() for v in feed.values()] == [[[0], [1]], [[2]]]
-    feed = distribute.feed_dict([_View('x'), _View('y')], {'A': np.arange(1)[:, None]})
+    feed = replicas.feed_dict([_View('x'), _View('y')], {'A': np.arange(1)[:, None]})
     assert [v.tolist() for v in feed.values()] == [[[0]], [[0]]]  # never an empty slice
 
 
@@ -226,22 +227,22 @@ def test_a_dead_worker_stops_the_other_within_the_timeout(tmp_path):
 
 def test_cpu_settings_and_bad_replica_counts(monkeypatch):
     cfg = config.CycleGANConfig(amp=True, xla=True)
-    setup = distribute.Setup()
-    lines = distribute.log_lines(cfg, setup)
+    setup = cluster.Setup()
+    lines = cluster.log_lines(cfg, setup)
     assert len(lines) == 2 and all('does nothing useful on a CPU' in line for line in lines)
-    import runtime
+    import session
 
-    proto = distribute.session_config(cfg, setup, base=runtime.session_config())
+    proto = cluster.session_config(cfg, setup, base=session.session_config())
     assert not proto.graph_options.rewrite_options.auto_mixed_precision
-    gpu = distribute.session_config(cfg, distribute.Setup(gpu=True),
-                                    base=runtime.session_config())
+    gpu = cluster.session_config(cfg, cluster.Setup(gpu=True),
+                                 base=session.session_config())
     assert gpu.graph_options.rewrite_options.auto_mixed_precision == 1  # ON
     assert gpu.graph_options.optimizer_options.global_jit_level == 1  # ON_1
     with pytest.raises(config.ConfigError, match='num_replicas'):
-        distribute.configure(config.CycleGANConfig(num_replicas=0))
+        cluster.configure(config.CycleGANConfig(num_replicas=0))
     monkeypatch.setenv('TF_CONFIG', tf_config([1, 2], 0))
     with pytest.raises(config.ConfigError, match='one replica'):
-        distribute.configure(config.CycleGANConfig(num_replicas=2))
+        cluster.configure(config.CycleGANConfig(num_replicas=2))
 
 
 def test_with_eval_freq_only_the_chief_scores_its_checkpoints(tmp_path, fixtures_dir):

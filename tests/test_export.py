@@ -17,14 +17,14 @@ from PIL import Image
 from test_train import make_data_root
 
 import config
-import data
+import cycle_gan
 import export
 import exporting
 import inference
-import model
+import pipeline
 import runs
-import runtime
 import sample
+import session
 import train
 
 TINY = ['--crop_size=32', '--load_size=32', '--ngf=8', '--ndf=8', '--netG=resnet_6blocks',
@@ -312,7 +312,7 @@ def test_signatures_metadata_and_saved_model_cli(exported):
 
 
 def test_in_graph_padding_and_rounding_match_numpys():
-    tf = runtime.graph_mode()
+    tf = session.graph_mode()
     cases = [(h, w, multiple, minimum) for h in (1, 2, 3, 5, 8) for w in (1, 4, 7, 9)
              for multiple, minimum in ((4, 8), (4, 1), (1, 1), (16, 16))]
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
@@ -328,7 +328,7 @@ def test_in_graph_padding_and_rounding_match_numpys():
         values = values.astype(np.float32)
         x = tf.compat.v1.placeholder(tf.float32, [None])
         assert np.array_equal(sess.run(exporting.to_uint8(x), {x: values}),
-                              data.to_uint8(values))
+                              pipeline.to_uint8(values))
 
 
 # ------------------------------------------------------------ bad input
@@ -433,20 +433,20 @@ def test_best_and_imported_runs_choose_what_is_exported(exported, tmp_path):
     (run / 'imported.json').write_text(json.dumps({'source': 'x.pth', 'networks': ['G_A']}))
     plan = exporting.plan(config.ExportConfig(run=str(run)))
     assert plan.imported == ('G_A',)
-    assert exporting.directions(model.CycleGAN, plan, step=0) == ('A',)  # as imported
-    assert exporting.directions(model.CycleGAN, plan, step=2) == ('A', 'B')  # trained on
+    assert exporting.directions(cycle_gan.CycleGAN, plan, step=0) == ('A',)  # as imported
+    assert exporting.directions(cycle_gan.CycleGAN, plan, step=2) == ('A', 'B')  # trained on
     with pytest.raises(runs.RunError, match='its BtoA generator G_B is untrained'):
-        exporting.directions(model.CycleGAN, plan.__class__(
+        exporting.directions(cycle_gan.CycleGAN, plan.__class__(
             **{**plan.__dict__, 'direction': 'BtoA'}), step=0)
     (run / 'imported.json').write_text(json.dumps({'networks': ['G_B']}))
     plan = exporting.plan(config.ExportConfig(run=str(run), direction='AtoB'))
     with pytest.raises(runs.RunError, match='holds imported weights of G_B only'):
-        exporting.directions(model.CycleGAN, plan, step=0)
+        exporting.directions(cycle_gan.CycleGAN, plan, step=0)
 
 
 def test_a_toy_run_has_nothing_to_export(tmp_path, capsys):
     run = tmp_path / 'toy'
-    config.ToyGANConfig().save(str(run / 'config.json'))
+    runs.save_config(config.ToyGANConfig(), str(run / 'config.json'))
     (run / 'checkpoints').mkdir()
     (run / 'checkpoints' / 'checkpoint').write_text('model_checkpoint_path: "model.ckpt-1"\n')
     (run / 'checkpoints' / 'model.ckpt-1.index').write_bytes(b'')

@@ -26,13 +26,15 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import train_pipeline
 from PIL import Image
 from test_train import ROOT, make_data_root, tiny_args
 
+import checkpoints
+import commands
 import config
-import model
+import cycle_gan
 import runs
-import runtime
 import sample
 import train
 
@@ -158,10 +160,10 @@ def test_the_state_file_deleted_or_naming_another_checkpoint(toy, tmp_path, capl
     ckpt = str(tmp_path / 'checkpoints')
     shutil.copytree(runs.checkpoint_dir(toy[0]), ckpt)
     name = os.path.join(ckpt, 'model.ckpt-6')
-    assert runtime.newest_checkpoint(ckpt) == name and 'warning' not in caplog.text
+    assert checkpoints.newest_checkpoint(ckpt) == name and 'warning' not in caplog.text
 
     os.remove(os.path.join(ckpt, 'checkpoint'))
-    assert runtime.newest_checkpoint(ckpt) == name
+    assert checkpoints.newest_checkpoint(ckpt) == name
     assert 'checkpoints/checkpoint is missing: resuming from model.ckpt-6, the newest ' \
            'complete checkpoint on disk' in caplog.text
     for named, message in [
@@ -170,7 +172,7 @@ def test_the_state_file_deleted_or_naming_another_checkpoint(toy, tmp_path, capl
         with open(os.path.join(ckpt, 'checkpoint'), 'w') as f:
             f.write(f'model_checkpoint_path: "{named}"\n')
         caplog.clear()
-        assert runtime.newest_checkpoint(ckpt) == name
+        assert checkpoints.newest_checkpoint(ckpt) == name
         assert message in caplog.text
 
 
@@ -232,7 +234,7 @@ class TinyNet:
                                       initializer=tf1.zeros_initializer())
         self.weight = tf1.get_variable('w', [3], initializer=tf1.constant_initializer(weight))
         self.step_op = tf1.assign_add(self.global_step, 1)
-        self.pool = model.ImagePool(4, seed=1)
+        self.pool = cycle_gan.ImagePool(4, seed=1)
 
     def host_state(self):
         return {f'pool_A/{k}': v for k, v in self.pool.state().items()}
@@ -246,11 +248,11 @@ def _tiny(tmp_path, *, keep=5, weight=1.0):
     """(Checkpoints, session, net) of a TinyNet in the current default graph."""
     net = TinyNet(weight)
     saver = tf1.train.Saver(max_to_keep=keep, save_relative_paths=True)
-    checks = runtime.WeightCheck()
+    checks = checkpoints.WeightCheck()
     init = tf1.global_variables_initializer()
     cfg = config.CycleGANConfig(runs_dir=str(tmp_path), name='x', keep_checkpoints=keep)
     sess = tf1.Session()
-    return runtime.Checkpoints(cfg, saver, checks), sess, net, init
+    return checkpoints.Checkpoints(cfg, saver, checks), sess, net, init
 
 
 def test_a_corrupt_or_foreign_host_state_starts_the_pools_empty(graph, tmp_path, caplog):
@@ -270,10 +272,10 @@ def test_a_corrupt_or_foreign_host_state_starts_the_pools_empty(graph, tmp_path,
         else:
             open(host, 'wb').write(content)
         fresh = TinyNet.__new__(TinyNet)
-        fresh.pool = model.ImagePool(4, seed=1)
+        fresh.pool = cycle_gan.ImagePool(4, seed=1)
         fresh.global_step, fresh.epoch = net.global_step, net.epoch
         caplog.clear()
-        step, _, _, restored, loaded = runtime.Checkpoints(
+        step, _, _, restored, loaded = checkpoints.Checkpoints(
             checkpoints.cfg, checkpoints.saver, checkpoints.weights).restore(sess, fresh, init, 2)
         assert (step, restored, loaded) == (1, path, False)
         assert fresh.pool.images == []
@@ -321,7 +323,7 @@ def test_keep_checkpoints_0_keeps_every_checkpoint_and_its_host_state(graph, tmp
 def test_pools_of_images_of_different_sizes_are_saved_and_loaded():
     """Issue 14.3: --preprocess none or scale_width fills a pool with images
     of different sizes; they are saved one array each."""
-    pool = model.ImagePool(3, seed=0)
+    pool = cycle_gan.ImagePool(3, seed=0)
     for shape in ([1, 24, 52, 3], [1, 40, 40, 3], [1, 24, 52, 3]):
         pool.query(np.random.default_rng(len(pool.images)).normal(size=shape).astype(np.float32))
     buffer = io.BytesIO()
@@ -329,12 +331,12 @@ def test_pools_of_images_of_different_sizes_are_saved_and_loaded():
     buffer.seek(0)
     with np.load(buffer) as npz:
         state = {k: npz[k] for k in npz.files}
-    again = model.ImagePool(3, seed=5)
+    again = cycle_gan.ImagePool(3, seed=5)
     again.load_state(state)
     assert [im.shape for im in again.images] == [(24, 52, 3), (40, 40, 3), (24, 52, 3)]
     assert all(np.array_equal(a, b) for a, b in zip(again.images, pool.images))
     assert again.rng.uniform() == pool.rng.uniform()
-    same = model.ImagePool(3)
+    same = cycle_gan.ImagePool(3)
     same.query(np.zeros([2, 8, 8, 3], np.float32))
     assert same.state()['images'].shape == (2, 8, 8, 3)  # one size: one array, as before
 
@@ -382,16 +384,14 @@ def test_the_training_pipeline_gives_sizes_the_networks_take(preprocess, sizes, 
     """Issue 14.12 at the data layer: CycleGAN's training sizes (multiples of
     4, at least 24) for every image, where scale_width left heights that are
     not multiples of 4 (an assert at step 1) and none too small ones."""
-    import data
-
     _write_images(tmp_path / 'trainA', sizes)
     _write_images(tmp_path / 'trainB', sizes)
     cfg = config.CycleGANConfig(crop_size=32, load_size=32, ngf=4, ndf=4,
                                 netG='resnet_6blocks', preprocess=preprocess,
                                 serial_batches=True, no_flip=True)
-    assert model.CycleGAN.training_sizes(cfg) == (4, 24)
-    pipeline = data.input_pipeline(cfg, root=str(tmp_path),
-                                   sizes=model.CycleGAN.training_sizes(cfg))
+    assert cycle_gan.CycleGAN.training_sizes(cfg) == (4, 24)
+    pipeline = train_pipeline(cfg, root=str(tmp_path),
+                              sizes=cycle_gan.CycleGAN.training_sizes(cfg))
     with tf1.Session() as sess:
         shapes = [sess.run(pipeline.next_batch)['A'].shape[1:3] for _ in sizes]
     assert shapes == expected
@@ -497,21 +497,21 @@ def test_divergence_stops_with_exit_1_and_rotates_nothing_out(toy, tmp_path, cap
 
 def test_losses_and_weights_beyond_the_limits_stop_training(graph):
     last = 'The last checkpoint, step 4, is kept.'
-    runtime.check_losses(5, {'G_A': 3.0, 'D_A': -runtime.MAX_LOSS}, last)
+    checkpoints.check_losses(5, {'G_A': 3.0, 'D_A': -checkpoints.MAX_LOSS}, last)
     for value, message in [(2e6, r'loss D_A is 2e\+06, above 1e\+06: training diverged'),
                            (float('nan'), 'loss D_A is nan'), (float('-inf'), 'loss D_A is -inf')]:
-        with pytest.raises(runtime.TrainingError, match=message + '.*' + last):
-            runtime.check_losses(5, {'G_A': 3.0, 'D_A': value}, last)
+        with pytest.raises(checkpoints.TrainingError, match=message + '.*' + last):
+            checkpoints.check_losses(5, {'G_A': 3.0, 'D_A': value}, last)
     small = tf1.get_variable('small', [2], initializer=tf1.constant_initializer(9e3))
     big = tf1.get_variable('big', [2], initializer=tf1.constant_initializer([1.0, -2e4]))
     slot = tf1.get_variable('slot', [1], trainable=False,
                             initializer=tf1.constant_initializer(np.inf))
     with tf1.Session() as sess:
         sess.run(tf1.global_variables_initializer())
-        assert runtime.WeightCheck([small, big], [small, big]).problem(sess) == (
+        assert checkpoints.WeightCheck([small, big], [small, big]).problem(sess) == (
             'weight big reaches 2e+04 in absolute value, above 10000: training diverged')
-        assert runtime.WeightCheck([small], [small]).problem(sess) is None
-        assert runtime.WeightCheck([small, slot], [small]).problem(sess) == (
+        assert checkpoints.WeightCheck([small], [small]).problem(sess) is None
+        assert checkpoints.WeightCheck([small, slot], [small]).problem(sess) == (
             'the weights are not finite (NaN or Inf)')
 
 
@@ -554,16 +554,16 @@ def test_tensorflow_errors_at_the_boundary(capsys):
     missing = tf.errors.NotFoundError(None, None, 'Graph execution error:\n\n'
                                                   '{{function_node x}} a/b.png; No such file\n'
                                                   '\t [[{{node ReadFile}}]]')
-    assert runtime.run_command('x.py', raising(missing), []) == 2
+    assert commands.run_command('x.py', raising(missing), []) == 2
     assert _one_error_line(capsys, 'x.py') == 'x.py: error: a/b.png; No such file (NotFoundError)'
     oom = tf.errors.ResourceExhaustedError(None, None, 'OOM when allocating tensor')
-    assert runtime.run_command('x.py', raising(oom), []) == 2
+    assert commands.run_command('x.py', raising(oom), []) == 2
     assert 'try a smaller --batch_size' in _one_error_line(capsys, 'x.py')
     bug = tf.errors.InvalidArgumentError(None, None, 'Incompatible shapes: [1,2] vs. [1,3]')
     with pytest.raises(tf.errors.InvalidArgumentError):
-        runtime.run_command('x.py', raising(bug), [])
+        commands.run_command('x.py', raising(bug), [])
     with pytest.raises(TypeError):
-        runtime.run_command('x.py', raising(TypeError('a bug')), [])
+        commands.run_command('x.py', raising(TypeError('a bug')), [])
 
 
 # ----------------------------------------------- 13, 14: sample.py inputs

@@ -62,15 +62,14 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path
 def test_run_files_are_0644_and_a_failed_save_keeps_them(tmp_path):
     """config.json, host states, sample PNGs and sample.py's images: readable
     by the other users who can read the checkpoints beside them."""
-    import data
 
     run = tmp_path / 'run'
     with umask(0o022):
-        config.CycleGANConfig(name='x').save(str(run / 'config.json'))
+        runs.save_config(config.CycleGANConfig(name='x'), str(run / 'config.json'))
         os.makedirs(run / 'checkpoints')
         runs.save_host_state(str(run / 'checkpoints' / 'model.ckpt-1'), {'a': np.zeros(3)})
         visuals.save_png(np.zeros((4, 4, 3), np.uint8), str(run / 'samples' / 's.png'))
-        data.save_image(np.zeros((4, 4, 3)), str(run / 'test' / 'i.jpg'))
+        visuals.save_image(np.zeros((4, 4, 3)), str(run / 'test' / 'i.jpg'))
         visuals.write_html(str(run / 'test' / 'index.html'), 't', [])
     files = ['config.json', 'checkpoints/model.ckpt-1.host.npz', 'samples/s.png',
              'test/i.jpg', 'test/index.html']
@@ -81,7 +80,7 @@ def test_run_files_are_0644_and_a_failed_save_keeps_them(tmp_path):
     with pytest.raises(TypeError):  # PIL, while writing
         visuals.save_png(np.zeros((4, 4, 5), np.uint8), str(run / 'samples' / 's.png'))
     with pytest.raises(ValueError):
-        data.save_image(np.zeros((4, 4, 3)), str(run / 'test' / 'i.unknown'))
+        visuals.save_image(np.zeros((4, 4, 3)), str(run / 'test' / 'i.unknown'))
     with pytest.raises(TypeError):
         runs.save_host_state(str(run / 'checkpoints' / 'model.ckpt-1'), {'a': Unsaveable()})
     with pytest.raises(TypeError):

@@ -18,8 +18,8 @@ import tensorflow as tf
 from PIL import Image
 from test_train import make_data_root
 
-import data
 import import_torch
+import pipeline
 import pth
 import runs
 import sample
@@ -80,14 +80,14 @@ def test_pretrained_download_sample_and_fine_tune(
     photos = tmp_path / 'photos'  # the official inputs, as 8-bit images
     os.makedirs(photos)
     for i, image in enumerate(x):
-        Image.fromarray(data.to_uint8(image.transpose(1, 2, 0))).save(photos / f'{i}.png')
+        Image.fromarray(pipeline.to_uint8(image.transpose(1, 2, 0))).save(photos / f'{i}.png')
     results = tmp_path / 'results'
     with tf.Graph().as_default():
         assert sample.main(['sample.py', f'--run={run_dir}', f'--input={photos}',
                             '--direction=AtoB', f'--results_dir={results}']) == 0
     for i, output in enumerate(expected):
         fake_B = np.asarray(Image.open(results / 'images' / f'{i}_fake_B.png')).astype(int)
-        official = data.to_uint8(output.transpose(1, 2, 0)).astype(int)
+        official = pipeline.to_uint8(output.transpose(1, 2, 0)).astype(int)
         assert fake_B.shape == official.shape == (32, 32, 3)
         # The 8-bit rounding of the official float input moves the output by
         # up to 2.5 levels (measured on resnet_9blocks_ngf8: 69% of values

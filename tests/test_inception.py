@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import datasets
 import inception
+import layouts
 from inception import WeightsError
 
 tf1 = tf.compat.v1
@@ -169,7 +169,7 @@ def test_an_unreadable_weights_file_is_one_weights_error(tmp_path):
         inception.load_weights(str(path))
     with pytest.raises(WeightsError, match='no weights file'):
         inception.FeatureExtractor(str(tmp_path / 'missing.pth'))
-    assert issubclass(WeightsError, datasets.DatasetError)  # every script's user error
+    assert issubclass(WeightsError, layouts.DatasetError)  # every script's user error
 
 
 def test_weights_download_into_the_cache_folder_checked_by_sha256(tmp_path, server,
@@ -198,7 +198,7 @@ def test_a_download_with_another_sha256_leaves_nothing_behind(tmp_path, server):
     with pytest.raises(WeightsError, match='has sha256 .* expected 6726825d0af5.*deleted it'):
         inception.default_weights(str(folder), url=server.url + '/w.pth')
     assert os.listdir(folder) == []
-    with pytest.raises(datasets.DatasetError, match='could not download.*HTTP 404'):
+    with pytest.raises(layouts.DatasetError, match='could not download.*HTTP 404'):
         inception.default_weights(str(folder), url=server.url + '/missing.pth')
     assert os.listdir(folder) == []
 
@@ -209,7 +209,7 @@ def test_a_download_with_another_sha256_leaves_nothing_behind(tmp_path, server):
 def test_features_match_the_reference_pool3_features(extractor, fixtures_dir):
     reference = np.load(fixtures_dir / 'fid' / 'horse2zebra_mini_pool3.npz')
     data_dir = fixtures_dir.parent / 'data' / 'horse2zebra_mini'
-    paths = [p for split in SPLITS for p in datasets.list_images(str(data_dir / split))]
+    paths = [p for split in SPLITS for p in layouts.list_images(str(data_dir / split))]
     features, kept = extractor.file_features(paths)  # batches of 8 across the splits
     assert kept == paths and features.shape == (18, 2048) and features.dtype == np.float32
     expected = np.concatenate([reference[split] for split in SPLITS])

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import datasets
+import layouts
 import metrics
 
 tf1 = tf.compat.v1
@@ -229,7 +229,7 @@ def test_folder_features_warn_about_other_files_and_need_two_images(tmp_path, ca
     assert features.shape == (2, 6) and len(paths) == 2
     assert 'notes.txt' in caplog.text and 'hidden' not in caplog.text
     (folder / '1.png').unlink()
-    with pytest.raises(datasets.DatasetError, match='1 image files.*at least 2'):
+    with pytest.raises(layouts.DatasetError, match='1 image files.*at least 2'):
         metrics.folder_features(CountingExtractor(), str(folder), use_cache=False)
-    with pytest.raises(datasets.DatasetError, match='not a folder'):
+    with pytest.raises(layouts.DatasetError, match='not a folder'):
         metrics.folder_features(CountingExtractor(), str(tmp_path / 'missing'))

@@ -5,7 +5,9 @@ import pytest
 import tensorflow as tf
 
 import config
+import cycle_gan
 import model
+import registry
 
 tf1 = tf.compat.v1
 
@@ -37,7 +39,7 @@ def built():
     """One tiny CycleGAN graph for the tests that only read its structure."""
     g = tf.Graph()
     with g.as_default():
-        return g, model.create(tiny())
+        return g, registry.create(tiny())
 
 
 # ------------------------------------------------------------- structure
@@ -63,7 +65,7 @@ def test_each_generator_runs_once_per_input(built):
         assert len(tanh) == 3
     without_identity = tf.Graph()
     with without_identity.as_default():
-        model.create(tiny(lambda_identity=0.0))
+        registry.create(tiny(lambda_identity=0.0))
         assert len([op for op in without_identity.get_operations() if op.type == 'Tanh']) == 4
 
 
@@ -92,16 +94,16 @@ def test_every_trainable_variable_belongs_to_exactly_one_optimizer(built):
 
 
 def test_building_the_model_twice_in_one_graph_raises(graph):
-    model.create(tiny())
+    registry.create(tiny())
     with pytest.raises(ValueError, match='already exists'):
-        model.create(tiny())
+        registry.create(tiny())
 
 
 def test_identity_loss_needs_matching_channels(graph):
     with pytest.raises(ValueError, match='identity loss needs input_nc == output_nc'):
-        model.create(tiny(output_nc=1))
+        registry.create(tiny(output_nc=1))
     with tf.Graph().as_default():
-        m = model.create(tiny(output_nc=1, lambda_identity=0.0))
+        m = registry.create(tiny(output_nc=1, lambda_identity=0.0))
         assert 'idt_A' not in m.losses
 
 
@@ -142,7 +144,7 @@ def test_gradient_penalty_of_a_linear_critic(graph):
 
 
 def test_wgangp_applies_the_penalty_and_trains(graph):
-    m = model.create(tiny(gan_mode='wgangp'))
+    m = registry.create(tiny(gan_mode='wgangp'))
     assert [op for op in graph.get_operations() if op.name.startswith('losses/')
             and 'gradients' in op.name]
     sess = session(graph)
@@ -154,7 +156,7 @@ def test_wgangp_applies_the_penalty_and_trains(graph):
 
 
 def test_pool_fills_first_then_swaps_half_the_time():
-    pool = model.ImagePool(3, seed=0)
+    pool = cycle_gan.ImagePool(3, seed=0)
     first = [np.full([1, 2, 2, 1], i, np.float32) for i in range(3)]
     for image in first:
         assert pool.query(image) is not image and np.array_equal(pool.query.__self__.images[-1],
@@ -173,15 +175,15 @@ def test_pool_fills_first_then_swaps_half_the_time():
 
 def test_pool_handles_batches_and_size_zero():
     batch = np.arange(4, dtype=np.float32).reshape([4, 1, 1, 1])
-    assert model.ImagePool(0).query(batch) is batch
-    pool = model.ImagePool(2, seed=1)
+    assert cycle_gan.ImagePool(0).query(batch) is batch
+    pool = cycle_gan.ImagePool(2, seed=1)
     out = pool.query(batch)
     assert out.shape == batch.shape and out.dtype == batch.dtype
     assert out[:2].ravel().tolist() == [0, 1]  # the first two fill the pool
 
 
 def test_pool_state_round_trip_continues_identically():
-    a, b = model.ImagePool(4, seed=3), model.ImagePool(4, seed=99)
+    a, b = cycle_gan.ImagePool(4, seed=3), cycle_gan.ImagePool(4, seed=99)
     rng = np.random.default_rng(0)
     for _ in range(6):
         a.query(rng.normal(size=[1, 2, 2, 3]).astype(np.float32))
@@ -192,7 +194,7 @@ def test_pool_state_round_trip_continues_identically():
 
 
 def test_pool_inside_the_graph_keeps_history_across_steps(graph):
-    m = model.create(tiny(pool_size=2))
+    m = registry.create(tiny(pool_size=2))
     sess = session(graph)
     for step in range(3):
         m.train_step(sess, pair(seed=step))
@@ -221,7 +223,7 @@ def test_other_schedules():
 
 def test_learning_rate_tensor_follows_the_epoch_variable(graph):
     cfg = tiny(n_epochs=2, n_epochs_decay=3, lr=0.1)
-    m = model.create(cfg)
+    m = registry.create(cfg)
     sess = session(graph)
     rates = []
     for epoch in range(7):
@@ -234,7 +236,7 @@ def test_learning_rate_tensor_follows_the_epoch_variable(graph):
 
 
 def test_train_step_contract_and_one_global_step_per_iteration(graph):
-    m = model.create(tiny())
+    m = registry.create(tiny())
     sess = session(graph)
     result = m.train_step(sess, pair(), summaries=True, visuals=True)
     assert set(result['losses']) == set(m.losses)
@@ -248,7 +250,7 @@ def test_train_step_contract_and_one_global_step_per_iteration(graph):
 
 
 def test_every_network_is_updated_by_a_step(graph):
-    m = model.create(tiny())
+    m = registry.create(tiny())
     sess = session(graph)
     before = sess.run({name: net.variables for name, net in m.networks.items()})
     m.train_step(sess, pair())
@@ -263,7 +265,7 @@ def test_updates_use_this_iterations_forward_pass_and_the_starting_weights(graph
     before their update, and D trained on this iteration's fakes (no second,
     post-update generator pass)."""
     cfg = tiny(pool_size=0)
-    m = model.create(cfg)
+    m = registry.create(cfg)
     variables = {name: net.variables for name, net in m.networks.items()}
     grads = {'G': tf.gradients(graph.get_tensor_by_name('losses/G:0'),
                                variables['G_A'] + variables['G_B']),
@@ -284,7 +286,7 @@ def test_updates_use_this_iterations_forward_pass_and_the_starting_weights(graph
 
 
 def test_a_few_steps_on_a_fixed_pair_lower_the_cycle_loss(graph):
-    m = model.create(tiny(lr=0.001, ngf=8, ndf=8))
+    m = registry.create(tiny(lr=0.001, ngf=8, ndf=8))
     sess = session(graph)
     batch = pair()
     cycle = [sum(m.train_step(sess, batch)['losses'][k] for k in ('cycle_A', 'cycle_B'))
@@ -295,7 +297,7 @@ def test_a_few_steps_on_a_fixed_pair_lower_the_cycle_loss(graph):
 def test_same_seed_same_losses():
     def first_losses():
         with tf.Graph().as_default() as g:
-            m = model.create(tiny(seed=7))
+            m = registry.create(tiny(seed=7))
             sess = session(g)
             return [m.train_step(sess, pair())['losses'] for _ in range(2)]
 
@@ -303,7 +305,7 @@ def test_same_seed_same_losses():
 
 
 def test_batch_norm_variant_runs_its_update_ops(graph):
-    m = model.create(tiny(norm='batch', batch_size=2))
+    m = registry.create(tiny(norm='batch', batch_size=2))
     sess = session(graph)
     mean = [v for v in tf1.global_variables() if v.op.name == 'G_A/input/norm/moving_mean'][0]
     before = sess.run(mean)
@@ -316,14 +318,14 @@ def test_batch_norm_variant_runs_its_update_ops(graph):
 def test_inference_graph_restores_from_a_training_checkpoint(tmp_path):
     cfg = tiny()
     with tf.Graph().as_default() as g:
-        m = model.create(cfg)
+        m = registry.create(cfg)
         saver = tf1.train.Saver()
         sess = session(g)
         m.train_step(sess, pair())
         path = saver.save(sess, str(tmp_path / 'model'), global_step=m.global_step)
         expected = sess.run(g.get_tensor_by_name('fake_B:0'), {m.inputs['A']: pair()['A']})
     with tf.Graph().as_default():
-        inputs, outputs = model.CycleGAN.build_inference(cfg)
+        inputs, outputs = cycle_gan.CycleGAN.build_inference(cfg)
         with tf1.Session() as sess:
             tf1.train.Saver().restore(sess, path)
             fake_B = sess.run(outputs['fake_B'], {inputs['A']: pair()['A']})

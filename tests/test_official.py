@@ -13,13 +13,14 @@ from test_train import make_data_root, tiny_args
 
 import config
 import inference
+import registry
 import runs
 import sample
 import train
 
 
 def _config(*argv):
-    return config.from_flags(flags.FlagValues(), ['train.py', *argv])
+    return registry.from_flags(flags.FlagValues(), ['train.py', *argv])
 
 
 def _train(capsys, *argv):

@@ -6,11 +6,15 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import train_pipeline
 
 import config
-import data
 import model
 import modules
+import pipeline
+import pix2pix
+import registry
+import train
 
 tf1 = tf.compat.v1
 
@@ -41,14 +45,14 @@ def session(graph, finalize=True):
 
 
 def test_parameter_counts_equal_the_reference(graph):
-    m = model.create(config.Pix2PixConfig())
+    m = registry.create(config.Pix2PixConfig())
     assert m.networks['G'].num_params == 54413955  # unet_256
     assert m.networks['D'].num_params == 2768705  # conditional PatchGAN, 6 input channels
     assert graph.get_tensor_by_name('inputs/real_A:0').shape.as_list() == [None, 256, 256, 3]
 
 
 def test_names_follow_the_official_implementation(graph):
-    m = model.create(tiny())
+    m = registry.create(tiny())
     assert list(m.losses) == ['G_GAN', 'G_L1', 'D_real', 'D_fake']
     assert set(m.networks) == {'G', 'D'} and set(m.optimizers) == {'G', 'D'}
     assert m.optimizers['D'].get_name() == 'Adam_D'
@@ -74,7 +78,7 @@ def test_generator_keeps_the_size_and_discriminator_gives_a_patch_map(graph, net
 
 
 def test_non_square_images_train(graph):
-    m = model.create(tiny(preprocess='none'))
+    m = registry.create(tiny(preprocess='none'))
     assert m.inputs['A'].shape.as_list() == [None, None, None, 3]
     sess = session(graph)
     result = m.train_step(sess, pair(size=(128, 256)), visuals=True)
@@ -86,14 +90,14 @@ def test_non_square_images_train(graph):
                                                        ('unet_256', 128, 256)])
 def test_sizes_the_unet_cannot_take_fail_at_build_time(graph, netG, crop_size, multiple):
     with pytest.raises(ValueError, match=f'multiple of {multiple}, got {crop_size}'):
-        model.create(tiny(netG=netG, crop_size=crop_size, load_size=crop_size))
+        registry.create(tiny(netG=netG, crop_size=crop_size, load_size=crop_size))
 
 
 # ---------------------------------------------------------- optimization
 
 
 def test_optimizers_are_restricted_to_their_networks(graph):
-    m = model.create(tiny())
+    m = registry.create(tiny())
     G, D = m.networks['G'], m.networks['D']
     assert m.var_lists['G'] == G.variables and m.var_lists['D'] == D.variables
     assert all(v.name.startswith('G/') for v in m.var_lists['G'])
@@ -103,7 +107,7 @@ def test_optimizers_are_restricted_to_their_networks(graph):
 
 
 def test_the_D_update_alone_changes_only_D(graph):
-    m = model.create(tiny())
+    m = registry.create(tiny())
     G, D = m.networks['G'], m.networks['D']
     sess = session(graph)
     before_G, before_D = sess.run(G.global_variables), sess.run(D.variables)
@@ -118,7 +122,7 @@ def test_G_is_judged_by_the_updated_D(graph):
     loss of a train step must equal L_GAN(D(A, G(A))) computed with the
     starting G and the D after one D update (two session runs), and differ
     from the one computed with the starting D."""
-    m = model.create(tiny(no_dropout=True, lr=0.01))  # no dropout: G(A) is reproducible
+    m = registry.create(tiny(no_dropout=True, lr=0.01))  # no dropout: G(A) is reproducible
     G, D = m.networks['G'], m.networks['D']
     real_A = m.inputs['A']
     reference = model.gan_loss(D(tf.concat([real_A, G(real_A)], -1)), True, 'vanilla')
@@ -134,7 +138,7 @@ def test_G_is_judged_by_the_updated_D(graph):
 
 
 def test_one_global_step_per_iteration_and_batch_norm_averages_move(graph):
-    m = model.create(tiny())
+    m = registry.create(tiny())
     sess = session(graph)
     averages = [v for v in m.networks['G'].global_variables if 'moving_mean' in v.name]
     before = sess.run(averages)
@@ -147,7 +151,7 @@ def test_one_global_step_per_iteration_and_batch_norm_averages_move(graph):
 @pytest.mark.parametrize('gan_mode, names', [('lsgan', {'D_real', 'D_fake'}),
                                              ('wgangp', {'D_real', 'D_fake', 'D_gp'})])
 def test_other_gan_objectives(graph, gan_mode, names):
-    m = model.create(tiny(gan_mode=gan_mode))
+    m = registry.create(tiny(gan_mode=gan_mode))
     assert set(m.losses) == {'G_GAN', 'G_L1'} | names
     losses = m.train_step(session(graph), pair())['losses']
     assert all(math.isfinite(v) for v in losses.values())
@@ -164,8 +168,8 @@ def test_tiny_facades_run_lowers_the_L1_loss_then_translates(tmp_path, sample_da
     root = str(sample_data / 'facades_tiny')
     cfg = tiny(direction='BtoA', batch_size=4, lr=0.002, no_flip=True, num_threads=1)
     with tf.Graph().as_default() as g:
-        pipeline = data.input_pipeline(cfg, 'train', root=root)
-        m = model.create(cfg)
+        pipeline = train_pipeline(cfg, 'train', root=root)
+        m = registry.create(cfg)
         saver = tf1.train.Saver()
         sess = session(g)
         assert pipeline.steps_per_epoch == 1
@@ -175,8 +179,8 @@ def test_tiny_facades_run_lowers_the_L1_loss_then_translates(tmp_path, sample_da
     assert np.mean(l1[-3:]) < 0.75 * np.mean(l1[:3])
 
     with tf.Graph().as_default() as g:
-        test = data.input_pipeline(cfg.replace(batch_size=2), 'test', root=root, epochs=1)
-        inputs, outputs = model.Pix2Pix.build_inference(cfg, training=True)
+        test = train_pipeline(cfg.replace(batch_size=2), 'test', root=root, epochs=1)
+        inputs, outputs = pix2pix.Pix2Pix.build_inference(cfg, training=True)
         restore = tf1.train.Saver(tf1.global_variables(scope='G/'))
         with tf1.Session() as sess:
             restore.restore(sess, str(tmp_path / 'model'))
@@ -190,13 +194,13 @@ def test_inference_runs_like_training_unless_eval():
     cfg = tiny()
     x = pair(batch=1)['A']
     with tf.Graph().as_default():
-        inputs, outputs = model.Pix2Pix.build_inference(cfg, training=True)
+        inputs, outputs = pix2pix.Pix2Pix.build_inference(cfg, training=True)
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
             runs = [sess.run(outputs['fake_B'], {inputs['A']: x}) for _ in range(2)]
     assert not np.allclose(*runs)  # dropout is on
     with tf.Graph().as_default():
-        inputs, outputs = model.Pix2Pix.build_inference(cfg, training=False)
+        inputs, outputs = pix2pix.Pix2Pix.build_inference(cfg, training=False)
         assert set(inputs) == {'A'} and set(outputs) == {'fake_B'}
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
@@ -210,7 +214,7 @@ def test_inference_runs_like_training_unless_eval():
 def test_colorization_translates_L_to_ab_and_shows_rgb(graph):
     cfg = tiny(config.ColorizationConfig)
     assert (cfg.model, cfg.input_nc, cfg.output_nc) == ('colorization', 1, 2)
-    m = model.create(cfg)
+    m = registry.create(cfg)
     assert m.inputs['A'].shape[-1] == 1 and m.inputs['B'].shape[-1] == 2
     assert m.networks['D'].input_nc == 3
     assert m.visual_rows == [['real_A', 'fake_B_rgb', 'real_B_rgb']]
@@ -219,7 +223,7 @@ def test_colorization_translates_L_to_ab_and_shows_rgb(graph):
     visuals = m.train_step(session(graph), batch, visuals=True)['visuals']
     assert all(v.shape == (2, 128, 128, 3) and np.abs(v).max() <= 1 for v in visuals.values())
     np.testing.assert_allclose(visuals['real_B_rgb'],
-                               data.colorization_to_rgb(batch['A'], batch['B']), atol=2e-3)
+                               pipeline.colorization_to_rgb(batch['A'], batch['B']), atol=2e-3)
     np.testing.assert_array_equal(visuals['real_A'][..., 2], batch['A'][..., 0])
 
 
@@ -227,8 +231,8 @@ def test_colorization_trains_on_a_folder_of_photos(graph, sample_data):
     """The data layer's L and ab batches (here from an unaligned folder,
     both domains read) feed the model; the real photo comes back in RGB."""
     cfg = tiny(config.ColorizationConfig, batch_size=2, num_threads=1)
-    pipeline = data.input_pipeline(cfg, 'train', root=str(sample_data / 'horse2zebra_tiny'))
-    m = model.create(cfg)
+    pipeline = train_pipeline(cfg, 'train', root=str(sample_data / 'horse2zebra_tiny'))
+    m = registry.create(cfg)
     sess = session(graph)
     batch = sess.run(pipeline.next_batch)
     assert batch['A'].shape == (2, 128, 128, 1) and batch['B'].shape == (2, 128, 128, 2)
@@ -240,11 +244,11 @@ def test_colorization_trains_on_a_folder_of_photos(graph, sample_data):
 
 def test_colorization_needs_one_channel_in_and_two_out(graph):
     with pytest.raises(ValueError, match='input_nc=1 and output_nc=2'):
-        model.create(tiny(config.ColorizationConfig, output_nc=3))
+        registry.create(tiny(config.ColorizationConfig, output_nc=3))
 
 
 def test_colorization_inference_gives_ab_and_rgb(graph):
-    inputs, outputs = model.Colorization.build_inference(tiny(config.ColorizationConfig))
+    inputs, outputs = pix2pix.Colorization.build_inference(tiny(config.ColorizationConfig))
     assert inputs['A'].shape.as_list() == [None, None, None, 1]
     assert outputs['fake_B'].shape[-1] == 2 and outputs['fake_B_rgb'].shape[-1] == 3
 
@@ -253,16 +257,16 @@ def test_colorization_inference_gives_ab_and_rgb(graph):
 
 
 def test_loss_averager_is_a_debiased_moving_average():
-    averager = model.LossAverager(decay=0.5)
+    averager = train.LossAverager(decay=0.5)
     assert averager.update({'G': 4.0}) == {'G': 4.0}  # the first value as it is
     assert averager.update({'G': 2.0, 'D': 1.0}) == {'G': (0.5 * 4 + 2) / 1.5, 'D': 1.0}
     values = np.random.default_rng(0).normal(3.0, 1.0, 2000)
-    steady = model.LossAverager(decay=0.98)
+    steady = train.LossAverager(decay=0.98)
     for value in values:
         smoothed = steady.update({'L': value})['L']
     assert abs(smoothed - 3.0) < 0.5 and np.std(values[-50:]) > 0.5
-    assert model.LossAverager(decay=0.0).update({'L': 7.0}) == {'L': 7.0}
+    assert train.LossAverager(decay=0.0).update({'L': 7.0}) == {'L': 7.0}
     steady.reset()
     assert steady.averages == {}
     with pytest.raises(ValueError, match='decay'):
-        model.LossAverager(decay=1.0)
+        train.LossAverager(decay=1.0)

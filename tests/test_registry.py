@@ -14,6 +14,7 @@ import model
 import registry
 import runs
 import sample
+import toy_gan
 import train
 
 TOY = ['--model=toy_gan', '--steps_per_epoch=10', '--n_epochs=1', '--n_epochs_decay=1',
@@ -43,7 +44,7 @@ def test_an_unknown_model_is_one_line_naming_the_choices():
     with pytest.raises(config.ConfigError, match='unknown model .*cycle_gan, pix2pix'):
         registry.get('cyclegan')
     with pytest.raises(config.ConfigError, match='--model=nope: value should be one of'):
-        config.from_flags(flags.FlagValues(), ['train.py', '--model=nope'])
+        registry.from_flags(flags.FlagValues(), ['train.py', '--model=nope'])
 
 
 class TinyToyConfig(config.ToyGANConfig):
@@ -53,7 +54,7 @@ class TinyToyConfig(config.ToyGANConfig):
     hidden_layers = 1
 
 
-class TinyToy(model.ToyGAN):
+class TinyToy(toy_gan.ToyGAN):
     """... a Model class ..."""
 
 
@@ -118,13 +119,13 @@ def test_help_shows_the_chosen_models_options_by_topic():
     (['--nono_dropout'], True), (['--model=pix2pix'], True),
     (['--model=pix2pix', '--no_dropout'], False), (['--model=pix2pix', '--nodropout'], False)])
 def test_booleans_read_naturally_and_the_official_spelling_stays(argv, dropout):
-    cfg = config.from_flags(flags.FlagValues(), ['train.py'] + argv)
+    cfg = registry.from_flags(flags.FlagValues(), ['train.py'] + argv)
     assert cfg.no_dropout is not dropout
 
 
 def test_contradicting_spellings_are_an_error():
     with pytest.raises(config.ConfigError, match='contradict'):
-        config.from_flags(flags.FlagValues(), ['train.py', '--flip', '--no_flip'])
+        registry.from_flags(flags.FlagValues(), ['train.py', '--flip', '--no_flip'])
 
 
 def test_cosine_anneals_over_every_epoch():

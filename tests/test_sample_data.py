@@ -5,10 +5,11 @@ import shutil
 
 import numpy as np
 import tensorflow as tf
+from conftest import train_pipeline
 from PIL import Image
 
 import config
-import data
+import pipeline
 
 GRAY_ZEBRA = 'n02391049_2757.jpg'
 
@@ -46,9 +47,9 @@ def test_rgba_png_and_non_square_jpeg_read_as_rgb(graph, tmp_path, sample_data):
     misc = sample_data / 'misc'
     rgba = np.asarray(Image.open(misc / 'horse_rgba.png'))
     assert rgba[0, :, 3].max() == 4 and rgba[-1, :, 3].min() == 251  # a real alpha ramp
-    horse = data.load_image(misc / 'horse_rgba.png')
-    assert np.array_equal(data.to_uint8(horse), rgba[..., :3])  # alpha dropped, not blended
-    assert data.load_image(misc / 'zebra_wide.jpg').shape == (32, 48, 3)
+    horse = pipeline.load_image(misc / 'horse_rgba.png')
+    assert np.array_equal(pipeline.to_uint8(horse), rgba[..., :3])  # alpha dropped, not blended
+    assert pipeline.load_image(misc / 'zebra_wide.jpg').shape == (32, 48, 3)
     for domain, names in (('trainA', ['horse_rgba.png', 'zebra_wide.jpg']),
                           ('trainB', ['zebra_wide.jpg'])):
         (tmp_path / domain).mkdir()
@@ -56,9 +57,9 @@ def test_rgba_png_and_non_square_jpeg_read_as_rgb(graph, tmp_path, sample_data):
             shutil.copy(misc / name, tmp_path / domain / name)
     cfg = config.CycleGANConfig(dataset=str(tmp_path), preprocess='scale_width', load_size=24,
                                 crop_size=16, no_flip=True, serial_batches=True)
-    pipeline = data.input_pipeline(cfg)
+    reader = train_pipeline(cfg)
     with tf.compat.v1.Session() as sess:
-        batches = [sess.run(pipeline.next_batch) for _ in range(2)]
+        batches = [sess.run(reader.next_batch) for _ in range(2)]
     # Width to 24, height int(max(24 * h / w, 16)): 32x32 -> 24x24, 48x32 -> 24x16.
     for batch, name, size in zip(batches, ['horse_rgba.png', 'zebra_wide.jpg'], [24, 16]):
         assert batch['A_paths'][0].decode().endswith(name)

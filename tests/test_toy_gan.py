@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 
 import config
-import model
 import modules
+import registry
+import toy_gan
 
 tf1 = tf.compat.v1
 
@@ -36,7 +37,7 @@ def test_config_defaults_and_parsed_target():
     assert cfg.target_mean == (1.0, 1.0) and cfg.target_cov == ((1.0, 0.5), (0.5, 1.0))
     assert cfg.run_name == 'gaussian_toy_gan'
     assert config.ToyGANConfig(toy_modes=8).run_name == 'ring8_toy_gan'
-    assert config.config_class('toy_gan') is config.ToyGANConfig
+    assert registry.get('toy_gan').config is config.ToyGANConfig
     assert 'crop_size' not in config.ToyGANConfig.options()
 
 
@@ -54,8 +55,8 @@ def test_bad_targets_fail_when_the_config_is_built(overrides, message):
 
 def test_flags_build_the_toy_config():
     from absl import flags
-    cfg = config.from_flags(flags.FlagValues(), ['train.py', '--model', 'toy_gan',
-                                                 '--toy_mean', '2,-1', '--toy_modes', '8'])
+    cfg = registry.from_flags(flags.FlagValues(), ['train.py', '--model', 'toy_gan',
+                                                   '--toy_mean', '2,-1', '--toy_modes', '8'])
     assert cfg == config.ToyGANConfig(toy_mean='2,-1', toy_modes=8)
 
 
@@ -78,7 +79,7 @@ def test_mlp_shapes_names_and_explicit_reuse(graph):
 
 
 def test_graph_networks_losses_and_optimizers(graph):
-    m = model.create(config.ToyGANConfig())
+    m = registry.create(config.ToyGANConfig())
     assert set(m.networks) == {'G', 'D'} and list(m.losses) == ['G', 'D_real', 'D_fake']
     assert m.inputs['real'].shape.as_list() == [None, 2]
     assert m.inputs['z'].shape.as_list() == [None, 2]
@@ -98,7 +99,7 @@ def test_graph_networks_losses_and_optimizers(graph):
 
 @pytest.mark.parametrize('overrides', [{}, dict(toy_modes=8, toy_mean='0,0')])
 def test_target_samples_have_the_stated_moments(overrides):
-    target = model.ToyTarget.from_config(config.ToyGANConfig(**overrides))
+    target = toy_gan.ToyTarget.from_config(config.ToyGANConfig(**overrides))
     points = target.sample(np.random.default_rng(0), 200000)
     mean, cov = moments(points)
     assert points.dtype == np.float32 and points.shape == (200000, 2)
@@ -108,14 +109,14 @@ def test_target_samples_have_the_stated_moments(overrides):
 
 def test_pipeline_serves_seeded_batches(graph):
     cfg = config.ToyGANConfig(batch_size=32, noise_dim=3)
-    pipeline = model.ToyPipeline(cfg)
+    pipeline = toy_gan.ToyPipeline(cfg)
     assert pipeline.steps_per_epoch == cfg.steps_per_epoch
     assert pipeline.next_batch['z'].shape.as_list() == [32, 3]
     with tf1.Session() as sess:
         first, second = sess.run(pipeline.next_batch), sess.run(pipeline.next_batch)
     assert first['real'].shape == (32, 2) and not np.array_equal(first['z'], second['z'])
     with tf.Graph().as_default():
-        again = model.ToyPipeline(cfg).sample_batch()
+        again = toy_gan.ToyPipeline(cfg).sample_batch()
     np.testing.assert_array_equal(again['real'], first['real'])
 
 
@@ -127,13 +128,13 @@ def test_a_short_run_learns_the_mean_and_covariance(graph):
     points' mean and covariance end close to the target's, and D is left
     guessing."""
     cfg = config.ToyGANConfig(seed=0)
-    m = model.create(cfg)
-    pipeline = model.ToyPipeline(cfg)
+    m = registry.create(cfg)
+    pipeline = toy_gan.ToyPipeline(cfg)
     sess = session(graph)
     target = pipeline.target
 
     def errors():
-        mean, cov = moments(model.toy_samples(sess, cfg, m.inputs, m.outputs, num=20000))
+        mean, cov = moments(toy_gan.toy_samples(sess, cfg, m.inputs, m.outputs, num=20000))
         return (np.linalg.norm(mean - target.mean),
                 np.linalg.norm(cov - target.cov) / np.linalg.norm(target.cov))
 
@@ -150,7 +151,7 @@ def test_a_short_run_learns_the_mean_and_covariance(graph):
 
 @pytest.mark.parametrize('gan_mode', ['lsgan', 'wgangp'])
 def test_other_objectives_train(graph, gan_mode):
-    m = model.create(config.ToyGANConfig(gan_mode=gan_mode))
+    m = registry.create(config.ToyGANConfig(gan_mode=gan_mode))
     sess = session(graph)
     rng = np.random.default_rng(0)
     batch = {'real': rng.normal(size=[64, 2]).astype(np.float32),
@@ -162,8 +163,8 @@ def test_other_objectives_train(graph, gan_mode):
 
 def test_evaluate_figure_and_summaries(graph):
     cfg = config.ToyGANConfig()
-    m = model.create(cfg)
-    pipeline = model.ToyPipeline(cfg)
+    m = registry.create(cfg)
+    pipeline = toy_gan.ToyPipeline(cfg)
     sess = session(graph)
     result = m.train_step(sess, sess.run(pipeline.next_batch), summaries=True)
     tags = {v.tag for v in tf1.Summary.FromString(result['summary']).value}
@@ -180,19 +181,19 @@ def test_evaluate_figure_and_summaries(graph):
 
 def test_inference_graph_restores_the_trained_networks(tmp_path, graph):
     cfg = config.ToyGANConfig()
-    m = model.create(cfg)
-    pipeline = model.ToyPipeline(cfg)
+    m = registry.create(cfg)
+    pipeline = toy_gan.ToyPipeline(cfg)
     saver = tf1.train.Saver()
     sess = session(graph)
     for _ in range(5):
         m.train_step(sess, sess.run(pipeline.next_batch))
-    expected = model.toy_samples(sess, cfg, m.inputs, m.outputs, num=100, seed=3)
+    expected = toy_gan.toy_samples(sess, cfg, m.inputs, m.outputs, num=100, seed=3)
     saver.save(sess, str(tmp_path / 'model'))
     with tf.Graph().as_default():
-        inputs, outputs = model.ToyGAN.build_inference(cfg)
+        inputs, outputs = toy_gan.ToyGAN.build_inference(cfg)
         with tf1.Session() as restored:
             tf1.train.Saver().restore(restored, str(tmp_path / 'model'))
-            samples = model.toy_samples(restored, cfg, inputs, outputs, num=100, seed=3)
-            png = model.toy_figure(restored, cfg, inputs, outputs, num=100)
+            samples = toy_gan.toy_samples(restored, cfg, inputs, outputs, num=100, seed=3)
+            png = toy_gan.toy_figure(restored, cfg, inputs, outputs, num=100)
     np.testing.assert_allclose(samples, expected, rtol=1e-5, atol=1e-6)
     assert png.startswith(PNG_MAGIC)

@@ -25,10 +25,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import checkpoints
 import config
-import datasets
+import registry
 import runs
-import runtime
+import shapes
 import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -39,8 +40,8 @@ LR = 0.0002
 
 def make_data_root(folder):
     """A data_root whose shapes2stripes has 2 training images per domain and 4 test pairs."""
-    datasets.generate_shapes2stripes(os.path.join(folder, datasets.BUILTIN), n_train=2,
-                                     n_test=4)
+    shapes.generate_shapes2stripes(os.path.join(folder, shapes.BUILTIN), n_train=2,
+                                   n_test=4)
     return str(folder)
 
 
@@ -226,10 +227,10 @@ def test_weights_that_are_not_finite_are_never_saved(tmp_path, graph):
     weight = tf.compat.v1.get_variable('w', [2], initializer=tf.compat.v1.constant_initializer(
         [1.0, np.nan]))
     cfg = config.CycleGANConfig(runs_dir=str(tmp_path), name='x')
-    ckpt = runtime.Checkpoints(cfg, saver=None, weights=runtime.WeightCheck())
+    ckpt = checkpoints.Checkpoints(cfg, saver=None, weights=checkpoints.WeightCheck())
     with tf.compat.v1.Session() as sess:
         sess.run(weight.initializer)
-        with pytest.raises(runtime.TrainingError, match='step 7: the weights are not finite'):
+        with pytest.raises(checkpoints.TrainingError, match='step 7: the weights are not finite'):
             ckpt.save(sess, net=None, step=7, epoch_start=6)
     assert not os.path.exists(tmp_path / 'x')
 
@@ -314,7 +315,7 @@ def test_sigkill_at_any_moment_leaves_a_checkpoint_that_loads(tmp_path, data_roo
         assert host is None or 'model/pool_A/images' in host
     # A kill after a checkpoint's files but before checkpoints/checkpoint names
     # it leaves a newer complete one: resuming takes the newest complete one.
-    newest = runtime.complete_checkpoints(runs.checkpoint_dir(run_dir))[0][-1]
+    newest = checkpoints.complete_checkpoints(runs.checkpoint_dir(run_dir))[0][-1]
     step = runs.step_of(newest)
     out = _capture(lambda: train.main(args + [f'--max_steps={step + 1}']))
     assert f'(step {step}, ' in out and runs.step_of(latest_checkpoint(run_dir)) == step + 1
@@ -402,7 +403,7 @@ def test_the_readme_lists_every_flag():
     readme = (ROOT / 'README.md').read_text()
     import import_torch
 
-    names = list(config.define_flags(flags.FlagValues())) + [
+    names = list(registry.define_flags(flags.FlagValues())) + [
         name for settings in (config.SampleConfig, config.BenchConfig, config.EvaluateConfig,
                               config.ExportConfig, import_torch.ImportSettings)
         for name in settings.options()]

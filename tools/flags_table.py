@@ -7,7 +7,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import config  # noqa: E402
+import config
+import registry
 
 
 def table(options, groups=None):
@@ -34,14 +35,14 @@ def table(options, groups=None):
 
 def official_table():
     """The official implementation's option names that train.py accepts
-    besides its own (config.ALIASES, config.NOTES, --dataset_mode)."""
+    besides its own (config.ALIASES, registry.NOTES, --dataset_mode)."""
     rows = ['| flag | meaning |', '|---|---|']
     rows += [f'| `--{alias}` | the official name of `--{name}` |'
              for alias, name in config.ALIASES.items()]
     rows.append('| `--dataset_mode` | checked against the model\'s data: unaligned, aligned, '
                 'colorization |')
     rows += [f'| `--{name}` | accepted, with one line: {line} |'
-             for name, (_, line) in config.NOTES.items()]
+             for name, (_, line) in registry.NOTES.items()]
     return '\n'.join(rows).replace('<', '&lt;')
 
 
@@ -49,7 +50,7 @@ if __name__ == '__main__':
     import import_torch
 
     # _flag_options: every model's settings, as `python train.py --help` shows them.
-    print('#### train.py\n\n' + table(config._flag_options(), config.GROUPS) + '\n')
+    print('#### train.py\n\n' + table(registry.flag_options(), config.GROUPS) + '\n')
     print('#### train.py: the official implementation\'s names\n\n' + official_table() + '\n')
     print('#### sample.py\n\n' + table(config.SampleConfig.options()) + '\n')
     print('#### evaluate.py\n\n' + table(config.EvaluateConfig.options()) + '\n')

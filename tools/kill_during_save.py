@@ -1,7 +1,7 @@
 """Kills train.py (SIGKILL) at random moments of a run that saves at every
 step, over and over, and checks after each kill that nothing saved is lost:
 
-* the newest complete checkpoint on disk (runtime.complete_checkpoints)
+* the newest complete checkpoint on disk (checkpoints.complete_checkpoints)
   reads whole: every value, global_step equal to its step, all finite, and
   its host state loads (or is absent);
 * the next train.py resumes from exactly that checkpoint, and removes the
@@ -28,14 +28,12 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import runtime  # noqa: E402
+import numpy as np
 
-runtime.quiet_tensorflow()
-
-import numpy as np  # noqa: E402
-
-import datasets  # noqa: E402
-import runs  # noqa: E402
+import checkpoints
+import runs
+import session
+import shapes
 
 TINY = ['--crop_size=32', '--load_size=32', '--ngf=8', '--ndf=8', '--netG=resnet_6blocks',
         '--pool_size=4', '--save_freq=1', '--keep_checkpoints=3', '--max_steps=100000',
@@ -77,7 +75,7 @@ def check_newest(directory):
     """The newest complete checkpoint, read whole; raises AssertionError if it is not."""
     import tensorflow as tf
 
-    complete, incomplete = runtime.complete_checkpoints(directory)
+    complete, incomplete = checkpoints.complete_checkpoints(directory)
     assert complete, f'no complete checkpoint in {directory}: {incomplete}'
     newest = complete[-1]
     reader = tf.compat.v1.train.load_checkpoint(newest)
@@ -91,6 +89,7 @@ def check_newest(directory):
 
 
 def main(argv=None):
+    session.quiet_tensorflow()  # before anything imports TensorFlow
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--kills', type=int, default=25)
     parser.add_argument('--seed', type=int, default=0)
@@ -99,8 +98,8 @@ def main(argv=None):
     rng = random.Random(options.seed)
     work = options.workdir or tempfile.mkdtemp(prefix='kill_during_save-')
     data_root = os.path.join(work, 'data')
-    datasets.generate_shapes2stripes(os.path.join(data_root, datasets.BUILTIN), n_train=2,
-                                     n_test=1)
+    shapes.generate_shapes2stripes(os.path.join(data_root, shapes.BUILTIN), n_train=2,
+                                    n_test=1)
     args = [f'--runs_dir={os.path.join(work, "runs")}', f'--data_root={data_root}',
             '--name=k', *TINY]
     directory = runs.checkpoint_dir(os.path.join(work, 'runs', 'k'))
@@ -126,7 +125,7 @@ def main(argv=None):
         stats['kills'] += 1
         left = runs.leftovers(directory)
         newest, incomplete = check_newest(directory)
-        named, _ = runtime.named_checkpoint(directory)
+        named, _ = checkpoints.named_checkpoint(directory)
         stats['left_leftovers'] += bool(left)
         stats['left_incomplete'] += bool(incomplete)
         stats['state_named_another'] += named != newest

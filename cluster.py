@@ -1,4 +1,5 @@
-"""Data-parallel and multi-worker training on TensorFlow's distributed runtime.
+"""The processes of data-parallel and multi-worker training: which strategy
+this process trains with, its session, and the other workers.
 
 ``--num_replicas N`` trains N replicas of the model in step on one machine
 with ``tf.distribute.MirroredStrategy``: GPUs 0..N-1, or, without GPUs, N
@@ -7,52 +8,25 @@ environment variable (a cluster of workers, this task's type and index)
 selects ``MultiWorkerMirroredStrategy``: collective all-reduce over gRPC, in
 graph mode with a ``tf.distribute.Server`` per worker and the session on its
 target; every worker runs the same train.py command, worker 0 is the chief.
-
-What is per replica and what is shared:
+What the replicas compute, and how the model is replicated, is the graph's
+side (replicas.py).
 
 - ``--batch_size`` is per replica; the global batch is num_replicas x
   batch_size (x workers). Each worker reads the global batches of its
-  replicas from its input pipeline and feeds each replica its slice;
-  with W workers, worker i takes batches i, i + W, i + 2W, ...
-- Each replica runs the model's whole ``_build`` (forward, losses, the
-  update order of the model) on its slice, under its own name scope
-  (``replica_<r>/``); the variables are mirrored (one copy per device, one
-  entry per variable in a checkpoint, as a single device's, so sample.py
-  and a single-device run read them). Each optimizer update all-reduces
-  the gradients (TensorFlow's v1 optimizer sums them in its cross-replica
-  merge; each replica's loss is divided by the replica count, so the sum is
-  the mean: with equal slices, one device's gradient of the global batch).
-  The losses shown are the mean over replicas of each replica's loss.
-- Instance norm (CycleGAN) normalizes each image alone, so two replicas
-  with one image each compute exactly what one device does with two.
-  Batch norm (pix2pix) normalizes over each replica's slice, as the
-  official DistributedDataParallel without SyncBatchNorm; each replica
-  updates the moving averages of its own device's copy, and a checkpoint
-  holds replica 0's, as DDP's broadcast buffers are rank 0's (a resume
-  gives every replica the saved ones).
-- Host state (CycleGAN's image pools) is per replica: replica r keeps its
-  own pool, saved with replica r's keys (replica 0's as a single device's,
-  the others' prefixed ``replica_<r>/``); a resume with another replica
-  count merges the saved pools and deals their images out again
-  (Model.regroup_host_states).
+  replicas from its input pipeline (:func:`shard_pipeline`) and feeds each
+  replica its slice; with W workers, worker i takes batches i, i + W, ...
 - Only the chief writes the run folder (checkpoints, summaries, samples,
-  config.json); the others write into a temporary folder they remove.
-  On a resume the chief restores the checkpoint and every worker then
-  takes the chief's variables (:func:`sync_from_chief`): the others need
-  no access to the run folder. Their image pools start empty. With
-  --eval_freq the chief scores its checkpoints alone; the others wait for
-  it at the next step (within --worker_timeout).
-- --amp on a GPU: TensorFlow's auto_mixed_precision graph rewrite runs
-  what is safe in float16, and each gradient computation of the model
-  (one per group of networks sharing a loss) has a dynamic loss scale
-  (:func:`dynamic_loss_scale`, TensorFlow's own): the loss is multiplied by
-  it and the gradients divided by it; a step whose gradients are not
-  finite on any replica is skipped on every replica and halves the scale
-  (:func:`apply_if_finite`). The scales are saved in the checkpoints but a
-  checkpoint may lack them (runtime.PartialRestore).
+  config.json); the others write into a temporary folder they remove
+  (:func:`scratch_config`). On a resume the chief restores the checkpoint
+  and every worker then takes the chief's variables (:func:`sync_from_chief`):
+  the others need no access to the run folder. Their image pools start
+  empty. With --eval_freq the chief scores its checkpoints alone; the others
+  wait for it at the next step (within --worker_timeout).
+- --amp on a GPU: TensorFlow's auto_mixed_precision graph rewrite
+  (:func:`session_config`) and the model's loss scaling (replicas.py).
 - A dead worker: a step that waits on the others longer than
   ``--worker_timeout`` seconds fails (the session's operation timeout);
-  train.py stops with one line and exit status 1.
+  train.py stops with one line and exit status 1 (:func:`worker_failure`).
 
 This module imports TensorFlow only inside its functions.
 """
@@ -62,10 +36,9 @@ import os
 
 import numpy as np
 
+import checkpoints
 import config
-import runtime
-
-REPLICA_PREFIX = 'replica_{}/'  # host-state keys of replica r > 0
+import session
 
 
 class ClusterError(config.ConfigError):
@@ -147,7 +120,7 @@ def configure(cfg, environ=None):
         raise ClusterError(f'--num_replicas must be >= 1, got {cfg.num_replicas}')
     if cfg.worker_timeout < 1:
         raise ClusterError(f'--worker_timeout must be >= 1 second, got {cfg.worker_timeout}')
-    tf = runtime.graph_mode()  # first: in eager mode the strategy would start its own server
+    tf = session.graph_mode()  # first: in eager mode the strategy would start its own server
 
     gpus = tf.config.list_physical_devices('GPU')
     n = cfg.num_replicas
@@ -211,7 +184,7 @@ def _multi_worker(cfg, cluster, local, kind, gpu):
 
 
 def session_config(cfg, setup, *, base):
-    """``base`` (runtime.session_config's proto) with the settings of the
+    """``base`` (session.session_config's proto) with the settings of the
     strategy (collectives), the worker timeout, and on a GPU --amp and --xla."""
     import tensorflow as tf
 
@@ -253,172 +226,6 @@ def log_lines(cfg, setup):
             lines.append(f'  --{name}: does nothing useful on a CPU (measured slower there): '
                          f'not applied')
     return lines
-
-
-# ----------------------------------------------------------------- the model
-
-
-def build_replicas(model):
-    """Builds ``model`` (a model.Model inside a strategy's scope, its global
-    step, epoch and learning rate built) on every local replica.
-
-    Each replica runs ``model._build()`` on a shallow copy of the model, a
-    view with its own inputs, networks (sharing the mirrored variables),
-    losses, visuals and host state (image pools), and ``replica``: its index
-    among all workers' replicas. The optimizers are shared (one per network,
-    created by the first replica; ``apply_gradients`` all-reduces in the
-    strategy's merge). Then the model itself takes replica 0's attributes,
-    except: ``losses`` (the mean over all replicas), ``visuals`` (the local
-    replicas' concatenated on the batch), ``train_op`` (every local
-    replica's) and ``replicas`` (the views, replica 0 first).
-    """
-    import tensorflow as tf
-
-    strategy = tf.distribute.get_strategy()
-    views = []
-
-    @tf.autograph.experimental.do_not_convert  # graph code as written, not converted
-    def replica_fn():
-        context = tf.distribute.get_replica_context()
-        view = _view(model, int(tf.get_static_value(context.replica_id_in_sync_group)))
-        view._build()
-        views.append(view)
-        return view.losses, view.visuals, view.train_op
-
-    losses, visuals, train_ops = strategy.extended.call_for_each_replica(replica_fn)
-    views.sort(key=lambda view: view.replica)
-    shared = dict(vars(views[0]))
-    for name in ('losses', 'visuals', 'train_op', 'replica'):
-        shared.pop(name)
-    vars(model).update(shared)
-    with tf.name_scope('replicas/'):
-        model.losses = {name: tf.identity(strategy.reduce(tf.distribute.ReduceOp.MEAN, loss,
-                                                          axis=None), name=name)
-                        for name, loss in losses.items()}
-        model.visuals = {name: tf.concat(strategy.experimental_local_results(images), 0,
-                                         name=name)
-                         for name, images in visuals.items()}
-        model.train_op = tf.group(strategy.experimental_local_results(train_ops),
-                                  name='train_op')
-    model.replicas, model.num_replicas = views, strategy.num_replicas_in_sync
-
-
-def _view(model, replica):
-    import copy
-
-    view = copy.copy(model)
-    view.replica = replica
-    view.networks, view.losses, view.var_lists = {}, {}, {}
-    view.visuals, view.visual_rows = {}, []
-    return view  # view.optimizers is the model's: one optimizer per network
-
-
-def replica_share(loss):
-    """``loss`` divided by the number of replicas in sync, inside a replica
-    of a strategy (the optimizers sum the replicas' gradients); ``loss``
-    itself on one device."""
-    import tensorflow as tf
-
-    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-    return loss if replicas == 1 else tf.math.divide(loss, float(replicas),
-                                                     name='per_replica_share')
-
-
-# ------------------------------------------------------ mixed precision
-
-
-def dynamic_loss_scale():
-    """TensorFlow's v1 dynamic loss scale, as its graph-rewrite mixed
-    precision optimizer uses it: 2^15 at first, halved at every step whose
-    gradients overflow (that step is skipped), doubled after 2000 steps
-    without an overflow. Its two variables are in the collection
-    runtime.OPTIONAL_VARIABLES."""
-    import tensorflow as tf
-
-    tf1 = tf.compat.v1
-    before = {id(v) for v in tf1.global_variables()}
-    scale = tf1.mixed_precision.DynamicLossScale()
-    for variable in tf1.global_variables():
-        if id(variable) not in before:
-            tf1.add_to_collection(runtime.OPTIONAL_VARIABLES, variable)
-    return scale
-
-
-def scaled_gradients(loss, variables, scale, *, name):
-    """The gradients of ``loss`` with respect to ``variables``; with a loss
-    ``scale`` (dynamic_loss_scale), computed on loss x scale and divided by
-    it (a power of two: exact where nothing overflows)."""
-    import tensorflow as tf
-
-    if scale is None:
-        return tf.gradients(loss, variables, name=name)
-    factor = scale()
-    grads = tf.gradients(tf.math.multiply(loss, factor, name='scaled_loss'), variables,
-                         name=name)
-    with tf.name_scope('unscaled/'):
-        return [None if g is None else tf.math.divide(g, factor) for g in grads]
-
-
-def apply_if_finite(scale, apply, grads, dependencies):
-    """``apply(grads, dependencies)`` (the optimizers' updates, built in a replica
-    context) when every replica's ``grads`` are finite; otherwise none, on
-    every replica. Either way the loss ``scale`` is updated. Works on one
-    device (TensorFlow's default strategy) and with replicas: in the
-    strategy's merge, as TensorFlow's loss-scale optimizer does, so the
-    replicas all skip or all apply and their weights stay equal."""
-    import tensorflow as tf
-
-    def merge(strategy, grads, dependencies):
-        update_scale, finite = scale.update(grads)
-
-        def updates():
-            return strategy.group(strategy.extended.call_for_each_replica(
-                apply, args=(grads, dependencies)))
-
-        with tf.name_scope('apply_if_finite/'):
-            return tf.group(tf.cond(finite, updates, tf.no_op), update_scale)
-
-    return tf.distribute.get_replica_context().merge_call(merge, args=(grads, dependencies))
-
-
-def feed_dict(replicas, batch):
-    """The feed of one step: replica i of the local ``replicas`` gets the
-    i-th of equal slices of each array of the global ``batch``. A batch
-    smaller than the replica count (the last of an epoch) is first repeated
-    up to it, so no replica gets an empty slice; with a batch that does not
-    divide evenly, the slices differ by one example."""
-    feed = {}
-    n = len(replicas)
-    for key in replicas[0].inputs:
-        array = batch[key]
-        if len(array) < n:
-            array = np.concatenate([array] * (n // len(array) + 1))[:n]
-        for view, part in zip(replicas, np.array_split(array, n)):
-            feed[view.inputs[key]] = part
-    return feed
-
-
-# --------------------------------------------------------------- host state
-
-
-def gather_host_states(states):
-    """One host state of the replicas' ``states`` (replica index -> dict):
-    replica 0's keys as they are, replica r's prefixed ``replica_<r>/``."""
-    return {(REPLICA_PREFIX.format(r) if r else '') + key: value
-            for r, state in sorted(states.items()) for key, value in state.items()}
-
-
-def split_host_states(state):
-    """The inverse of :func:`gather_host_states`: a list of dicts, one per
-    replica saved (one for a single device's state)."""
-    states = {0: {}}
-    for key, value in state.items():
-        head, _, rest = key.partition('/')
-        if head.startswith('replica_') and head[len('replica_'):].isdigit() and rest:
-            states.setdefault(int(head[len('replica_'):]), {})[rest] = value
-        else:
-            states[0][key] = value
-    return [states.get(r, {}) for r in range(max(states) + 1)]
 
 
 # ---------------------------------------------------------------- workers
@@ -486,7 +293,7 @@ def scratch_config(cfg):
     return cfg.replace(runs_dir=folder)
 
 
-class WorkerCheckpoints(runtime.Checkpoints):
+class WorkerCheckpoints(checkpoints.Checkpoints):
     """The checkpoints of a worker other than the chief: it restores
     nothing of its own (it takes the chief's variables) and saves nothing."""
 

@@ -1,14 +1,13 @@
 """Images, and the tf.data input pipeline of the image-to-image models.
 
-Single images, for sample.py: :func:`load_image`, :func:`save_image`,
-:func:`to_uint8`; CIE Lab: :func:`rgb_to_lab`, :func:`lab_to_rgb` (numpy),
-:func:`tf_rgb_to_lab`, :func:`tf_lab_to_rgb` (TensorFlow) and
-:func:`colorization_to_rgb`.
+Single images, for sample.py: :func:`load_image`, :func:`to_uint8`; CIE
+Lab: :func:`rgb_to_lab`, :func:`lab_to_rgb` (numpy), :func:`tf_rgb_to_lab`,
+:func:`tf_lab_to_rgb` (TensorFlow) and :func:`colorization_to_rgb`.
 
 The input pipeline is built in the current default graph, before it is
 finalized, and read with ``sess.run``::
 
-    pipeline = data.input_pipeline(cfg, split='train')
+    pipeline = pipeline.input_pipeline(cfg, 'train', root=folder, layout=UNALIGNED)
     batch = sess.run(pipeline.next_batch)  # {'A', 'B', 'A_paths', 'B_paths'}
 
 It follows the official datasets (pytorch-CycleGAN-and-pix2pix, data/):
@@ -50,9 +49,16 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-import datasets
-import fileio
-from datasets import ALIGNED, COLORIZATION, IMAGE_EXTENSIONS, UNALIGNED, DatasetError, list_images
+from layouts import (
+    ALIGNED,
+    COLORIZATION,
+    IMAGE_EXTENSIONS,
+    UNALIGNED,
+    DatasetError,
+    has_images,
+    list_images,
+    no_images_message,
+)
 
 tf1 = tf.compat.v1
 logger = logging.getLogger(__name__)
@@ -103,21 +109,6 @@ def to_uint8(image):
     tensor2im truncates instead of rounding.)"""
     return np.clip(np.round((np.asarray(image, np.float32) + 1.0) * 127.5), 0, 255).astype(
         np.uint8)
-
-
-def save_image(image, path):
-    """Writes ``image`` (float [H, W], [H, W, 1] or [H, W, 3] in [-1, 1]) to
-    ``path``, format from its extension, atomically: a reader sees no half file."""
-    array = to_uint8(image)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if not (array.ndim == 2 or array.ndim == 3 and array.shape[-1] == 3):
-        raise ValueError(f'cannot save an image of shape {np.shape(image)}')
-    image_format = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
-    if image_format is None:
-        raise ValueError(f'cannot save an image as {path}: unknown file extension')
-    with fileio.atomic_write(path) as f:
-        Image.fromarray(array).save(f, format=image_format)
 
 
 # ---------------------------------------------------------------------------
@@ -471,7 +462,7 @@ def _column(folders, max_dataset_size, skip_log):
     paths = [p for folder in folders for p in list_images(folder, max_dataset_size)]
     name = folders[0] if len(folders) == 1 else ' and '.join(folders)
     if not paths:
-        raise DatasetError(datasets.no_images_message(folders[0]))
+        raise DatasetError(no_images_message(folders[0]))
     for path in paths:  # usually the first one: a cheap check that the domain is usable
         reason = unreadable_reason(path)
         if reason is None:
@@ -491,10 +482,10 @@ def _columns(root, split, layout, cfg, skip_log):
         return {'A': _column([os.path.join(root, a)], n, skip_log),
                 'B': _column([os.path.join(root, b)], n, skip_log)}
     folders = [os.path.join(root, split)]
-    if layout == COLORIZATION and not datasets.has_images(folders[0]):
+    if layout == COLORIZATION and not has_images(folders[0]):
         # Deviation: an unaligned folder serves colorization too (both domains).
         domains = [os.path.join(root, split + d) for d in 'AB']
-        folders = [f for f in domains if datasets.has_images(f)] or folders
+        folders = [f for f in domains if has_images(f)] or folders
     return {'AB': _column(folders, n, skip_log)}
 
 
@@ -678,23 +669,25 @@ class InputPipeline:
         return epoch_ids.flat_map(epoch_batches).prefetch(tf.data.AUTOTUNE)
 
 
-def input_pipeline(cfg, split='train', *, root=None, epochs=None, sizes=(4, 4)):
-    """The training InputPipeline of ``split`` of ``cfg.dataset``: the
-    official preprocessing (cfg.preprocess, random crop and flip), batches of
-    cfg.batch_size, the unaligned B drawn at random unless serial_batches.
+def input_pipeline(cfg, split='train', *, root, layout, epochs=None, sizes=(4, 4)):
+    """The training InputPipeline of ``split`` of the dataset folder
+    ``root``: the official preprocessing (cfg.preprocess, random crop and
+    flip), batches of cfg.batch_size, the unaligned B drawn at random unless
+    serial_batches.
 
     Args:
       cfg: an ImageConfig.
       split: 'train', 'test', 'val', ...
-      root: the dataset folder; default datasets.prepare(cfg, split), which
-        may download or generate it.
+      root: the dataset folder (datasets.prepare finds, downloads or
+        generates it).
+      layout: its layout, the model's (UNALIGNED, ALIGNED, COLORIZATION:
+        the ``data`` of its entry in registry.py).
       epochs: None repeats forever; else the iterator ends (OutOfRangeError)
         after that many epochs.
       sizes: (multiple, minimum) of the images where the mode does not crop
         (Transform); Model.training_sizes gives the networks'.
     """
-    root = datasets.prepare(cfg, split) if root is None else root
-    layout, skip_log = datasets.layout_of(cfg), SkipLog()
+    skip_log = SkipLog()
     return InputPipeline(cfg, layout, _columns(root, split, layout, cfg, skip_log),
                          Transform.from_config(cfg, sizes), channels=_channels(cfg, layout),
                          skip_log=skip_log, batch_size=cfg.batch_size,
@@ -713,7 +706,7 @@ def test_transform(load_size=0):
                                                   False)
 
 
-def test_pipeline(cfg, files, *, transform=NATIVE):
+def test_pipeline(cfg, files, *, layout, transform=NATIVE):
     """Given image files, in order, once, one example per batch (sizes may
     differ): the data path of sample.py and the tools. Decoding, channels,
     the colorization conversion and the normalization are training's.
@@ -726,8 +719,8 @@ def test_pipeline(cfg, files, *, transform=NATIVE):
           the batches hold that key and its paths only;
         {'A': [...], 'B': [...]}: pairs by position, an input and its ground
           truth (an unaligned split whose domains pair up by file name);
-        {'AB': [...]}: files of the model's own layout (pix2pix A|B pairs,
-          colorization photos), split as in training.
+        {'AB': [...]}: files of the model's own ``layout`` (pix2pix A|B
+          pairs, colorization photos), split as in training.
       transform: NATIVE, or :func:`test_transform`'s.
     Returns:
       an InputPipeline whose iterator ends after the last file. A file that
@@ -735,8 +728,7 @@ def test_pipeline(cfg, files, *, transform=NATIVE):
     """
     skip_log = SkipLog()
     keys = tuple(sorted(files))
-    layout = {('A',): SINGLE, ('B',): SINGLE, ('A', 'B'): UNALIGNED}.get(
-        keys) or datasets.layout_of(cfg)
+    layout = {('A',): SINGLE, ('B',): SINGLE, ('A', 'B'): UNALIGNED}.get(keys) or layout
     if any(not paths for paths in files.values()):
         raise DatasetError('no images to read')
     if keys == ('A', 'B') and len(files['A']) != len(files['B']):
@@ -757,7 +749,7 @@ def test_pipeline(cfg, files, *, transform=NATIVE):
 # ---------------------------------------------------------------------------
 # Measuring the pipeline.
 
-def pipeline_throughput(cfg, split='train', *, root=None, num_batches=100, warmup=10):
+def pipeline_throughput(cfg, split='train', *, root, layout, num_batches=100, warmup=10):
     """Times the input pipeline alone, in a graph of its own.
 
     Returns dict: 'examples_per_second' (an example is an A and a B image, or
@@ -766,7 +758,7 @@ def pipeline_throughput(cfg, split='train', *, root=None, num_batches=100, warmu
     a training run on the same CPU), 'seconds', 'batches'.
     """
     with tf.Graph().as_default():
-        pipeline = input_pipeline(cfg, split, root=root)
+        pipeline = input_pipeline(cfg, split, root=root, layout=layout)
         with tf1.Session() as sess:
             for _ in range(warmup):
                 sess.run(pipeline.next_batch)

@@ -1,29 +1,14 @@
-"""What the scripts share at run time: TensorFlow's set-up and session
-settings, restoring checkpoints, and the exit statuses of a command.
+"""Checkpoints: saving them whole, restoring the newest complete one, and
+the checks that keep a diverged model from being saved.
 
-Scripts (train.py, sample.py, bench.py, ...) import this module and the
-library modules; no script imports another. This module imports TensorFlow
-only inside its functions: a script checks its command line and prints its
-first line before paying TensorFlow's import.
+This module imports TensorFlow only inside its functions.
 """
 
 import logging
 import os
-import re
-import sys
 
-import config
-import datasets
 import runs
 
-# Errors of the user's making: one line on stderr, exit status 2.
-USER_ERRORS = (config.ConfigError, datasets.DatasetError, runs.RunError)
-HELP_FLAGS = ('-h', '-help', '--help', '--helpshort', '--helpfull')
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-# TensorFlow's errors of the machine's or the input's making, not of the
-# code's: a file missing or unreadable, a disk or memory full.
-INPUT_OP_ERRORS = ('NotFoundError', 'PermissionDeniedError', 'DataLossError',
-                   'ResourceExhaustedError')
 # Divergence: a loss above MAX_LOSS or a weight above MAX_WEIGHT in absolute
 # value stops training as a NaN does (exit 1, nothing saved), so a blown-up
 # model never rotates the good checkpoints out. Far beyond healthy values
@@ -32,74 +17,14 @@ INPUT_OP_ERRORS = ('NotFoundError', 'PermissionDeniedError', 'DataLossError',
 # float32's overflow. Constants, not options: no run needs others.
 MAX_LOSS = 1e6
 MAX_WEIGHT = 1e4
+
+
 # The collection of variables a checkpoint may lack (--amp's loss scales):
 # a checkpoint saved without them restores the others (PartialRestore).
 OPTIONAL_VARIABLES = 'optional_variables'
 
+
 logger = logging.getLogger(__name__)
-
-
-def quiet_tensorflow():
-    """Before TensorFlow is imported: its C++ INFO/WARNING/ERROR lines, such
-    as 'failed call to cuInit' on every machine without a GPU. Errors still
-    come as Python exceptions; TF_CPP_MIN_LOG_LEVEL=0 shows everything.
-    (Since TensorFlow 2.19 the few lines logged while it is imported escape
-    this setting, tensorflow/tensorflow#100442.)"""
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-
-
-def select_gpus(gpu_ids):
-    """--gpu_ids: the GPUs TensorFlow may use ('0,1'; '-1': none), set in
-    CUDA_VISIBLE_DEVICES before TensorFlow is imported ('' leaves it as is)."""
-    if not gpu_ids:
-        return
-    ids = [part.strip() for part in str(gpu_ids).split(',') if part.strip()]
-    if not all(part.lstrip('-').isdigit() for part in ids):
-        raise config.ConfigError(f'--gpu_ids is a list of GPU numbers such as 0,1 (-1: the '
-                                 f'CPU), got {gpu_ids!r}')
-    visible = ','.join(part for part in ids if int(part) >= 0)
-    if 'tensorflow' in sys.modules and os.environ.get('CUDA_VISIBLE_DEVICES') != visible:
-        import tensorflow as tf
-
-        if tf.config.list_physical_devices('GPU') or visible:
-            print(f'note: --gpu_ids {gpu_ids} cannot apply: TensorFlow is already loaded in '
-                  f'this process', file=sys.stderr)
-        return
-    os.environ['CUDA_VISIBLE_DEVICES'] = visible
-
-
-def graph_mode():
-    """Imports TensorFlow for TF1 graph code: graph mode, no deprecation
-    notices of the tf.compat.v1 API. Returns the tensorflow module."""
-    import tensorflow as tf
-
-    tf.compat.v1.disable_eager_execution()
-    tf.get_logger().setLevel('ERROR')
-    return tf
-
-
-def session_config(*, training=True):
-    """The session settings of training (``training``) and of inference."""
-    import tensorflow as tf
-
-    proto = tf.compat.v1.ConfigProto(allow_soft_placement=True)
-    proto.gpu_options.allow_growth = True
-    if not tf.config.list_physical_devices('GPU'):
-        # Grappler's graph rewrites take about 8 s before the first step of a
-        # CycleGAN graph on a CPU and make its steps no faster (its remapper
-        # even fails on it). On a GPU they stay on: there the layout optimizer
-        # turns NHWC convolutions into cuDNN's faster NCHW.
-        proto.graph_options.rewrite_options.disable_meta_optimizer = True
-        if training:
-            # Two ops at a time on half the cores each: a training step runs
-            # two independent generator/discriminator branches, and small
-            # convolutions scale badly over threads. On 2 cores (1 thread per
-            # op) a CycleGAN step took 0.18-0.24 s instead of 0.31-0.37 s at
-            # 64 px (ngf 32), 10.0 s instead of 11.5 s at 256 px (ngf 64).
-            # Inference, one chain of ops, keeps TensorFlow's default.
-            proto.inter_op_parallelism_threads = 2
-            proto.intra_op_parallelism_threads = max(1, (os.cpu_count() or 2) // 2)
-    return proto
 
 
 def restore_checkpoint(sess, saver, variables, path, *, partial=None):
@@ -245,74 +170,6 @@ def no_complete_message(directory, unusable):
     more = f' and {len(found) - 2} more' if len(found) > 2 else ''
     return (f'no complete checkpoint in {directory}: ' + '; '.join(found[:2]) + more
             + '. Its files are left as they are')
-
-
-def print_help(doc, settings):
-    """A tool's --help: its docstring ``doc``, then the flags of its Settings class."""
-    print(doc)
-    print(config.help_text(settings=settings))
-    return EXIT_OK
-
-
-def wants_help(argv):
-    """Whether the command line ``argv`` asks for help."""
-    return any(arg in HELP_FLAGS for arg in argv[1:])
-
-
-def tensorflow_error_line(error):
-    """The one line to show for a TensorFlow error that is the input's or the
-    machine's fault, or None for any other exception (a bug: its traceback
-    shows). Those are a USER_ERRORS exception raised inside the graph (by a
-    tf.numpy_function of the input pipeline: it arrives as UnknownError) and
-    INPUT_OP_ERRORS (a file missing or unreadable, a disk or memory full)."""
-    tf = sys.modules.get('tensorflow')
-    if tf is None or not isinstance(error, tf.errors.OpError):
-        return None
-    text = error.message or ''
-    names = '|'.join(cls.__name__ for cls in USER_ERRORS)
-    inner = re.search(rf'^(?:[\w.]+\.)?(?:{names}): (.+)$', text, re.M)
-    if inner:
-        return inner.group(1).strip()
-    kind = type(error).__name__
-    if kind not in INPUT_OP_ERRORS:
-        return None
-    lines = [re.sub(r'\{\{function_node [^}]*\}\}\s*', '', line).strip()
-             for line in text.splitlines()]
-    lines = [line for line in lines if line and not line.startswith(
-        ('Graph execution error', 'Detected at node', '[[', 'Traceback'))]
-    line = ' '.join((lines[0] if lines else kind).split())
-    if kind == 'ResourceExhaustedError' and 'OOM' in text:
-        line += ' (out of memory: try a smaller --batch_size, --crop_size or --ngf)'
-    return f'{line} ({kind})'
-
-
-def run_command(program, body, argv):
-    """Runs ``body(argv)`` as the command ``program``; returns its exit status.
-
-    The statuses of every script: what ``body`` returns (0 done); 2 and one
-    line on stderr for an error of the user's making (USER_ERRORS, or an
-    OSError such as a folder that cannot be written) or TensorFlow's of the
-    input or the machine (tensorflow_error_line); 130 for Ctrl-C before the
-    body handles it itself. Any other exception is a bug and shows its
-    traceback. The lines name the command as it was called (``argv[0]``:
-    cyclegan-train for the installed command), else ``program``.
-    """
-    if argv and argv[0] and not argv[0].startswith('-'):
-        program = os.path.basename(argv[0])
-    try:
-        return body(argv)
-    except USER_ERRORS + (OSError,) as e:
-        print(f'{program}: error: {runs.one_line(e)}', file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f'{program}: interrupted', file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as e:
-        line = tensorflow_error_line(e)
-        if line is None:
-            raise
-        print(f'{program}: error: {line}', file=sys.stderr)
-        return EXIT_USAGE
 
 
 class TrainingError(Exception):
@@ -475,7 +332,7 @@ class Checkpoints:
         host['loop/epoch_start'] = epoch_start
         os.makedirs(self.dir, exist_ok=True)
         if not self.config_saved:  # the settings of this session, with its first checkpoint
-            self.cfg.save(os.path.join(self.cfg.run_dir, runs.CONFIG_FILE))
+            runs.save_config(self.cfg, os.path.join(self.cfg.run_dir, runs.CONFIG_FILE))
             self.config_saved = True
         try:
             runs.save_host_state(prefix, host)
