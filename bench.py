@@ -61,13 +61,9 @@ import time
 import numpy as np
 from absl import flags
 
-import cluster
-import commands
-import config
-import datasets
-import registry
-import runs
-import session
+from cyclegan_tf import config, registry
+from cyclegan_tf.data import datasets
+from cyclegan_tf.running import cluster, commands, runs, session
 
 CONV_OPS = ('Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter')
 
@@ -155,7 +151,7 @@ def bench_train(cfg, bench):
     """(seconds per iteration, FLOPs per iteration, FLOPs of one generator forward)."""
     import tensorflow as tf
 
-    import replicas
+    from cyclegan_tf.running import replicas
 
     setup = cluster.configure(cfg)  # before TensorFlow sets up its devices
     rng = _setup_tensorflow(cfg)
@@ -220,7 +216,7 @@ def time_feeds(cfg, bench, root):
     docstring)."""
     import tensorflow as tf
 
-    import pipeline
+    from cyclegan_tf.data import pipeline
 
     _setup_tensorflow(cfg)
     tf1 = tf.compat.v1
@@ -250,7 +246,7 @@ def time_feeds(cfg, bench, root):
 
 
 def _pipeline_cpu(cfg, root):
-    import pipeline
+    from cyclegan_tf.data import pipeline
 
     _setup_tensorflow(cfg)
     return pipeline.pipeline_throughput(cfg, root=root,
@@ -281,7 +277,7 @@ def compare_pipeline(cfg, bench, root):
 def bench_features(bench):
     """Images/s of FID feature extraction (inception.py) on 256 px images,
     with random weights of the real network (the same cost, no download)."""
-    import inception
+    from cyclegan_tf.evaluation import inception
 
     session.graph_mode()
     with inception.FeatureExtractor(inception.random_weights(), batch_size=bench.feature_batch,
@@ -294,7 +290,8 @@ def run(cfg, bench):
     import tensorflow as tf
 
     # First, so that a dataset that is not there fails before minutes of timing.
-    root = datasets.prepare(cfg, 'train') if bench.compare_pipeline else None
+    root = (datasets.prepare(cfg, 'train', layout=registry.of(cfg).data)
+            if bench.compare_pipeline else None)
     train_s, train_flop, infer_flop = isolated(bench_train, cfg, bench)
     infer_s = isolated(bench_infer, cfg, bench)
     results = {
@@ -329,6 +326,7 @@ def run(cfg, bench):
 def main(argv=None):
     session.quiet_tensorflow()  # before anything imports TensorFlow
     argv = sys.argv if argv is None else argv
+    argv = argv[:1] + commands.resolve_flagfiles(argv[1:])
     if commands.wants_help(argv):
         print(__doc__)
         return 0

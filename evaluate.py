@@ -35,14 +35,10 @@ import logging
 import os
 import sys
 
-import commands
-import config
-import layouts
-import metrics
-import registry
-import runs
-import sampling
-import session
+from cyclegan_tf import config, registry
+from cyclegan_tf.data import layouts
+from cyclegan_tf.evaluation import metrics, sampling
+from cyclegan_tf.running import commands, runs, session
 
 
 def parse(argv):
@@ -85,7 +81,7 @@ def table(result):
 
 def evaluate(ecfg):
     """The scores of ecfg.fake against ecfg.real (see the module docstring)."""
-    import inception
+    from cyclegan_tf.evaluation import inception
 
     session.graph_mode()
     with inception.FeatureExtractor(ecfg.fid_weights or None,
@@ -99,8 +95,8 @@ def evaluate(ecfg):
 def evaluate_run(ecfg):
     """Translates the test split of ecfg.run and scores it; returns the
     scores (direction -> name -> value) and the results folder."""
-    import inception
-    import inference
+    from cyclegan_tf import inference
+    from cyclegan_tf.evaluation import inception
 
     run_dir, checkpoint = runs.locate(ecfg.run, ecfg.checkpoint, best=ecfg.best)
     cfg = runs.load_config(run_dir)

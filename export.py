@@ -42,10 +42,9 @@ Exit status: 0 done; 2 a bad command line, run, checkpoint or export folder
 
 import sys
 
-import commands
-import config
-import exporting
-import session
+from cyclegan_tf import config
+from cyclegan_tf.interop import exporting
+from cyclegan_tf.running import commands, session
 
 
 def parse(argv):

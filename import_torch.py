@@ -45,16 +45,10 @@ import tempfile
 
 from absl import flags
 
-import config
-import datasets
-import download
-import layouts
-import pth
-import registry
-import runs
-import session
-
-HELP_FLAGS = ('-h', '-help', '--help', '--helpshort', '--helpfull')
+from cyclegan_tf import config, registry
+from cyclegan_tf.data import datasets, download, layouts
+from cyclegan_tf.interop import pth
+from cyclegan_tf.running import commands, runs, session
 
 # The published models (scripts/download_cyclegan_model.sh and
 # download_pix2pix_model.sh of the official repository): name -> (dataset,
@@ -335,8 +329,8 @@ def check_fit(plan):
     again for the model's own networks, so this only saves time."""
     import tensorflow as tf
 
-    import modules
-    import torch_weights
+    from cyclegan_tf import modules
+    from cyclegan_tf.interop import torch_weights
 
     cfg = plan.cfg
     channels = {'G_A': (cfg.input_nc, cfg.output_nc), 'G_B': (cfg.output_nc, cfg.input_nc),
@@ -359,14 +353,8 @@ def check_fit(plan):
 
 def write_run(plan):
     """Builds the model's training graph, assigns the imported networks and
-    writes the run folder through a temporary folder; returns the run folder."""
-    import tensorflow as tf
-
-    import torch_weights
-
-    tf1 = tf.compat.v1
-    tf1.disable_eager_execution()
-    tf.get_logger().setLevel('ERROR')
+    writes the run folder through a temporary folder; returns the number of
+    tensors imported per network."""
     cfg = plan.cfg
     check_fit(plan)
     os.makedirs(cfg.runs_dir, exist_ok=True)
@@ -375,28 +363,7 @@ def write_run(plan):
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(scratch, 0o777 & ~umask)  # mkdtemp's 0700 would hide the run from others
-        graph = tf.Graph()
-        with graph.as_default():
-            try:
-                net = registry.create(cfg)
-            except ValueError as e:  # a shape constraint of the networks
-                raise config.ConfigError(str(e)) from None
-            saver = tf1.train.Saver(save_relative_paths=True)
-            init_op = tf1.global_variables_initializer()
-        graph.finalize()
-        counts = {}
-        with tf1.Session(graph=graph) as sess:
-            sess.run(init_op)
-            for name, (state, where) in plan.states.items():
-                counts[name] = torch_weights.load_into(sess, net.networks[name], state,
-                                                       source=where)
-            prefix = os.path.join(runs.checkpoint_dir(scratch), runs.PREFIX)
-            os.makedirs(runs.checkpoint_dir(scratch))
-            # The state train.py keeps beside each checkpoint (its Checkpoints.save's
-            # layout): the fresh model's empty image pools, the loop at step 0.
-            host = {f'model/{key}': value for key, value in net.host_state().items()}
-            runs.save_host_state(f'{prefix}-0', dict(host, **{'loop/epoch_start': 0}))
-            saver.save(sess, prefix, global_step=0, write_meta_graph=False)
+        counts = write_checkpoint(plan, runs.checkpoint_dir(scratch))
         runs.save_config(cfg, os.path.join(scratch, runs.CONFIG_FILE))
         record = dict(plan.source, networks=list(plan.states))
         with open(os.path.join(scratch, runs.IMPORTED_FILE), 'w') as f:
@@ -409,6 +376,37 @@ def write_run(plan):
         raise
     if plan.downloaded:
         os.remove(plan.downloaded)
+    return counts
+
+
+def write_checkpoint(plan, folder):
+    """The model's fresh training state with the imported networks, as the
+    step-0 checkpoint in ``folder``; returns the tensors imported per network."""
+    from cyclegan_tf.interop import torch_weights
+
+    tf = session.graph_mode()
+    tf1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        try:
+            net = registry.create(plan.cfg)
+        except ValueError as e:  # a shape constraint of the networks
+            raise config.ConfigError(str(e)) from None
+        saver = tf1.train.Saver(save_relative_paths=True)
+        init_op = tf1.global_variables_initializer()
+    graph.finalize()
+    counts = {}
+    with tf1.Session(graph=graph) as sess:
+        sess.run(init_op)
+        for name, (state, where) in plan.states.items():
+            counts[name] = torch_weights.load_into(sess, net.networks[name], state, source=where)
+        prefix = os.path.join(folder, runs.PREFIX)
+        os.makedirs(folder)
+        # The state train.py keeps beside each checkpoint (its Checkpoints.save's
+        # layout): the fresh model's empty image pools, the loop at step 0.
+        host = {f'model/{key}': value for key, value in net.host_state().items()}
+        runs.save_host_state(f'{prefix}-0', dict(host, **{'loop/epoch_start': 0}))
+        saver.save(sess, prefix, global_step=0, write_meta_graph=False)
     return counts
 
 
@@ -431,12 +429,13 @@ def report(plan, counts):
 def main(argv=None):
     session.quiet_tensorflow()  # before anything imports TensorFlow
     argv = sys.argv if argv is None else argv
-    if any(arg in HELP_FLAGS for arg in argv[1:]):
+    argv = argv[:1] + commands.resolve_flagfiles(argv[1:])
+    if commands.wants_help(argv):
         print(__doc__)
         flag_values = registry.define_flags(flags.FlagValues())
         print(config.define_flags(flag_values, ImportSettings.options()).get_help())
         return 0
-    import torch_weights
+    from cyclegan_tf.interop import torch_weights
 
     try:
         settings, flag_values, given = parse(argv)

@@ -1,6 +1,6 @@
 """A trained run's generators as a Python object: images in, translations out.
 
-    from inference import Translator
+    from cyclegan_tf.inference import Translator
     translator = Translator.from_run('runs/horse2zebra_cycle_gan')
     zebra = translator.translate(Image.open('horse.jpg'))  # uint8 [H, W, 3]
 
@@ -12,10 +12,8 @@ multiple and cropped back. sample.py and the other tools build on this.
 
 import numpy as np
 
-import checkpoints
-import registry
-import runs
-import session
+from cyclegan_tf import registry
+from cyclegan_tf.running import checkpoints, runs, session
 
 OTHER = {'A': 'B', 'B': 'A'}
 
@@ -70,7 +68,7 @@ class Translator:
             variables = tf1.global_variables()
             saver = tf1.train.Saver(variables)
             with tf.name_scope('from_rgb'):  # images from memory, as training reads files
-                import pipeline
+                from cyclegan_tf.data import pipeline
 
                 self.rgb = tf1.placeholder(tf.uint8, [None, None, 3], name='rgb')
                 self.from_rgb = {key: pipeline.model_input(
@@ -138,7 +136,7 @@ class Translator:
         """
         from PIL import Image
 
-        import pipeline
+        from cyclegan_tf.data import pipeline
 
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim not in (2, 3):

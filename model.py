@@ -16,8 +16,8 @@ import math
 
 import tensorflow as tf
 
-import modules
-import pipeline
+from cyclegan_tf import modules
+from cyclegan_tf.data import pipeline
 
 tf1 = tf.compat.v1
 

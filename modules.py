@@ -16,7 +16,7 @@ import re
 
 import tensorflow as tf
 
-import ops
+from cyclegan_tf import ops
 
 tf1 = tf.compat.v1
 

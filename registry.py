@@ -40,8 +40,8 @@ import importlib
 
 from absl import flags
 
-import config
-from layouts import ALIGNED, COLORIZATION, UNALIGNED
+from cyclegan_tf import config
+from cyclegan_tf.data.layouts import ALIGNED, COLORIZATION, UNALIGNED
 
 TOY = 'toy'  # data: the model samples its own training data; no dataset
 
@@ -52,7 +52,7 @@ class Spec:
 
     name: str
     config: type  # a config.Config subclass whose ``model`` default is ``name``
-    model: str  # 'module.Class' of its model.Model subclass, in models/
+    model: str  # its model.Model subclass: '.models.<module>.<Class>' (or any module's path)
     data: str  # UNALIGNED, ALIGNED, COLORIZATION (data/layouts.py) or TOY
     summary: str  # one line for --help
 
@@ -64,7 +64,7 @@ class Spec:
     def model_class(self):
         """The Model subclass (imports its module, hence TensorFlow)."""
         module, name = self.model.rsplit('.', 1)
-        return getattr(importlib.import_module(module), name)
+        return getattr(importlib.import_module(module, __package__), name)
 
     @property
     def images(self):
@@ -78,13 +78,13 @@ class Spec:
 
 
 MODELS = {spec.name: spec for spec in (
-    Spec('cycle_gan', config.CycleGANConfig, 'cycle_gan.CycleGAN', UNALIGNED,
+    Spec('cycle_gan', config.CycleGANConfig, '.models.cycle_gan.CycleGAN', UNALIGNED,
          'CycleGAN (Zhu et al. 2017): unpaired translation A <-> B'),
-    Spec('pix2pix', config.Pix2PixConfig, 'pix2pix.Pix2Pix', ALIGNED,
+    Spec('pix2pix', config.Pix2PixConfig, '.models.pix2pix.Pix2Pix', ALIGNED,
          'pix2pix (Isola et al. 2017): paired translation A -> B'),
-    Spec('colorization', config.ColorizationConfig, 'pix2pix.Colorization', COLORIZATION,
+    Spec('colorization', config.ColorizationConfig, '.models.pix2pix.Colorization', COLORIZATION,
          'pix2pix from the lightness of photos to their colours'),
-    Spec('toy_gan', config.ToyGANConfig, 'toy_gan.ToyGAN', TOY,
+    Spec('toy_gan', config.ToyGANConfig, '.models.toy_gan.ToyGAN', TOY,
          'a GAN of points in the plane, trained in seconds'),
 )}
 

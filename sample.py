@@ -32,13 +32,9 @@ import sys
 import numpy as np
 from PIL import Image
 
-import checkpoints
-import commands
-import config
-import registry
-import runs
-import sampling
-import session
+from cyclegan_tf import config, registry
+from cyclegan_tf.evaluation import sampling
+from cyclegan_tf.running import checkpoints, commands, runs, session
 
 
 def parse(argv):
@@ -48,7 +44,7 @@ def parse(argv):
 
 def translate(cfg, scfg, run_dir, checkpoint, work):
     """Translates ``work`` (sampling.jobs) into the results folder; returns it."""
-    import inference
+    from cyclegan_tf import inference
 
     translator = inference.Translator(cfg, checkpoint, training=not scfg.eval,
                                       networks=runs.trained_networks(run_dir, checkpoint))
@@ -72,8 +68,8 @@ def translate(cfg, scfg, run_dir, checkpoint, work):
 
 def draw_points(cfg, scfg, run_dir, checkpoint):
     """The toy GAN: --num_test generated points (default 1000) and the figure."""
-    import toy_gan
-    import visuals
+    from cyclegan_tf.evaluation import visuals
+    from cyclegan_tf.models import toy_gan
 
     tf = session.graph_mode()
     tf1 = tf.compat.v1
@@ -130,7 +126,7 @@ def run(argv):
 
 
 def _latest(run_dir):
-    import inference
+    from cyclegan_tf import inference
 
     return inference.latest_checkpoint(run_dir)
 

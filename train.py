@@ -32,15 +32,10 @@ import time
 import tqdm
 from absl import flags
 
-import checkpoints
-import cluster
-import commands
-import config
-import datasets
-import registry
-import runs
-import sampling
-import session
+from cyclegan_tf import config, registry
+from cyclegan_tf.data import datasets
+from cyclegan_tf.evaluation import sampling
+from cyclegan_tf.running import checkpoints, cluster, commands, runs, session
 
 RESTART_HELP = ('start the run over in the same folder: the old folder is moved aside to '
                 '<name>.restarted-<time>, never deleted')
@@ -253,7 +248,7 @@ class Loop:
             self.writer.add_run_metadata(self.run_metadata, f'step_{self.step:06d}', self.step)
 
     def write_image(self, tag, image, file_name):
-        import visuals
+        from cyclegan_tf.evaluation import visuals
 
         visuals.save_png(image, os.path.join(self.cfg.run_dir, runs.SAMPLES, file_name))
         self.writer.add_summary(self.images(tag, image), self.step)
@@ -314,7 +309,7 @@ class Quality:
     fails before the first step."""
 
     def __init__(self, cfg):
-        import inception
+        from cyclegan_tf.evaluation import inception
 
         self.cfg = cfg
         self.extractor = inception.FeatureExtractor(cfg.fid_weights or None, progress=False)
@@ -327,7 +322,7 @@ class Quality:
 
     def score(self, prefix):
         """(name -> value, whether ``prefix`` is the best so far)."""
-        import inference
+        from cyclegan_tf import inference
 
         with inference.Translator(self.cfg, prefix, training=True) as translator:
             results = sampling.translate(translator, self.cfg, self.work, out=None, write=False)
@@ -351,7 +346,7 @@ class Quality:
 def _grid(images, visual_rows, max_items=4):
     """The sample grid of a step's visuals: the model's visual rows for each
     of the first ``max_items`` images of the batch."""
-    import visuals
+    from cyclegan_tf.evaluation import visuals
 
     n = min(max_items, len(next(iter(images.values()))))
     rows = [[images[name][i] for name in names] for i in range(n) for names in visual_rows]
@@ -370,7 +365,7 @@ def build(cfg, dataset_root, setup=None):
     (cluster.Setup) the pipeline reads the global batches of this
     worker's replicas and the model is built in the strategy's scope;
     ``setup.sync_op`` is then built too."""
-    import replicas  # the graph of the model: TensorFlow
+    from cyclegan_tf.running import replicas  # the graph of the model: TensorFlow
 
     tf = session.graph_mode()
     tf1 = tf.compat.v1
@@ -412,7 +407,7 @@ def train(cfg, changes, dataset_root):
     checkpoints.Checkpoints.check(cfg.run_dir)
     setup = cluster.configure(cfg)  # before TensorFlow sets up its devices
     built = build(cfg, dataset_root, setup)
-    graph, pipeline, net, init_op = built.graph, built.pipeline, built.net, built.init_op
+    graph, pipeline, net = built.graph, built.pipeline, built.net
     import tensorflow as tf
 
     tf1 = tf.compat.v1
@@ -428,15 +423,7 @@ def train(cfg, changes, dataset_root):
         _print_networks(net)
     session_config = cluster.session_config(cfg, setup, base=session.session_config())
     with tf1.Session(setup.target, graph=graph, config=session_config) as sess:
-        if setup.multi_worker:
-            step, epoch, epoch_start, path, _ = cluster.restore_workers(
-                sess, net, init_op, setup, saving, pipeline.steps_per_epoch)
-        else:
-            step, epoch, epoch_start, path, _ = saving.restore(
-                sess, net, init_op, pipeline.steps_per_epoch)
-        if step == 0 and cfg.epoch_count > 1:  # fine-tuning: the schedule starts later
-            epoch = cfg.epoch_count - 1
-            net.set_epoch(sess, epoch)
+        step, epoch, epoch_start, path = _restore(cfg, sess, built, setup, saving)
         total = total_steps(cfg, pipeline.steps_per_epoch)
         _log_start(cfg, changes, step, epoch, path, new, dataset_root,
                    pipeline.steps_per_epoch, total)
@@ -460,6 +447,22 @@ def train(cfg, changes, dataset_root):
     else:
         print(f'Done: {loop.step} steps. Sample with: python sample.py --run {cfg.run_dir}')
     return commands.EXIT_OK
+
+
+def _restore(cfg, sess, built, setup, saving):
+    """(step, epoch, epoch_start, checkpoint path or None) after restoring the
+    newest complete checkpoint (all workers: the chief's) or initializing."""
+    steps_per_epoch = built.pipeline.steps_per_epoch
+    if setup.multi_worker:
+        step, epoch, epoch_start, path, _ = cluster.restore_workers(
+            sess, built.net, built.init_op, setup, saving, steps_per_epoch)
+    else:
+        step, epoch, epoch_start, path, _ = saving.restore(sess, built.net, built.init_op,
+                                                           steps_per_epoch)
+    if step == 0 and cfg.epoch_count > 1:  # fine-tuning: the schedule starts later
+        epoch = cfg.epoch_count - 1
+        built.net.set_epoch(sess, epoch)
+    return step, epoch, epoch_start, path
 
 
 def _print_networks(net):
@@ -526,7 +529,7 @@ def run(argv):
     print(f'train.py: {cfg.model}{source} -> {cfg.run_dir}; loading TensorFlow ...')
     sys.stdout.flush()
     session.select_gpus(cfg.gpu_ids)
-    root = datasets.prepare(cfg, cfg.phase) if spec.images else None
+    root = datasets.prepare(cfg, cfg.phase, layout=spec.data) if spec.images else None
     # The chief trains the run folder; the other workers of a cluster write
     # nothing into it (cluster.scratch_config), so they take no lock.
     lock = runs.RunLock(cfg.run_dir) if cluster.is_chief() else contextlib.nullcontext()

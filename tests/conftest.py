@@ -5,7 +5,6 @@ import http.server
 import os
 import pathlib
 import re
-import sys
 import threading
 import time
 
@@ -15,7 +14,6 @@ import pytest
 import tensorflow as tf
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 tf.compat.v1.disable_eager_execution()
 
 # Tiny real images committed with the tests (tests/data/README.md).
@@ -26,15 +24,22 @@ SHARED_FIXTURES = pathlib.Path(os.environ.get('CYCLEGAN_SHARED_FIXTURES',
                                               ROOT.parent / 'shared' / 'fixtures'))
 
 
+def prepare(cfg, split='train'):
+    """datasets.prepare of ``cfg`` with its model's layout (registry.py), as train.py calls it."""
+    from cyclegan_tf import registry
+    from cyclegan_tf.data import datasets
+
+    return datasets.prepare(cfg, split, layout=registry.of(cfg).data)
+
+
 def train_pipeline(cfg, split='train', *, root=None, **kwargs):
     """pipeline.input_pipeline of ``cfg``'s dataset as train.py builds it:
     its folder from datasets.prepare (``root`` to give one), its layout the
     model's (registry.py)."""
-    import datasets
-    import pipeline
-    import registry
+    from cyclegan_tf import registry
+    from cyclegan_tf.data import pipeline
 
-    root = datasets.prepare(cfg, split) if root is None else root
+    root = prepare(cfg, split) if root is None else root
     return pipeline.input_pipeline(cfg, split, root=root, layout=registry.of(cfg).data, **kwargs)
 
 

@@ -12,13 +12,9 @@ import numpy as np
 import tensorflow as tf
 from test_train import ROOT, make_data_root, tiny_args
 
-import checkpoints
-import cluster
-import config
-import replicas
-import runs
-import shapes
-import train
+from cyclegan_tf import config, train
+from cyclegan_tf.data import shapes
+from cyclegan_tf.running import checkpoints, cluster, replicas, runs
 
 tf1 = tf.compat.v1
 
@@ -108,7 +104,9 @@ REPLICA_OVERFLOW = '''
 import json, sys
 import numpy as np
 import tensorflow as tf
-import cluster, config, cycle_gan, replicas, session
+from cyclegan_tf import config
+from cyclegan_tf.models import cycle_gan
+from cyclegan_tf.running import cluster, replicas, session
 cfg = config.CycleGANConfig(num_replicas=2, **json.loads(sys.argv[1]))
 setup = cluster.configure(cfg)
 tf1 = tf.compat.v1

@@ -7,9 +7,8 @@ import re
 import pytest
 from absl import flags
 
-import config
-import registry
-import runs
+from cyclegan_tf import config, registry
+from cyclegan_tf.running import runs
 
 
 def test_defaults_are_the_papers():
@@ -239,7 +238,7 @@ def test_good_names_and_default_names_stay_inside_runs_dir():
     ('\xff\xfe', 'cannot read config'),
 ], ids=['list', 'dict', 'null', 'number', 'int-as-string', 'name-list', 'deep', 'not-utf8'])
 def test_load_turns_any_malformed_content_into_one_config_error(tmp_path, text, message):
-    import runs
+    from cyclegan_tf.running import runs
 
     path = tmp_path / 'run' / 'config.json'
     path.parent.mkdir()

@@ -6,15 +6,13 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import train_pipeline
+from conftest import prepare, train_pipeline
 from PIL import Image
 
-import config
-import datasets
-import layouts
-import pipeline
-import visuals
-from layouts import DatasetError
+from cyclegan_tf import config
+from cyclegan_tf.data import layouts, pipeline
+from cyclegan_tf.data.layouts import DatasetError
+from cyclegan_tf.evaluation import visuals
 
 tf1 = tf.compat.v1
 LEVEL = 1.0 / 127.5 + 1e-5  # one 8-bit level in [-1, 1]
@@ -187,7 +185,7 @@ def test_corrupt_images_are_skipped_with_one_warning_each(graph, tmp_path, sampl
     (tmp_path / 'trainA' / 'e_garbage.tif').write_bytes(b'not a tiff at all')
     _write(tmp_path / 'trainB', 'b.png', _noise(8, 8))
     cfg = config.CycleGANConfig(dataset=str(tmp_path), preprocess='none', batch_size=2)
-    with caplog.at_level(logging.WARNING, logger='data'):
+    with caplog.at_level(logging.WARNING, logger='cyclegan_tf'):
         pipeline = train_pipeline(cfg)
         assert pipeline.epoch_size == 5
         batches = _batches(pipeline, 8)  # 4 epochs of 3 readable images
@@ -264,9 +262,9 @@ def test_grayscale_models(graph, sample_data):
     cfg = config.CycleGANConfig(dataset=str(sample_data / 'horse2zebra_tiny'), input_nc=1,
                                 output_nc=1, preprocess='none', no_flip=True,
                                 serial_batches=True)
-    pipeline = train_pipeline(cfg)
-    assert pipeline.next_batch['A'].shape.as_list() == [None, None, None, 1]
-    batch = _batches(pipeline, 1)[0]
+    reader = train_pipeline(cfg)
+    assert reader.next_batch['A'].shape.as_list() == [None, None, None, 1]
+    batch = _batches(reader, 1)[0]
     assert batch['A'].shape == (1, 48, 48, 1) and batch['B'].shape == (1, 48, 48, 1)
     expected = pipeline.load_image(batch['A_paths'][0].decode(), channels=1)
     assert np.abs(batch['A'][0] - expected).max() <= LEVEL
@@ -395,7 +393,7 @@ def test_save_image_round_trip(tmp_path):
 def test_pipeline_throughput(graph, tmp_path):
     cfg = config.CycleGANConfig(dataset=_unaligned(tmp_path, n_a=3, n_b=3), load_size=16,
                                 crop_size=12, batch_size=2)
-    speed = pipeline.pipeline_throughput(cfg, root=datasets.prepare(cfg), layout='unaligned',
+    speed = pipeline.pipeline_throughput(cfg, root=prepare(cfg), layout='unaligned',
                                          num_batches=4, warmup=1)
     assert speed['examples_per_second'] > 0
     assert speed['files_per_second'] == 2 * speed['examples_per_second']

@@ -13,15 +13,12 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import prepare
 from PIL import Image
 
-import archives
-import config
-import datasets
-import download
-import layouts
-import shapes
-from layouts import DatasetError
+from cyclegan_tf import config
+from cyclegan_tf.data import archives, datasets, download, layouts, shapes
+from cyclegan_tf.data.layouts import DatasetError
 
 H2Z_URL_PATH = '/cyclegan/datasets/horse2zebra.zip'
 FACADES_URL_PATH = '/pix2pix/datasets/facades.tar.gz'
@@ -64,15 +61,15 @@ def _cyclegan_cfg(data_root, url, **kwargs):
 def test_download_zip_extracts_layout_and_cleans_up(tmp_path, server, sample_data, caplog):
     server.files[H2Z_URL_PATH] = _zip_tree(sample_data / 'horse2zebra_tiny', 'horse2zebra')
     data_root = tmp_path / 'datasets'
-    with caplog.at_level(logging.WARNING, logger='datasets'):
-        root = datasets.prepare(_cyclegan_cfg(data_root, server.url))
+    with caplog.at_level(logging.WARNING, logger='cyclegan_tf'):
+        root = prepare(_cyclegan_cfg(data_root, server.url))
     assert root == str(data_root / 'horse2zebra')
     assert os.listdir(data_root) == ['horse2zebra']  # no archive, .part or temp folder
     for sub, count in (('trainA', 6), ('trainB', 6), ('testA', 3), ('testB', 3)):
         assert len(layouts.list_images(os.path.join(root, sub))) == count
     assert 'official set has 1067' in caplog.text  # the known counts differ: a warning
     requests = len(server.requests)
-    assert datasets.prepare(_cyclegan_cfg(data_root, server.url)) == root
+    assert prepare(_cyclegan_cfg(data_root, server.url)) == root
     assert len(server.requests) == requests  # found, not downloaded again
 
 
@@ -82,7 +79,7 @@ def test_download_pix2pix_tar(tmp_path, server, sample_data, top):
     data_root = tmp_path / 'datasets'
     cfg = config.Pix2PixConfig(dataset='facades', data_root=str(data_root),
                                download_url=server.url)
-    root = datasets.prepare(cfg)
+    root = prepare(cfg)
     assert sorted(os.listdir(root)) == ['test', 'train']
     assert len(layouts.list_images(os.path.join(root, 'train'))) == 4
     assert os.listdir(data_root) == ['facades']
@@ -96,10 +93,10 @@ def test_facades_variant_follows_the_model(tmp_path, server, sample_data):
     server.files['/cyclegan/datasets/facades.zip'] = _zip_tree(
         sample_data / 'horse2zebra_tiny', 'facades')
     data_root = str(tmp_path)
-    datasets.prepare(config.Pix2PixConfig(dataset='facades', data_root=data_root,
-                                          download_url=server.url))
-    root = datasets.prepare(config.CycleGANConfig(dataset='facades', data_root=data_root,
-                                                  download_url=server.url))
+    prepare(config.Pix2PixConfig(dataset='facades', data_root=data_root,
+                                 download_url=server.url))
+    root = prepare(config.CycleGANConfig(dataset='facades', data_root=data_root,
+                                         download_url=server.url))
     assert [path for path, _ in server.requests] == [FACADES_URL_PATH,
                                                      '/cyclegan/datasets/facades.zip']
     assert sorted(os.listdir(root)) == ['test', 'testA', 'testB', 'train', 'trainA', 'trainB']
@@ -109,7 +106,7 @@ def test_interrupted_download_resumes_with_range(tmp_path, server, sample_data):
     archive = _zip_tree(sample_data / 'horse2zebra_tiny', 'horse2zebra')
     server.files[H2Z_URL_PATH] = archive
     server.tricks[H2Z_URL_PATH] = {'cut_once': 5000}
-    root = datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+    root = prepare(_cyclegan_cfg(tmp_path, server.url))
     assert server.requests == [(H2Z_URL_PATH, None), (H2Z_URL_PATH, 'bytes=5000-')]
     assert len(layouts.list_images(os.path.join(root, 'trainB'))) == 6
     assert os.listdir(tmp_path) == ['horse2zebra']
@@ -119,7 +116,7 @@ def test_part_file_of_an_earlier_run_is_resumed(tmp_path, server, sample_data):
     archive = _zip_tree(sample_data / 'horse2zebra_tiny', 'horse2zebra')
     server.files[H2Z_URL_PATH] = archive
     (tmp_path / '.horse2zebra.zip.part').write_bytes(archive[:1234])
-    datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+    prepare(_cyclegan_cfg(tmp_path, server.url))
     assert server.requests == [(H2Z_URL_PATH, 'bytes=1234-')]
     assert os.listdir(tmp_path) == ['horse2zebra']
 
@@ -129,9 +126,9 @@ def test_a_second_process_waits_for_the_first_ones_download(tmp_path, server, sa
     server.files[H2Z_URL_PATH] = _zip_tree(sample_data / 'horse2zebra_tiny', 'horse2zebra')
     cfg = _cyclegan_cfg(tmp_path, server.url)
     found = []
-    with caplog.at_level(logging.INFO, logger='datasets'):
+    with caplog.at_level(logging.INFO, logger='cyclegan_tf'):
         with download.download_lock(str(tmp_path), 'horse2zebra'):  # the first process
-            second = threading.Thread(target=lambda: found.append(datasets.prepare(cfg)))
+            second = threading.Thread(target=lambda: found.append(prepare(cfg)))
             second.start()
             deadline = time.monotonic() + 10
             while 'waiting for another process' not in caplog.text and time.monotonic() < deadline:
@@ -149,7 +146,7 @@ def test_a_second_process_waits_for_the_first_ones_download(tmp_path, server, sa
 def test_server_without_range_restarts_from_zero(tmp_path, server, sample_data):
     server.files[H2Z_URL_PATH] = _zip_tree(sample_data / 'horse2zebra_tiny', 'horse2zebra')
     server.tricks[H2Z_URL_PATH] = {'cut_once': 5000, 'ignore_range': True}
-    root = datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+    root = prepare(_cyclegan_cfg(tmp_path, server.url))
     assert server.requests[1] == (H2Z_URL_PATH, 'bytes=5000-')  # asked, got 200
     assert len(layouts.list_images(os.path.join(root, 'testA'))) == 3
 
@@ -158,7 +155,7 @@ def test_size_mismatch_is_an_error_and_leaves_nothing(tmp_path, server, sample_d
     server.files[H2Z_URL_PATH] = _zip_tree(sample_data / 'horse2zebra_tiny', 'horse2zebra')
     server.tricks[H2Z_URL_PATH] = {'extra_length': 1000}  # Content-Length lies
     with pytest.raises(DatasetError, match='the server announced') as error:
-        datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+        prepare(_cyclegan_cfg(tmp_path, server.url))
     assert server.url + H2Z_URL_PATH in str(error.value)
     assert os.listdir(tmp_path) == []
 
@@ -168,7 +165,7 @@ def test_server_that_always_truncates_is_an_error(tmp_path, server, sample_data)
     server.files[H2Z_URL_PATH] = archive
     server.tricks[H2Z_URL_PATH] = {'cut_always': len(archive) // 10}
     with pytest.raises(DatasetError, match=f'the server announced {len(archive)}') as error:
-        datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+        prepare(_cyclegan_cfg(tmp_path, server.url))
     assert len(server.requests) == download.DOWNLOAD_ATTEMPTS  # resumed each time
     # Every attempt continued the last: the part is kept for the next run.
     part = tmp_path / '.horse2zebra.zip.part'
@@ -180,7 +177,7 @@ def test_server_that_always_truncates_is_an_error(tmp_path, server, sample_data)
 def test_offline_names_the_url_and_the_layout(tmp_path):
     url = f'http://127.0.0.1:{_closed_port()}'
     with pytest.raises(DatasetError) as error:
-        datasets.prepare(_cyclegan_cfg(tmp_path / 'datasets', url))
+        prepare(_cyclegan_cfg(tmp_path / 'datasets', url))
     message = str(error.value)
     assert f'could not download {url}{H2Z_URL_PATH} (connection refused)' in message
     assert 'horse2zebra/{trainA,trainB,testA,testB}/' in message
@@ -190,7 +187,7 @@ def test_offline_names_the_url_and_the_layout(tmp_path):
 
 def test_http_404_names_the_url(tmp_path, server):
     with pytest.raises(DatasetError, match=re.escape(f'{server.url}{H2Z_URL_PATH} (HTTP 404')):
-        datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+        prepare(_cyclegan_cfg(tmp_path, server.url))
     assert os.listdir(tmp_path) == []
 
 
@@ -205,7 +202,7 @@ def test_timeout_is_an_error(tmp_path, server):
 def test_corrupt_archive_is_deleted(tmp_path, server):
     server.files[H2Z_URL_PATH] = b'this is not a zip file'
     with pytest.raises(DatasetError, match='not a valid archive'):
-        datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+        prepare(_cyclegan_cfg(tmp_path, server.url))
     assert os.listdir(tmp_path) == []
 
 
@@ -218,7 +215,7 @@ def test_archive_without_the_layout_is_refused(tmp_path, server, sample_data):
                 zf.write(source / sub / name, f'horse2zebra/{sub}/{name}')
     server.files[H2Z_URL_PATH] = buffer.getvalue()
     with pytest.raises(DatasetError, match='testB does not exist'):
-        datasets.prepare(_cyclegan_cfg(tmp_path, server.url))
+        prepare(_cyclegan_cfg(tmp_path, server.url))
     assert os.listdir(tmp_path) == []
 
 
@@ -261,7 +258,7 @@ def test_unsafe_zip_entries_are_refused(tmp_path, server, archive, entry):
     server.files[H2Z_URL_PATH] = archive()
     data_root = tmp_path / 'datasets'
     with pytest.raises(DatasetError, match=re.escape(repr(entry))):
-        datasets.prepare(_cyclegan_cfg(data_root, server.url))
+        prepare(_cyclegan_cfg(data_root, server.url))
     assert os.listdir(tmp_path) == ['datasets']
     assert os.listdir(data_root) == []
     assert not os.path.exists('/tmp/evil.txt')
@@ -281,7 +278,7 @@ def test_unsafe_tar_entries_are_refused(tmp_path, server, kind, name, target):
     cfg = config.Pix2PixConfig(dataset='facades', data_root=str(data_root),
                                download_url=server.url)
     with pytest.raises(DatasetError, match=re.escape(repr(name))):
-        datasets.prepare(cfg)
+        prepare(cfg)
     assert os.listdir(tmp_path) == ['datasets']
     assert os.listdir(data_root) == []
     assert not os.path.exists('/tmp/facades-evil.txt')
@@ -310,15 +307,15 @@ def test_base_url_flag_then_environment_then_official(tmp_path, server, sample_d
     assert datasets.base_url(_cyclegan_cfg(tmp_path, '')) == 'http://efrosgans.eecs.berkeley.edu'
     monkeypatch.setenv(datasets.URL_VARIABLE, server.url + '/')
     assert datasets.base_url(_cyclegan_cfg(tmp_path, '')) == server.url
-    datasets.prepare(_cyclegan_cfg(tmp_path / 'env', ''))  # from the environment
+    prepare(_cyclegan_cfg(tmp_path / 'env', ''))  # from the environment
     monkeypatch.setenv(datasets.URL_VARIABLE, f'http://127.0.0.1:{_closed_port()}')
-    datasets.prepare(_cyclegan_cfg(tmp_path / 'flag', server.url))  # the flag wins
+    prepare(_cyclegan_cfg(tmp_path / 'flag', server.url))  # the flag wins
     assert len(server.requests) == 2
 
 
 def test_unknown_name_lists_the_known_ones(tmp_path):
     with pytest.raises(DatasetError) as error:
-        datasets.prepare(config.CycleGANConfig(dataset='horse2zebro', data_root=str(tmp_path)))
+        prepare(config.CycleGANConfig(dataset='horse2zebro', data_root=str(tmp_path)))
     for name in ('horse2zebra', 'shapes2stripes', 'edges2shoes', 'mini'):
         assert name in str(error.value)
 
@@ -338,16 +335,16 @@ def test_official_lists():
 def test_cityscapes_explains_why_unless_prepared_by_hand(tmp_path, sample_data):
     cfg = config.Pix2PixConfig(dataset='cityscapes', data_root=str(tmp_path))
     with pytest.raises(DatasetError, match='cityscapes-dataset.com'):
-        datasets.prepare(cfg)
+        prepare(cfg)
     (tmp_path / 'cityscapes').symlink_to(sample_data / 'facades_tiny')
-    assert datasets.prepare(cfg) == str(tmp_path / 'cityscapes')
+    assert prepare(cfg) == str(tmp_path / 'cityscapes')
 
 
 def test_paired_set_for_cyclegan_is_refused_before_download(tmp_path):
     cfg = config.CycleGANConfig(dataset='edges2shoes', data_root=str(tmp_path),
                                 download_url=f'http://127.0.0.1:{_closed_port()}')
     with pytest.raises(DatasetError, match='paired'):
-        datasets.prepare(cfg)
+        prepare(cfg)
 
 
 def test_user_folder_layout_is_checked(tmp_path, sample_data):
@@ -357,16 +354,16 @@ def test_user_folder_layout_is_checked(tmp_path, sample_data):
     Image.new('RGB', (8, 8)).save(folder / 'trainA' / 'a.png')
     (folder / 'trainB' / 'notes.txt').write_text('not an image')
     with pytest.raises(DatasetError, match=re.escape(f'no images in {folder}/trainB')):
-        datasets.prepare(config.CycleGANConfig(dataset=str(folder)))
+        prepare(config.CycleGANConfig(dataset=str(folder)))
     with pytest.raises(DatasetError, match='trainA does not exist'):
-        datasets.prepare(config.CycleGANConfig(dataset=str(sample_data / 'facades_tiny')))
+        prepare(config.CycleGANConfig(dataset=str(sample_data / 'facades_tiny')))
     cfg = config.Pix2PixConfig(dataset=str(sample_data / 'facades_tiny'))
-    assert datasets.prepare(cfg) == str(sample_data / 'facades_tiny')
+    assert prepare(cfg) == str(sample_data / 'facades_tiny')
 
 
 def test_name_under_data_root_is_found(tmp_path, sample_data):
-    root = datasets.prepare(config.CycleGANConfig(dataset='horse2zebra_tiny',
-                                                  data_root=str(sample_data)))
+    root = prepare(config.CycleGANConfig(dataset='horse2zebra_tiny',
+                                         data_root=str(sample_data)))
     assert root == str(sample_data / 'horse2zebra_tiny')
 
 
@@ -434,18 +431,18 @@ def test_shapes2stripes_paired_variant(tmp_path):
 
 
 def test_prepare_generates_the_builtin_once(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, 'SHAPES_TRAIN', 6)
-    monkeypatch.setattr(datasets, 'SHAPES_TEST', 2)
+    monkeypatch.setattr(shapes, 'SHAPES_TRAIN', 6)
+    monkeypatch.setattr(shapes, 'SHAPES_TEST', 2)
     cfg = config.CycleGANConfig(data_root=str(tmp_path))
     assert cfg.dataset == 'shapes2stripes'
-    root = datasets.prepare(cfg)
+    root = prepare(cfg)
     assert root == str(tmp_path / 'shapes2stripes')
     assert sorted(os.listdir(root)) == ['testA', 'testB', 'trainA', 'trainB']
     stamp = os.stat(os.path.join(root, 'trainA', '0000.png')).st_mtime_ns
-    assert datasets.prepare(cfg.replace(seed=7)) == root  # cfg.seed plays no part
+    assert prepare(cfg.replace(seed=7)) == root  # cfg.seed plays no part
     assert os.stat(os.path.join(root, 'trainA', '0000.png')).st_mtime_ns == stamp
-    paired = datasets.prepare(config.Pix2PixConfig(dataset='shapes2stripes',
-                                                   data_root=str(tmp_path)))
+    paired = prepare(config.Pix2PixConfig(dataset='shapes2stripes',
+                                          data_root=str(tmp_path)))
     assert paired == str(tmp_path / 'shapes2stripes_paired')
     assert sorted(os.listdir(tmp_path)) == ['shapes2stripes', 'shapes2stripes_paired']
 
@@ -459,7 +456,7 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return Image.new('RGB', (64, 64))
 
-    monkeypatch.setattr(datasets, 'render_shape', failing)
+    monkeypatch.setattr(shapes, 'render_shape', failing)
     with pytest.raises(KeyboardInterrupt):
         shapes.generate_shapes2stripes(str(tmp_path / 's'), n_train=4, n_test=2)
     assert os.listdir(tmp_path) == []
@@ -484,7 +481,7 @@ def test_the_url_variable_takes_http_only(tmp_path, monkeypatch, url):
     data_root = tmp_path / 'datasets'
     start = time.monotonic()
     with pytest.raises(DatasetError, match=re.escape(f'${datasets.URL_VARIABLE} ')) as error:
-        datasets.prepare(_cyclegan_cfg(data_root, ''))
+        prepare(_cyclegan_cfg(data_root, ''))
     assert time.monotonic() - start < 5 and '\n' not in str(error.value)
     assert not data_root.exists()
 
@@ -529,13 +526,13 @@ def test_file_names_that_are_not_utf8_are_skipped_with_one_warning(tmp_path, cap
     root = _tiny_unaligned(tmp_path / 'mine')
     bad = _bad_name(root / 'trainA')
     assert bad in os.listdir(root / 'trainA')
-    with caplog.at_level(logging.WARNING, logger='datasets'):
+    with caplog.at_level(logging.WARNING, logger='cyclegan_tf'):
         assert layouts.list_images(root / 'trainA') == [str(root / 'trainA' / '0.png')]
         assert layouts.list_images(root / 'trainA') == [str(root / 'trainA' / '0.png')]
     warnings = [r.getMessage() for r in caplog.records if 'UTF-8' in r.getMessage()]
     assert len(warnings) == 1 and 'bad\\xff.png' in warnings[0], warnings
     warnings[0].encode('utf-8')  # printable on any UTF-8 stream
-    assert datasets.prepare(config.CycleGANConfig(dataset=str(root))) == str(root)
+    assert prepare(config.CycleGANConfig(dataset=str(root))) == str(root)
 
 
 def _bomb(tmp_path, kind, zeros=2 << 20, extra_entries=0):
@@ -563,7 +560,7 @@ def _bomb(tmp_path, kind, zeros=2 << 20, extra_entries=0):
 
 @pytest.mark.parametrize('kind', ['zip', 'tar.gz'])
 def test_an_archive_that_expands_too_much_is_refused_unextracted(tmp_path, monkeypatch, kind):
-    monkeypatch.setattr(datasets, 'EXPANSION_ALLOWANCE', 1 << 20)  # 1 MiB instead of 64
+    monkeypatch.setattr(archives, 'EXPANSION_ALLOWANCE', 1 << 20)  # 1 MiB instead of 64
     data_root, archive = _bomb(tmp_path, kind)
     assert os.path.getsize(archive) < 20000  # 2 MiB of zeros in a few KB
     known = (datasets.CYCLEGAN_DATASETS['horse2zebra'] if kind == 'zip'
@@ -584,7 +581,7 @@ def test_an_archive_within_the_limit_is_extracted(tmp_path):
 
 
 def test_an_archive_of_too_many_entries_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, 'MAX_ENTRIES', 10)
+    monkeypatch.setattr(archives, 'MAX_ENTRIES', 10)
     data_root, archive = _bomb(tmp_path, 'zip', zeros=0, extra_entries=10)
     with pytest.raises(DatasetError, match='has 15 entries, more than 10'):
         datasets.fetch(datasets.CYCLEGAN_DATASETS['horse2zebra'], str(data_root),
@@ -598,12 +595,12 @@ def test_a_kept_part_is_resumed_by_the_next_run(tmp_path, server):
     server.tricks[H2Z_URL_PATH] = {'cut_always': 100}
     data_root = tmp_path / 'datasets'
     with pytest.raises(DatasetError, match='partial download kept'):
-        datasets.prepare(_cyclegan_cfg(data_root, server.url))
+        prepare(_cyclegan_cfg(data_root, server.url))
     kept = download.DOWNLOAD_ATTEMPTS * 100
     assert (data_root / '.horse2zebra.zip.part').stat().st_size == kept
     del server.tricks[H2Z_URL_PATH]  # the network is back
     server.requests.clear()
-    root = datasets.prepare(_cyclegan_cfg(data_root, server.url))
+    root = prepare(_cyclegan_cfg(data_root, server.url))
     assert server.requests == [(H2Z_URL_PATH, f'bytes={kept}-')]
     assert len(layouts.list_images(os.path.join(root, 'testB'))) == 1
     assert os.listdir(data_root) == ['horse2zebra']

@@ -19,12 +19,9 @@ import pytest
 from PIL import Image
 from test_train import ROOT, latest_checkpoint, make_data_root, read_events, tiny_args
 
-import cluster
-import config
-import cycle_gan
-import replicas
-import sample
-import train
+from cyclegan_tf import config, sample, train
+from cyclegan_tf.models import cycle_gan
+from cyclegan_tf.running import cluster, replicas
 
 LOSSES = ('G_A', 'G_B', 'cycle_A', 'cycle_B', 'idt_A', 'idt_B', 'D_A', 'D_B')
 
@@ -230,7 +227,7 @@ def test_cpu_settings_and_bad_replica_counts(monkeypatch):
     setup = cluster.Setup()
     lines = cluster.log_lines(cfg, setup)
     assert len(lines) == 2 and all('does nothing useful on a CPU' in line for line in lines)
-    import session
+    from cyclegan_tf.running import session
 
     proto = cluster.session_config(cfg, setup, base=session.session_config())
     assert not proto.graph_options.rewrite_options.auto_mixed_precision

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import evaluate
-import inception
-import metrics
+from cyclegan_tf import evaluate
+from cyclegan_tf.evaluation import inception, metrics
 
 WEIGHTS = 'pt_inception-2015-12-05_from_nvlabs_noFC.pth'
 
@@ -179,8 +178,7 @@ def _events(run_dir):
 
 def test_training_keeps_the_best_checkpoint_by_fid_and_evaluate_scores_a_run(
         fixtures_dir, tmp_path, capsys):
-    import sample
-    import train
+    from cyclegan_tf import sample, train
 
     weights = fixtures_dir / 'fid' / WEIGHTS
     dataset = _unaligned(tmp_path / 'tiny', train=2)  # 2 steps per epoch
@@ -220,7 +218,7 @@ def test_training_keeps_the_best_checkpoint_by_fid_and_evaluate_scores_a_run(
 
 
 def test_a_run_without_best_checkpoint_is_one_line(tmp_path, capsys):
-    import runs
+    from cyclegan_tf.running import runs
 
     (tmp_path / 'r' / 'checkpoints').mkdir(parents=True)
     with pytest.raises(runs.RunError, match='no best checkpoint: train it with --eval_freq'):

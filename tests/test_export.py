@@ -16,16 +16,11 @@ import tensorflow as tf
 from PIL import Image
 from test_train import make_data_root
 
-import config
-import cycle_gan
-import export
-import exporting
-import inference
-import pipeline
-import runs
-import sample
-import session
-import train
+from cyclegan_tf import config, export, inference, sample, train
+from cyclegan_tf.data import pipeline
+from cyclegan_tf.interop import exporting
+from cyclegan_tf.models import cycle_gan
+from cyclegan_tf.running import runs, session
 
 TINY = ['--crop_size=32', '--load_size=32', '--ngf=8', '--ndf=8', '--netG=resnet_6blocks',
         '--max_steps=2']

@@ -30,13 +30,9 @@ from conftest import train_pipeline
 from PIL import Image
 from test_train import ROOT, make_data_root, tiny_args
 
-import checkpoints
-import commands
-import config
-import cycle_gan
-import runs
-import sample
-import train
+from cyclegan_tf import config, sample, train
+from cyclegan_tf.models import cycle_gan
+from cyclegan_tf.running import checkpoints, commands, runs
 
 tf1 = tf.compat.v1
 FAST = ['--print_freq=1', '--summary_freq=0', '--display_freq=0']
@@ -258,11 +254,11 @@ def _tiny(tmp_path, *, keep=5, weight=1.0):
 def test_a_corrupt_or_foreign_host_state_starts_the_pools_empty(graph, tmp_path, caplog):
     """Issue 14.4: a truncated .host.npz, and one without the pool's keys:
     the pools start empty (not half loaded), with a one-line notice."""
-    checkpoints, sess, net, init = _tiny(tmp_path)
+    saving, sess, net, init = _tiny(tmp_path)
     sess.run(init)
     net.pool.query(np.ones([2, 4, 4, 3], np.float32))
     sess.run(net.step_op)
-    path = checkpoints.save(sess, net, 1, 0)
+    path = saving.save(sess, net, 1, 0)
     host = path + runs.HOST_SUFFIX
     data = open(host, 'rb').read()
     for content, why in [(data[:len(data) // 2], 'is unreadable'),
@@ -276,31 +272,31 @@ def test_a_corrupt_or_foreign_host_state_starts_the_pools_empty(graph, tmp_path,
         fresh.global_step, fresh.epoch = net.global_step, net.epoch
         caplog.clear()
         step, _, _, restored, loaded = checkpoints.Checkpoints(
-            checkpoints.cfg, checkpoints.saver, checkpoints.weights).restore(sess, fresh, init, 2)
+            saving.cfg, saving.saver, saving.weights).restore(sess, fresh, init, 2)
         assert (step, restored, loaded) == (1, path, False)
         assert fresh.pool.images == []
         assert f'model.ckpt-1.host.npz {why}' in caplog.text
         assert 'the image pools start empty' in caplog.text
-        assert len([r for r in caplog.records if r.name == 'runtime']) == 1
+        assert len([r for r in caplog.records if r.name == checkpoints.logger.name]) == 1
 
 
 def test_a_truncated_data_file_falls_back_to_the_checkpoint_before(graph, tmp_path, caplog):
     """Issue 14.2: all files there, but the newest data file cut short (a
     copy that stopped): the restore fails, the one before is restored, and
     the Saver's rotation learns the good ones only."""
-    checkpoints, sess, net, init = _tiny(tmp_path)
+    saving, sess, net, init = _tiny(tmp_path)
     sess.run(init)
     for step in (1, 2):
         sess.run([net.step_op, tf1.assign(net.weight, [step] * 3)])
-        checkpoints.save(sess, net, step, 0)
-    data = os.path.join(checkpoints.dir, 'model.ckpt-2.data-00000-of-00001')
+        saving.save(sess, net, step, 0)
+    data = os.path.join(saving.dir, 'model.ckpt-2.data-00000-of-00001')
     os.truncate(data, os.path.getsize(data) // 2)
     sess.run(init)
-    step, _, _, path, loaded = checkpoints.restore(sess, net, init, 10)
+    step, _, _, path, loaded = saving.restore(sess, net, init, 10)
     assert (step, os.path.basename(path), loaded) == (1, 'model.ckpt-1', True)
     assert sess.run(net.weight).tolist() == [1, 1, 1]
     assert 'model.ckpt-2 is incomplete or unreadable (cannot restore checkpoint' in caplog.text
-    assert checkpoints.saver.last_checkpoints == [path]
+    assert saving.saver.last_checkpoints == [path]
 
 
 def test_keep_checkpoints_0_keeps_every_checkpoint_and_its_host_state(graph, tmp_path):
@@ -405,7 +401,7 @@ def test_a_second_train_on_the_same_run_is_refused_naming_the_first(toy, tmp_pat
     written; after the holder is killed (kill -9) the lock is free."""
     run_dir, ckpt, args = _copy(toy, tmp_path)
     holder = subprocess.Popen(
-        [sys.executable, '-c', 'import sys, time, runs\n'
+        [sys.executable, '-c', 'import sys, time\nfrom cyclegan_tf.running import runs\n'
          'lock = runs.RunLock(sys.argv[1]).__enter__()\nprint("locked", flush=True)\n'
          'time.sleep(300)', run_dir], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:

@@ -8,10 +8,9 @@ import stat
 import numpy as np
 import pytest
 
-import config
-import fileio
-import runs
-import visuals
+from cyclegan_tf import config
+from cyclegan_tf.evaluation import visuals
+from cyclegan_tf.running import fileio, runs
 
 
 @contextlib.contextmanager
@@ -84,8 +83,8 @@ def test_run_files_are_0644_and_a_failed_save_keeps_them(tmp_path):
     with pytest.raises(TypeError):
         runs.save_host_state(str(run / 'checkpoints' / 'model.ckpt-1'), {'a': Unsaveable()})
     with pytest.raises(TypeError):
-        config.Settings.save(type('Odd', (), {'to_dict': lambda self: {'x': object()}})(),
-                             str(run / 'config.json'))
+        runs.save_config(type('Odd', (), {'to_dict': lambda self: {'x': object()}})(),
+                         str(run / 'config.json'))
     assert {name: (run / name).read_bytes() for name in files} == before
     left = sorted(os.path.relpath(os.path.join(r, f), run)
                   for r, _, names in os.walk(run) for f in names)
@@ -110,7 +109,7 @@ def test_the_best_checkpoint_is_readable_like_the_others(tmp_path):
 
 
 def test_the_feature_cache_is_written_atomically(tmp_path, monkeypatch):
-    import metrics
+    from cyclegan_tf.evaluation import metrics
 
     path = tmp_path / 'cache' / 'f.npz'
     with umask(0o022):

@@ -18,12 +18,10 @@ import tensorflow as tf
 from PIL import Image
 from test_train import make_data_root
 
-import import_torch
-import pipeline
-import pth
-import runs
-import sample
-import train
+from cyclegan_tf import import_torch, sample, train
+from cyclegan_tf.data import pipeline
+from cyclegan_tf.interop import pth
+from cyclegan_tf.running import runs
 
 # The discriminators, which are not imported, small too; no identity loss: a training
 # graph with two generator calls fewer builds faster.

@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import inception
-import layouts
-from inception import WeightsError
+from cyclegan_tf.data import layouts
+from cyclegan_tf.evaluation import inception
+from cyclegan_tf.evaluation.inception import WeightsError
 
 tf1 = tf.compat.v1
 WEIGHTS = 'pt_inception-2015-12-05_from_nvlabs_noFC.pth'

@@ -1,6 +1,7 @@
 """`pip install .` and `pip install -e .` into fresh virtual environments: one
-package, cyclegan_tf, with the presets and the console commands, and nothing
-generic (config, data, model, train, ...) at the top level of site-packages.
+package, cyclegan_tf, with its folders, the presets and the console commands,
+and nothing generic (config, data, model, train, ...) at the top level of
+site-packages or of sys.modules: a user's own modules of those names stay theirs.
 
 The environments are made without pip and without packages of their own; a
 .pth file lets them see this interpreter's packages (TensorFlow, absl,
@@ -21,12 +22,18 @@ import sysconfig
 import isort
 import pytest
 
-import cli
+from cyclegan_tf.running import commands
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-MODULES = sorted(path.stem for path in ROOT.glob('*.py'))
+FOLDERS = ('data', 'evaluation', 'interop', 'models', 'running')
+# Every module of the package, as a path relative to its folder: 'config.py', 'data/pipeline.py'.
+MODULES = sorted(str(path.relative_to(ROOT)) for path in
+                 [*ROOT.glob('*.py'), *(p for f in FOLDERS for p in (ROOT / f).glob('*.py'))])
 COMMANDS = ('cyclegan-train', 'cyclegan-sample', 'cyclegan-evaluate', 'cyclegan-bench',
             'cyclegan-export', 'cyclegan-import-torch')
+# Generic names a user's own code may well have: they must stay the user's.
+USER_MODULES = ('config', 'data', 'datasets', 'model', 'models', 'runs', 'metrics', 'train',
+                'registry', 'inference')
 # The names of .gitignore, and .git: what a fresh clone does not have.
 NOT_SOURCE = shutil.ignore_patterns('.git', '*.egg-info', '*.pyc', '__pycache__', '.gl',
                                     '.pytest_cache', '.venv', '.whl', 'build', 'datasets',
@@ -76,9 +83,10 @@ def editable(source):
 
 @pytest.fixture
 def elsewhere(tmp_path):
-    """A folder with its own config.py, data.py, model.py and train.py."""
-    for name in ('config', 'data', 'model', 'train'):
-        (tmp_path / f'{name}.py').write_text(f"raise SystemExit('the user\\'s {name}.py')\n")
+    """A folder with modules of its own named as ours are (config.py, data.py,
+    datasets.py, model.py, ...), each recording that it was imported."""
+    for name in USER_MODULES:
+        (tmp_path / f'{name}.py').write_text(f"WHOSE = 'the user\\'s {name}.py'\n")
     return tmp_path
 
 
@@ -94,10 +102,10 @@ def test_install_puts_every_module_and_the_presets_in_one_package(installed):
     top_level = {path.name for path in purelib.iterdir()} - {'test_env.pth', '__pycache__'}
     assert top_level == {'cyclegan_tf', 'cyclegan_tf-0.1.0.dist-info'}
     package = purelib / 'cyclegan_tf'
-    assert sorted(path.stem for path in package.glob('*.py')) == MODULES
+    assert sorted(str(p.relative_to(package)) for p in package.rglob('*.py')) == MODULES
     assert (package / 'presets' / 'quickstart.flags').read_text() == \
         (ROOT / 'presets' / 'quickstart.flags').read_text()
-    assert not (package / 'tests').exists()
+    assert not (package / 'tests').exists() and not (package / 'tools').exists()
     for command in COMMANDS:
         assert (venv / 'bin' / command).is_file()
 
@@ -123,68 +131,67 @@ def test_installed_presets_are_found_from_any_folder(installed, elsewhere):
     assert result.stderr.startswith('cyclegan-train: error: ')  # the command's own name
 
 
-def test_python_api_is_the_package_and_one_copy_of_each_module(installed, elsewhere):
+USER_MODULES_STAY = """
+import sys
+names = {names!r}
+before = {{name: __import__(name).WHOSE for name in names[:3]}}
+import cyclegan_tf.inference
+from cyclegan_tf.inference import Translator
+from cyclegan_tf import registry
+registry.get('cycle_gan').model_class  # the graph code too: TensorFlow, models/
+after = {{name: __import__(name).WHOSE for name in names}}
+ours = sorted(name for name, module in sys.modules.items()
+              if '.' not in name and 'cyclegan_tf' in (getattr(module, '__file__', None) or '')
+              and name != 'cyclegan_tf')
+print(before, after, ours, Translator.from_run.__qualname__, sep='\\n')
+"""
+
+
+def test_a_users_own_modules_stay_theirs_before_and_after_ours(installed, elsewhere):
+    """The README's Python API in a folder holding config.py, datasets.py,
+    model.py, ... of its own: each of them imports as the user's, before and
+    after cyclegan_tf (its graph code too), and no module of ours lands at the
+    top level of sys.modules."""
     venv, purelib = installed
-    script = ('import sys\n'
-              'import cyclegan_tf.inference\n'
-              'from cyclegan_tf import inference, registry\n'
-              'import inference as plain\n'
-              'assert inference is plain is cyclegan_tf.inference\n'
-              'assert inference.__spec__.name == "inference"\n'
-              'print(inference.Translator.from_run.__qualname__)\n'
-              'print(sys.modules["config"].__file__)\n')
+    script = USER_MODULES_STAY.format(names=USER_MODULES)
     result = run_in(elsewhere, venv / 'bin' / 'python', '-c', script)
     assert result.returncode == 0, result.stderr
-    config_file = purelib / 'cyclegan_tf' / 'config.py'
-    assert result.stdout.split() == ['Translator.from_run', str(config_file)]
-
-
-def test_a_module_of_ours_imported_from_elsewhere_first_is_one_line(installed, tmp_path):
-    venv, purelib = installed
-    (tmp_path / 'config.py').write_text('')
-    result = run_in(tmp_path, venv / 'bin' / 'python', '-c', 'import config, cyclegan_tf')
-    assert result.returncode == 1
-    assert result.stderr.splitlines()[-1] == (
-        f"ImportError: cyclegan_tf needs the module name 'config', but 'config' is already "
-        f"imported from {tmp_path / 'config.py'}; import cyclegan_tf before it, or rename it")
+    before, after, ours, qualname = result.stdout.strip().splitlines()[-4:]
+    assert before == repr({name: f"the user's {name}.py" for name in USER_MODULES[:3]})
+    assert after == repr({name: f"the user's {name}.py" for name in USER_MODULES})
+    assert ours == '[]' and qualname == 'Translator.from_run'
 
 
 def test_editable_install_runs_the_source(editable, source, elsewhere):
     venv, purelib = editable
-    assert not any(path.suffix == '.py' and path.stem in MODULES for path in purelib.iterdir())
+    assert not any(path.suffix == '.py' and path.name in MODULES for path in purelib.iterdir())
     result = run_in(elsewhere, venv / 'bin' / 'python', '-c',
-                    'import cyclegan_tf.config as c; print(c.__file__)')
+                    'import cyclegan_tf.config as c, cyclegan_tf.data.pipeline as p; '
+                    'print(c.__file__, p.__file__)')
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(source / 'config.py')
+    assert result.stdout.split() == [str(source / 'config.py'),
+                                     str(source / 'data' / 'pipeline.py')]
     result = run_in(elsewhere, venv / 'bin' / 'cyclegan-train', '--help')
     assert result.returncode == 0, result.stderr
     assert 'Trains a model' in result.stdout
 
 
-def test_a_command_whose_script_is_missing_is_one_line(capsys):
-    assert cli.run('no_such_script', 'cyclegan-nothing', ['--help']) == 2
-    assert capsys.readouterr().err == ('cyclegan-nothing: error: this installation has no '
-                                       'no_such_script.py; install a version of cyclegan-tf '
-                                       'that has it\n')
-
-
 def test_flagfiles_resolve_to_the_package_only_when_missing_here(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     preset = str(ROOT / 'presets' / 'quickstart.flags')
-    assert cli.resolve_flagfiles(['--flagfile', 'presets/quickstart.flags', '--ngf=8']) == \
+    resolve = commands.resolve_flagfiles
+    assert resolve(['--flagfile', 'presets/quickstart.flags', '--ngf=8']) == \
         ['--flagfile', preset, '--ngf=8']
-    assert cli.resolve_flagfiles(['-flagfile=presets/quickstart.flags']) == \
-        [f'-flagfile={preset}']
-    assert cli.resolve_flagfiles(['--flagfile=presets/mine.flags', '--flagfile']) == \
+    assert resolve(['-flagfile=presets/quickstart.flags']) == [f'-flagfile={preset}']
+    assert resolve(['--flagfile=presets/mine.flags', '--flagfile']) == \
         ['--flagfile=presets/mine.flags', '--flagfile']
     (tmp_path / 'presets').mkdir()
     (tmp_path / 'presets' / 'quickstart.flags').write_text('--ngf=8\n')
-    assert cli.resolve_flagfiles(['--flagfile=presets/quickstart.flags']) == \
+    assert resolve(['--flagfile=presets/quickstart.flags']) == \
         ['--flagfile=presets/quickstart.flags']
 
 
-def test_isort_knows_every_module_as_ours():
-    """setup.cfg lists no modules: isort finds them in src_paths, setuptools by globbing."""
+def test_isort_knows_the_package_as_ours():
     settings = isort.Config(settings_path=str(ROOT))
-    assert {name: isort.place_module(name, config=settings) for name in MODULES} == \
-        {name: 'FIRSTPARTY' for name in MODULES}
+    assert isort.place_module('cyclegan_tf', config=settings) == 'FIRSTPARTY'
+    assert isort.place_module('cyclegan_tf.data.pipeline', config=settings) == 'FIRSTPARTY'

@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import layouts
-import metrics
+from cyclegan_tf.data import layouts
+from cyclegan_tf.evaluation import metrics
 
 tf1 = tf.compat.v1
 
@@ -213,7 +213,7 @@ def test_a_damaged_cache_file_is_computed_again(tmp_path, caplog):
     metrics.folder_features(extractor, str(folder), cache_folder=str(tmp_path))
     (cached,) = (tmp_path / 'features').glob('*.npz')
     cached.write_bytes(b'not an npz')
-    with caplog.at_level(logging.WARNING, logger='metrics'):
+    with caplog.at_level(logging.WARNING, logger='cyclegan_tf'):
         features, _ = metrics.folder_features(extractor, str(folder), cache_folder=str(tmp_path))
     assert len(extractor.calls) == 2 and features.shape == (2, 6)
     assert 'damaged feature cache' in caplog.text
@@ -223,7 +223,7 @@ def test_folder_features_warn_about_other_files_and_need_two_images(tmp_path, ca
     folder = _write_images(tmp_path / 'fake', 2)
     (folder / 'notes.txt').write_text('not an image')
     (folder / '.hidden.png').write_bytes(b'')
-    with caplog.at_level(logging.WARNING, logger='metrics'):
+    with caplog.at_level(logging.WARNING, logger='cyclegan_tf'):
         features, paths = metrics.folder_features(CountingExtractor(), str(folder),
                                                   use_cache=False)
     assert features.shape == (2, 6) and len(paths) == 2

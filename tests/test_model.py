@@ -4,10 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import config
-import cycle_gan
-import model
-import registry
+from cyclegan_tf import config, model, registry
+from cyclegan_tf.models import cycle_gan
 
 tf1 = tf.compat.v1
 

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import config
-import modules
+from cyclegan_tf import config, modules
 
 tf1 = tf.compat.v1
 

@@ -11,12 +11,8 @@ from absl import flags
 from PIL import Image
 from test_train import make_data_root, tiny_args
 
-import config
-import inference
-import registry
-import runs
-import sample
-import train
+from cyclegan_tf import config, inference, registry, sample, train
+from cyclegan_tf.running import runs
 
 
 def _config(*argv):

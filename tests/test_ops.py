@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import ops
+from cyclegan_tf import ops
 
 tf1 = tf.compat.v1
 

@@ -8,13 +8,9 @@ import pytest
 import tensorflow as tf
 from conftest import train_pipeline
 
-import config
-import model
-import modules
-import pipeline
-import pix2pix
-import registry
-import train
+from cyclegan_tf import config, model, modules, registry, train
+from cyclegan_tf.data import pipeline
+from cyclegan_tf.models import pix2pix
 
 tf1 = tf.compat.v1
 

@@ -17,8 +17,8 @@ import zipfile
 import numpy as np
 import pytest
 
-import pth
-from pth import PthError
+from cyclegan_tf.interop import pth
+from cyclegan_tf.interop.pth import PthError
 
 CASES = ('resnet_9blocks_ngf8', 'resnet_6blocks_ngf8', 'unet_256_ngf8_batch',
          'unet_128_ngf8_batch', 'patchgan_basic_ndf8', 'patchgan_cond_ndf8_batch', 'pixel_ndf8')

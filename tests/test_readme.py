@@ -146,7 +146,7 @@ def _official_models(argv, fixtures, server, monkeypatch):
     """What import_torch.py's README commands read, at the fixtures' sizes:
     the published models (ngf 8) on the test's server, a user's state
     dicts, a training folder of the official code."""
-    import import_torch
+    from cyclegan_tf import import_torch
 
     folder = fixtures / 'torch_reference'
     for model, size in (('cycle_gan', 32), ('pix2pix', 256)):  # unet_256 needs 256 px
@@ -192,7 +192,7 @@ def _run_script(argv):
                               capture_output=True, text=True, timeout=600)
         return done.returncode, done.stdout + done.stderr
 
-    module = importlib.import_module(argv[0][:-3])
+    module = importlib.import_module(f'cyclegan_tf.{argv[0][:-3]}')
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         status = module.main(argv)

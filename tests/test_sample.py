@@ -13,12 +13,9 @@ import pytest
 from PIL import Image
 from test_train import ROOT, make_data_root, tiny_args
 
-import inference
-import runs
-import sample
-import sampling
-import train
-import visuals
+from cyclegan_tf import inference, sample, train
+from cyclegan_tf.evaluation import sampling, visuals
+from cyclegan_tf.running import runs
 
 
 @pytest.fixture(scope='module')

@@ -8,8 +8,8 @@ import tensorflow as tf
 from conftest import train_pipeline
 from PIL import Image
 
-import config
-import pipeline
+from cyclegan_tf import config
+from cyclegan_tf.data import pipeline
 
 GRAY_ZEBRA = 'n02391049_2757.jpg'
 

@@ -13,11 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import config
-import modules
-import pth
-import torch_weights
-from torch_weights import WeightsError
+from cyclegan_tf import config, modules
+from cyclegan_tf.interop import pth, torch_weights
+from cyclegan_tf.interop.torch_weights import WeightsError
 
 tf1 = tf.compat.v1
 

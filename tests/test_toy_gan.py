@@ -5,10 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import config
-import modules
-import registry
-import toy_gan
+from cyclegan_tf import config, modules, registry
+from cyclegan_tf.models import toy_gan
 
 tf1 = tf.compat.v1
 

@@ -25,12 +25,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import checkpoints
-import config
-import registry
-import runs
-import shapes
-import train
+from cyclegan_tf import config, registry, train
+from cyclegan_tf.data import shapes
+from cyclegan_tf.running import checkpoints, runs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ['--crop_size=32', '--load_size=32', '--ngf=4', '--ndf=4', '--netG=resnet_6blocks',
@@ -401,7 +398,7 @@ def test_the_readme_lists_every_flag():
     from absl import flags
 
     readme = (ROOT / 'README.md').read_text()
-    import import_torch
+    from cyclegan_tf import import_torch
 
     names = list(registry.define_flags(flags.FlagValues())) + [
         name for settings in (config.SampleConfig, config.BenchConfig, config.EvaluateConfig,
@@ -412,7 +409,7 @@ def test_the_readme_lists_every_flag():
 
 @pytest.mark.slow
 def test_bench_prints_one_json_object_with_timings_and_flops(capsys, sample_data):
-    import bench
+    from cyclegan_tf import bench
 
     dataset = str(sample_data / 'horse2zebra_tiny')
     assert bench.main(['bench.py', '--crop_size=32', '--load_size=36', '--ngf=4', '--ndf=4',
@@ -444,14 +441,14 @@ def test_bench_prints_one_json_object_with_timings_and_flops(capsys, sample_data
 
 
 def test_bench_alternates_pipeline_and_memory_blocks():
-    import bench
+    from cyclegan_tf import bench
 
     assert bench.block_order(3) == ['pipeline', 'memory', 'memory', 'pipeline',
                                     'pipeline', 'memory']
 
 
 def test_bench_reports_means_over_blocks_and_the_slowdown(monkeypatch, tmp_path):
-    import bench
+    from cyclegan_tf import bench
 
     def fake_isolated(fn, *args):
         assert args[-1] == str(tmp_path)
@@ -477,7 +474,7 @@ def test_bench_reports_means_over_blocks_and_the_slowdown(monkeypatch, tmp_path)
     (['--rounds=0'], '--rounds'),
 ])
 def test_bench_bad_input_is_one_line_before_any_timing(capsys, args, message):
-    import bench
+    from cyclegan_tf import bench
 
     assert bench.main(['bench.py'] + args) == 2
     err = capsys.readouterr().err

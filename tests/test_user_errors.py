@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-import train
+from cyclegan_tf import train
 
 
 def _fails_cleanly(capsys, tmp_path, *args):

@@ -2,13 +2,7 @@
 defaults: ``python tools/flags_table.py``. A test checks that the README
 lists every flag."""
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import config
-import registry
+from cyclegan_tf import config, registry
 
 
 def table(options, groups=None):
@@ -47,7 +41,7 @@ def official_table():
 
 
 if __name__ == '__main__':
-    import import_torch
+    from cyclegan_tf import import_torch
 
     # _flag_options: every model's settings, as `python train.py --help` shows them.
     print('#### train.py\n\n' + table(registry.flag_options(), config.GROUPS) + '\n')

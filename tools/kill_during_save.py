@@ -25,15 +25,12 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
 import numpy as np
 
-import checkpoints
-import runs
-import session
-import shapes
+from cyclegan_tf.data import shapes
+from cyclegan_tf.running import checkpoints, runs, session
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TINY = ['--crop_size=32', '--load_size=32', '--ngf=8', '--ndf=8', '--netG=resnet_6blocks',
         '--pool_size=4', '--save_freq=1', '--keep_checkpoints=3', '--max_steps=100000',
@@ -99,7 +96,7 @@ def main(argv=None):
     work = options.workdir or tempfile.mkdtemp(prefix='kill_during_save-')
     data_root = os.path.join(work, 'data')
     shapes.generate_shapes2stripes(os.path.join(data_root, shapes.BUILTIN), n_train=2,
-                                    n_test=1)
+                                   n_test=1)
     args = [f'--runs_dir={os.path.join(work, "runs")}', f'--data_root={data_root}',
             '--name=k', *TINY]
     directory = runs.checkpoint_dir(os.path.join(work, 'runs', 'k'))

@@ -18,9 +18,8 @@ import os
 
 import numpy as np
 
-import datasets
-import layouts
-import registry
+from cyclegan_tf import registry
+from cyclegan_tf.data import datasets, layouts
 
 OTHER = {'A': 'B', 'B': 'A'}
 GRID_ROWS = 8  # images per direction in grid.png
@@ -51,7 +50,7 @@ def jobs(cfg, *, input='', direction='AtoB', num_test=0, phase='test'):
             # 1-channel image), the photo itself the ground truth.
             return [(key, f'{input} (colorization)', {'AB': limit(paths)})]
         return [(key, f'{input}, {key} -> {OTHER[key]}', {key: limit(paths)})]
-    root = datasets.prepare(cfg, split=phase)
+    root = datasets.prepare(cfg, phase, layout=registry.of(cfg).data)
     layout = registry.of(cfg).data
     if layout == layouts.UNALIGNED:
         return [(key, f'{phase}{folder} ({key} -> {OTHER[key]})',
@@ -90,7 +89,7 @@ def real_folder(cfg, key):
     if registry.of(cfg).data != layouts.UNALIGNED:
         return None
     target = OTHER[key] if cfg.direction == 'AtoB' else key
-    return os.path.join(datasets.prepare(cfg, split='test'), 'test' + target)
+    return os.path.join(datasets.prepare(cfg, 'test', layout=layouts.UNALIGNED), 'test' + target)
 
 
 def examples(cfg, files, *, load_size=0):
@@ -99,7 +98,7 @@ def examples(cfg, files, *, load_size=0):
     [H, W, C] in [-1, 1]; colorization's truth is the RGB photo."""
     import tensorflow as tf
 
-    import pipeline
+    from cyclegan_tf.data import pipeline
 
     key = 'A' if 'AB' in files else next(iter(files))
     with tf.Graph().as_default() as graph:
@@ -156,7 +155,7 @@ def translate(translator, cfg, work, out, *, load_size=0, aspect_ratio=1.0, writ
     test). ``load_size``: see :func:`examples`. Returns the Results, with L1
     and PSNR against the ground truth where there is one (on the 8-bit
     images, scaled to [0, 1])."""
-    import visuals
+    from cyclegan_tf.evaluation import visuals
 
     results = Results(out, translator.checkpoint)
     for key, title, files in work:
@@ -225,7 +224,7 @@ def add_quality_scores(results, cfg, extractor):
     (their features cached, see metrics.folder_features; paired models:
     against their ground truths), and SSIM where there are pairs. Returns
     results.scores."""
-    import metrics
+    from cyclegan_tf.evaluation import metrics
 
     for direction, record in results.directions.items():
         if len(record['translations']) < 2:
@@ -251,7 +250,7 @@ def write_report(results, title, *, width=256):
     """index.html (with the scores; images ``width`` pixels wide), grid.png
     and scores.json in results.out. Scores already in scores.json that this
     run did not compute (an earlier evaluate.py's FID) are kept and shown."""
-    import visuals
+    from cyclegan_tf.evaluation import visuals
 
     path = os.path.join(results.out, SCORES_FILE)
     earlier = _read_scores(path) if os.path.exists(path) else {}

@@ -7,7 +7,7 @@ This module imports TensorFlow only inside its functions.
 import logging
 import os
 
-import runs
+from cyclegan_tf.running import runs
 
 # Divergence: a loss above MAX_LOSS or a weight above MAX_WEIGHT in absolute
 # value stops training as a NaN does (exit 1, nothing saved), so a blown-up

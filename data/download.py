@@ -26,8 +26,8 @@ import urllib.request
 
 import tqdm
 
-import config
-from layouts import DatasetError
+from cyclegan_tf import config
+from cyclegan_tf.data.layouts import DatasetError
 
 try:
     import fcntl
@@ -167,6 +167,19 @@ def _remove(path):
         os.remove(path)
 
 
+def _announced(response, offset, expected):
+    """(the offset the response's body starts at, the file's size or None)
+    of a response to a request from ``offset``; None when a 206 does not
+    continue the part, or announces another size than ``expected``."""
+    if response.status == 206:
+        first, total = _content_range(response.headers.get('Content-Range')) or (-1, None)
+        if first != offset or None not in (expected, total) and total != expected:
+            return None
+        return offset, total
+    length = response.headers.get('Content-Length')  # 200: the whole file, asked for or not
+    return 0, int(length) if length and length.isdigit() else None
+
+
 def download(url, dest, *, timeout=TIMEOUT, attempts=DOWNLOAD_ATTEMPTS, hint=''):
     """Downloads ``url`` to ``dest`` through ``.<dest>.part`` (see the module
     docstring for resuming); returns dest. ``hint`` ends the error messages.
@@ -192,19 +205,12 @@ def download(url, dest, *, timeout=TIMEOUT, attempts=DOWNLOAD_ATTEMPTS, hint='')
             kept = f' (partial download kept in {part}; run again to resume)' if offset else ''
             raise DatasetError(f'could not download {url} ({reason(e)}){kept}{hint}') from None
         with response:
-            if response.status == 206:
-                first, total = _content_range(response.headers.get('Content-Range')) or (
-                    -1, None)
-                if first != offset or None not in (expected, total) and total != expected:
-                    # Not the continuation of the part, or of another file: start again.
-                    _remove(part)
-                    contradicted, expected = True, None
-                    continue
-                expected = total
-            else:  # 200: the whole file, whether or not we asked for a range
-                offset = 0
-                length = response.headers.get('Content-Length')
-                expected = int(length) if length and length.isdigit() else None
+            announced = _announced(response, offset, expected)
+            if announced is None:  # not the continuation of the part, or of another file
+                _remove(part)
+                contradicted, expected = True, None
+                continue
+            offset, expected = announced
             size = _transfer(response, part, offset, os.path.basename(dest))
         if expected is None or size == expected:
             os.replace(part, dest)

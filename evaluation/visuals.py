@@ -12,8 +12,8 @@ import urllib.parse
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-import fileio
-import pipeline
+from cyclegan_tf.data import pipeline
+from cyclegan_tf.running import fileio
 
 BACKGROUND = (255, 255, 255)
 LABEL_HEIGHT = 12  # pixels of the strip above each row holding its labels

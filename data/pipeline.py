@@ -49,7 +49,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from layouts import (
+from cyclegan_tf.data.layouts import (
     ALIGNED,
     COLORIZATION,
     IMAGE_EXTENSIONS,

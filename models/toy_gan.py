@@ -15,8 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-import modules
-from model import Model, gan_loss, gradient_penalty
+from cyclegan_tf import modules
+from cyclegan_tf.model import Model, gan_loss, gradient_penalty
 
 tf1 = tf.compat.v1
 

@@ -24,11 +24,10 @@ import dataclasses
 import logging
 import os
 
-import config
-import registry
-from archives import extract
-from download import TIMEOUT, download, download_lock, reason
-from layouts import (
+from cyclegan_tf import config
+from cyclegan_tf.data.archives import extract
+from cyclegan_tf.data.download import TIMEOUT, download, download_lock, reason
+from cyclegan_tf.data.layouts import (
     ALIGNED,
     ANY,
     COLORIZATION,
@@ -41,7 +40,7 @@ from layouts import (
     layout_hint,
     layout_problem,
 )
-from shapes import BUILTIN, prepare_builtin
+from cyclegan_tf.data.shapes import BUILTIN, prepare_builtin
 
 logger = logging.getLogger(__name__)
 
@@ -161,20 +160,21 @@ def _looks_like_path(name):
             or os.path.isabs(name))
 
 
-def prepare(cfg, split='train'):
+def prepare(cfg, split='train', *, layout):
     """The folder of ``cfg.dataset``, downloaded or generated if needed.
 
     Args:
       cfg: an ImageConfig (dataset, data_root, download_url, model).
       split: the split that must hold images ('train', 'test', 'val'); a
         downloaded set is checked whole.
+      layout: the layout the model reads (UNALIGNED, ALIGNED, COLORIZATION:
+        its ``data`` in registry.py).
     Returns:
-      the dataset folder (a path string) in the layout of the model (its
-      ``data`` in registry.py).
+      the dataset folder (a path string) in that layout.
     Raises:
       DatasetError: one line saying what is wrong and what to do.
     """
-    layout, name = registry.of(cfg).data, cfg.dataset
+    name = cfg.dataset
     if _looks_like_path(name):
         return check_folder(os.path.expanduser(name), layout, split)
     if name == BUILTIN:

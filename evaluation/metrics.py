@@ -38,8 +38,8 @@ import os
 
 import numpy as np
 
-import fileio
-import layouts
+from cyclegan_tf.data import layouts
+from cyclegan_tf.running import fileio
 
 logger = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def folder_features(extractor, folder, *, cache_folder=None, use_cache=True):
     path = None
     if use_cache:
         if cache_folder is None:
-            import inception
+            from cyclegan_tf.evaluation import inception
             cache_folder = inception.cache_dir()
         key = folder_key(folder, paths, extractor.weights_id)
         path = os.path.join(cache_folder, 'features', key + '.npz')

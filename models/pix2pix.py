@@ -3,9 +3,9 @@ translation with a U-Net generator and a conditional PatchGAN."""
 
 import tensorflow as tf
 
-import modules
-import pipeline
-from model import Model, gan_loss, gradient_penalty, l1
+from cyclegan_tf import modules
+from cyclegan_tf.data import pipeline
+from cyclegan_tf.model import Model, gan_loss, gradient_penalty, l1
 
 tf1 = tf.compat.v1
 

@@ -1,23 +1,29 @@
 """How the commands run: exit statuses, errors of the user's making as one
-line, --help.
+line, --help, presets.
 
 Every script (train.py, sample.py, ...) runs its body through
-:func:`run_command`. This module imports no TensorFlow.
+:func:`run_command`, as ``python train.py`` in a checkout, ``python -m
+cyclegan_tf.train`` or the installed ``cyclegan-train`` (setup.cfg points it
+at train.main). A relative ``--flagfile`` path that is not in the current
+folder but is in the package is read from the package, so the README's
+``--flagfile presets/quickstart.flags`` works from any folder. This module
+imports no TensorFlow.
 """
 
 import os
 import re
 import sys
 
-import config
-import layouts
-import runs
+from cyclegan_tf import config
+from cyclegan_tf.data import layouts
+from cyclegan_tf.running import runs
 
 # Errors of the user's making: one line on stderr, exit status 2.
 USER_ERRORS = (config.ConfigError, layouts.DatasetError, runs.RunError)
 
 
 HELP_FLAGS = ('-h', '-help', '--help', '--helpshort', '--helpfull')
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # cyclegan_tf's folder
 
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -82,7 +88,7 @@ def run_command(program, body, argv):
     if argv and argv[0] and not argv[0].startswith('-'):
         program = os.path.basename(argv[0])
     try:
-        return body(argv)
+        return body(argv[:1] + resolve_flagfiles(argv[1:]))
     except USER_ERRORS + (OSError,) as e:
         print(f'{program}: error: {runs.one_line(e)}', file=sys.stderr)
         return EXIT_USAGE
@@ -95,3 +101,28 @@ def run_command(program, body, argv):
             raise
         print(f'{program}: error: {line}', file=sys.stderr)
         return EXIT_USAGE
+
+
+def package_path(path):
+    """``path`` (a --flagfile value) as a file of the package if it is relative,
+    missing from the current folder and present in the package; else ``path``."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    installed = os.path.join(PACKAGE, path)
+    return installed if os.path.isfile(installed) else path
+
+
+def resolve_flagfiles(args):
+    """``args`` with each --flagfile value (``--flagfile=F`` or ``--flagfile F``,
+    one or two dashes) passed through package_path."""
+    resolved, args = [], list(args)
+    while args:
+        arg = args.pop(0)
+        name, equals, value = arg.partition('=')
+        if name in ('--flagfile', '-flagfile') and equals:
+            arg = f'{name}={package_path(value)}'
+        elif arg in ('--flagfile', '-flagfile') and args:
+            resolved.append(arg)
+            arg = package_path(args.pop(0))
+        resolved.append(arg)
+    return resolved

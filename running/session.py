@@ -8,7 +8,7 @@ its command line and prints its first line before paying TensorFlow's import.
 import os
 import sys
 
-import config
+from cyclegan_tf import config
 
 
 def quiet_tensorflow():

@@ -36,9 +36,8 @@ import os
 
 import numpy as np
 
-import checkpoints
-import config
-import session
+from cyclegan_tf import config
+from cyclegan_tf.running import checkpoints, session
 
 
 class ClusterError(config.ConfigError):

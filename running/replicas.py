@@ -40,9 +40,8 @@ saved in the checkpoints but a checkpoint may lack them
 import numpy as np
 import tensorflow as tf
 
-import model
-import registry
-from checkpoints import OPTIONAL_VARIABLES
+from cyclegan_tf import model, registry
+from cyclegan_tf.running.checkpoints import OPTIONAL_VARIABLES
 
 tf1 = tf.compat.v1
 

@@ -19,8 +19,8 @@ import json
 import numpy as np
 import tensorflow as tf
 
-import modules
-from model import Model, gan_loss, gradient_penalty, l1
+from cyclegan_tf import modules
+from cyclegan_tf.model import Model, gan_loss, gradient_penalty, l1
 
 tf1 = tf.compat.v1
 
@@ -143,49 +143,22 @@ class CycleGAN(Model):
             real_A = tf1.placeholder(tf.float32, [None, size, size, cfg.input_nc], name='real_A')
             real_B = tf1.placeholder(tf.float32, [None, size, size, cfg.output_nc], name='real_B')
         self.inputs = {'A': real_A, 'B': real_B}
-
-        G_A, G_B = self._generators(cfg)
-        G_A, G_B = self._add_network(G_A), self._add_network(G_B)
+        G_A, G_B = (self._add_network(G) for G in self._generators(cfg))
         D_A = self._add_network(modules.define_D(cfg, 'D_A', input_nc=cfg.output_nc))
         D_B = self._add_network(modules.define_D(cfg, 'D_B', input_nc=cfg.input_nc))
-
-        fake_B = tf.identity(G_A(real_A), name='fake_B')
-        rec_A = tf.identity(G_B(fake_B), name='rec_A')
-        fake_A = tf.identity(G_B(real_B), name='fake_A')
-        rec_B = tf.identity(G_A(fake_A), name='rec_B')
-        self.visuals = dict(real_A=real_A, fake_B=fake_B, rec_A=rec_A,
-                            real_B=real_B, fake_A=fake_A, rec_B=rec_B)
-        self.visual_rows = [['real_A', 'fake_B', 'rec_A'], ['real_B', 'fake_A', 'rec_B']]
-        identity = cfg.lambda_identity > 0
-        if identity:
-            if cfg.input_nc != cfg.output_nc:
-                raise ValueError('the identity loss needs input_nc == output_nc; '
-                                 'set --lambda_identity 0')
-            idt_A = tf.identity(G_A(real_B), name='idt_A')
-            idt_B = tf.identity(G_B(real_A), name='idt_B')
-            self.visuals.update(idt_B=idt_B, idt_A=idt_A)
-            self.visual_rows[0].append('idt_B')
-            self.visual_rows[1].append('idt_A')
+        fake = self._forward(G_A, G_B, real_A, real_B)
 
         losses = self.losses
         with tf.name_scope('losses/'):
-            losses['G_A'] = gan_loss(D_A(fake_B), True, cfg.gan_mode)
-            losses['G_B'] = gan_loss(D_B(fake_A), True, cfg.gan_mode)
-            losses['cycle_A'] = cfg.lambda_A * l1(rec_A, real_A)
-            losses['cycle_B'] = cfg.lambda_B * l1(rec_B, real_B)
-            if identity:
-                losses['idt_A'] = cfg.lambda_B * cfg.lambda_identity * l1(idt_A, real_B)
-                losses['idt_B'] = cfg.lambda_A * cfg.lambda_identity * l1(idt_B, real_A)
+            losses['G_A'] = gan_loss(D_A(fake['fake_B']), True, cfg.gan_mode)
+            losses['G_B'] = gan_loss(D_B(fake['fake_A']), True, cfg.gan_mode)
+            losses['cycle_A'] = cfg.lambda_A * l1(fake['rec_A'], real_A)
+            losses['cycle_B'] = cfg.lambda_B * l1(fake['rec_B'], real_B)
+            if 'idt_A' in fake:
+                losses['idt_A'] = cfg.lambda_B * cfg.lambda_identity * l1(fake['idt_A'], real_B)
+                losses['idt_B'] = cfg.lambda_A * cfg.lambda_identity * l1(fake['idt_B'], real_A)
             loss_G = tf.add_n(list(losses.values()), name='G')
-
-        with tf.name_scope('image_pool/'):
-            first, *rest = self.host_seed  # (cfg.seed,) on one device
-            self.pools = {'A': ImagePool(cfg.pool_size, [first + 1, *rest]),
-                          'B': ImagePool(cfg.pool_size, [first + 2, *rest])}
-            # The discriminators see this iteration's fakes, never recomputed.
-            pool_fake_B = self.pools['B'].as_op(tf.stop_gradient(fake_B), 'fake_B')
-            pool_fake_A = self.pools['A'].as_op(tf.stop_gradient(fake_A), 'fake_A')
-
+        pool_fake_B, pool_fake_A = self._pooled(fake['fake_B'], fake['fake_A'])
         with tf.name_scope('losses/'):
             losses['D_A'] = self._discriminator_loss(D_A, real_B, pool_fake_B)
             losses['D_B'] = self._discriminator_loss(D_B, real_A, pool_fake_A)
@@ -195,6 +168,39 @@ class CycleGAN(Model):
             loss_D = tf.add(losses['D_A'], losses['D_B'], name='D')
         train_D = self._minimize(loss_D, [D_A, D_B], after=[train_G])
         self.train_op = self._count_step(after=[train_D])
+
+    def _forward(self, G_A, G_B, real_A, real_B):
+        """The generators' outputs, by name (the official forward(), with the
+        identity mappings): fake_B, rec_A, fake_A, rec_B, idt_A, idt_B; also
+        the visuals and their grid."""
+        fake_B = tf.identity(G_A(real_A), name='fake_B')
+        rec_A = tf.identity(G_B(fake_B), name='rec_A')
+        fake_A = tf.identity(G_B(real_B), name='fake_A')
+        rec_B = tf.identity(G_A(fake_A), name='rec_B')
+        outputs = dict(fake_B=fake_B, rec_A=rec_A, fake_A=fake_A, rec_B=rec_B)
+        self.visuals = dict(real_A=real_A, fake_B=fake_B, rec_A=rec_A,
+                            real_B=real_B, fake_A=fake_A, rec_B=rec_B)
+        self.visual_rows = [['real_A', 'fake_B', 'rec_A'], ['real_B', 'fake_A', 'rec_B']]
+        if self.cfg.lambda_identity > 0:
+            if self.cfg.input_nc != self.cfg.output_nc:
+                raise ValueError('the identity loss needs input_nc == output_nc; '
+                                 'set --lambda_identity 0')
+            outputs['idt_A'] = tf.identity(G_A(real_B), name='idt_A')
+            outputs['idt_B'] = tf.identity(G_B(real_A), name='idt_B')
+            self.visuals.update(idt_B=outputs['idt_B'], idt_A=outputs['idt_A'])
+            self.visual_rows[0].append('idt_B')
+            self.visual_rows[1].append('idt_A')
+        return outputs
+
+    def _pooled(self, fake_B, fake_A):
+        """The fakes the discriminators see: this iteration's, through the image
+        pools (never recomputed), as (fake_B, fake_A)."""
+        with tf.name_scope('image_pool/'):
+            first, *rest = self.host_seed  # (cfg.seed,) on one device
+            self.pools = {'A': ImagePool(self.cfg.pool_size, [first + 1, *rest]),
+                          'B': ImagePool(self.cfg.pool_size, [first + 2, *rest])}
+            return (self.pools['B'].as_op(tf.stop_gradient(fake_B), 'fake_B'),
+                    self.pools['A'].as_op(tf.stop_gradient(fake_A), 'fake_A'))
 
     def _discriminator_loss(self, D, real, fake):
         cfg = self.cfg

@@ -44,10 +44,9 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
-import download
-import layouts
-import modules
-from ops import scope
+from cyclegan_tf import modules
+from cyclegan_tf.data import download, layouts
+from cyclegan_tf.ops import scope
 
 tf1 = tf.compat.v1
 logger = logging.getLogger(__name__)
@@ -339,7 +338,7 @@ def default_weights(folder=None, *, url=None, sha256=None):
 
 
 def _read(path):
-    import pth
+    from cyclegan_tf.interop import pth
 
     try:
         return pth.load(path)
@@ -553,7 +552,7 @@ class FeatureExtractor:
         """(features float32 [n, 2048], the paths read) of image files, read
         with PIL as RGB (pipeline.read_uint8) in a background thread while the
         network runs. An unreadable file is skipped with a warning."""
-        import pipeline
+        from cyclegan_tf.data import pipeline
 
         def read(path):
             try:

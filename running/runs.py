@@ -44,9 +44,8 @@ import time
 
 import numpy as np
 
-import config
-import fileio
-import registry
+from cyclegan_tf import config, registry
+from cyclegan_tf.running import fileio
 
 CONFIG_FILE = 'config.json'
 IMPORTED_FILE = 'imported.json'  # written by import_torch.py: where the weights came from

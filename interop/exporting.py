@@ -39,11 +39,8 @@ import os
 import shutil
 import tempfile
 
-import checkpoints
-import config
-import registry
-import runs
-import session
+from cyclegan_tf import config, registry
+from cyclegan_tf.running import checkpoints, runs, session
 
 FORMATS = ('saved_model', 'frozen_graph', 'tflite')
 DIRECTIONS = {'A': 'AtoB', 'B': 'BtoA'}
@@ -324,7 +321,7 @@ class Serving:
 
     def translate_uint8(self, images):
         """uint8 [N, H, W, 1..4] -> uint8 [N, H, W, out_channels], as sample.py writes it."""
-        import pipeline
+        from cyclegan_tf.data import pipeline
 
         g = self.generator
         rgb = to_rgb(images)
@@ -489,7 +486,7 @@ def describe(plan, generator, key, checkpoint):
 def export(plan, *, log=print):
     """Writes ``plan``'s export; returns {direction name: its folder}."""
     session.graph_mode()
-    import inference
+    from cyclegan_tf import inference
 
     checkpoint = plan.checkpoint or inference.latest_checkpoint(plan.run_dir)
     roles = registry.of(plan.cfg).model_class

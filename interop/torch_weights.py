@@ -44,7 +44,7 @@ import collections
 
 import numpy as np
 
-import pth
+from cyclegan_tf.interop import pth
 
 CONV, DECONV, NORM = 'conv', 'deconv', 'norm'
 BN_NAMES = (('weight', 'gamma'), ('bias', 'beta'), ('running_mean', 'moving_mean'),
@@ -113,7 +113,7 @@ def _pixel(net):
 def layer_map(network):
     """[(scope under the network, official key prefix, kind, official conv has a
     bias)] of a built modules.Network: kind 'conv', 'deconv' or 'norm'."""
-    import modules
+    from cyclegan_tf import modules
 
     for cls, layers in ((modules.ResnetGenerator, _resnet), (modules.UnetGenerator, _unet),
                         (modules.NLayerDiscriminator, _nlayer),
@@ -222,7 +222,7 @@ def _more(keys):
 
 
 def _describe(network):
-    import modules
+    from cyclegan_tf import modules
 
     if isinstance(network, modules.ResnetGenerator):
         kind = f'resnet_{network.n_blocks}blocks, ngf {network.ngf}'

@@ -19,8 +19,8 @@ import tarfile
 import tempfile
 import zipfile
 
-from download import reason
-from layouts import (
+from cyclegan_tf.data.download import reason
+from cyclegan_tf.data.layouts import (
     LAYOUT_FOLDERS,
     LAYOUT_HINTS,
     DatasetError,

@@ -1,0 +1,6 @@
+"""Working with other code: the official PyTorch models, and exports for serving.
+
+    pth.py            a reader of PyTorch .pth files that needs no torch (restricted unpickler)
+    torch_weights.py  official state dicts -> this project's variables
+    exporting.py      SavedModel, frozen graph and TFLite exports (export.py)
+"""
