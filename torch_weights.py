@@ -257,9 +257,13 @@ def _check_values(value, key, trainable, source):
 
 
 def _name(key):
-    """A key of the file in a message: as it is if short and printable."""
-    text = key if type(key) is str else repr(key)
-    return text if text.isprintable() and len(text) <= 100 else repr(text[:100])
+    """A key of the file in a message: as it is if a short printable string,
+    the repr of a small number, else in a few words (a repr may be slow)."""
+    if type(key) is str:
+        return key if key.isprintable() and len(key) <= 100 else repr(key[:100])
+    if type(key) in (bool, float, type(None)) or type(key) is int and abs(key) < 2 ** 64:
+        return repr(key)
+    return f'a {type(key).__name__}'
 
 
 def _more(keys):

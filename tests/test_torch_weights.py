@@ -197,10 +197,11 @@ def test_running_statistics_need_only_be_finite(graph, fixtures_dir):
 
 def test_keys_are_strings_each_once(graph, fixtures_dir):
     state, network = loaded_network(fixtures_dir, 'pixel_ndf8')
-    for key in (3, None, b'net.0.weight'):
+    for key, shown in ((3, '3'), (None, 'None'), (b'net.0.weight', 'a bytes'),
+                       (7 ** 10 ** 5, 'a int')):  # no 84,510-digit repr
         other = collections.OrderedDict(list(state.items()) + [(key, np.zeros(1))])
         with pytest.raises(WeightsError, match=f'^p.pth: a key of type {type(key).__name__} '
-                                               f'.*not a string'):
+                                               f'\\({shown}\\), not a string'):
             torch_weights.convert(other, network, source='p.pth')
     twice = collections.OrderedDict(state, **{'module.net.2.weight': state['net.2.weight']})
     with pytest.raises(WeightsError, match='^p.pth holds net.2.weight twice: as net.2.weight '
