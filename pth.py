@@ -121,6 +121,12 @@ def _short(value):
     return f'a {_type_name(value)}'
 
 
+def _printable(text):
+    """A name of the file (a key, an entry) in a message: as it is if short
+    and printable, else the repr of its start (a message is one line)."""
+    return text if text.isprintable() and len(text) <= 100 else repr(text[:100])
+
+
 def _type_name(value):
     """The name of ``value``'s type, without this module's underscores."""
     return type(value).__name__.strip('_')
@@ -186,6 +192,7 @@ class _Tensor(_Sealed):
 
     @property
     def nbytes(self):
+        """The bytes of its array."""
         return math.prod(self.size) * self.storage.type.itemsize
 
 
@@ -248,8 +255,8 @@ def _set_item(target, key, value):
     if type(target) not in (dict, collections.OrderedDict):
         raise PthError(f'the pickle sets an item of a {_type_name(target)}: refused')
     if type(key) not in PLAIN_KEYS:
-        raise PthError(f'a dict key of type {_type_name(key)}: refused (a state dict\'s keys '
-                       f'are strings)')
+        raise PthError(f'a dict key of type {_type_name(key)}: refused (keys are strings, '
+                       f'numbers or None)')
     if key in target:
         raise PthError(f'a dict holds the key {_short(key)} twice')
     target[key] = value
@@ -348,10 +355,8 @@ class _Unpickler(pickle._Unpickler):
             return _FUNCTIONS[module, name]
         if module == 'torch' and name in _STORAGE_TYPES:
             return _STORAGE_TYPES[name]
-        text = f'{module}.{name}'
-        text = text if text.isprintable() and len(text) <= 100 else repr(text[:100])
-        raise PthError(f'the pickle asks for {text}, which a file of tensors never needs: '
-                       f'refused (not loaded, nothing run)')
+        raise PthError(f'the pickle asks for {_printable(f"{module}.{name}")}, which a file of '
+                       f'tensors never needs: refused (not loaded, nothing run)')
 
     def persistent_load(self, pid):
         if self._persistent is None:
@@ -590,25 +595,21 @@ class _Entries:
         ``expected``: the size it must have."""
         info = self.infos.get(name)
         if info is None:
-            raise PthError(f'the archive has no {name}')
+            raise PthError(f'the archive has no {_printable(name)}')
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or \
                 info.flag_bits & 0x1:
-            raise PthError(f'{name} is encrypted or compressed by method {info.compress_type} '
-                           f'(torch.save stores its entries)')
+            raise PthError(f'{_printable(name)} is encrypted or compressed by method '
+                           f'{info.compress_type} (torch.save stores its entries)')
         if info.header_offset + info.compress_size > self.size:
-            raise PthError(f'{name} reaches past the end of the file (truncated?)')
+            raise PthError(f'{_printable(name)} reaches past the end of the file (truncated?)')
         if expected is not None and info.file_size != expected:
-            raise PthError(f'{name} holds {info.file_size} bytes, not the {expected} its '
-                           f'tensors say')
+            raise PthError(f'{_printable(name)} holds {info.file_size} bytes, not the '
+                           f'{expected} its tensors say')
         self.inflated += info.file_size
         if self.inflated > MAX_INFLATE * self.size + ALLOWANCE:
-            raise PthError(f"{name} would inflate to {info.file_size} bytes, beyond "
+            raise PthError(f"{_printable(name)} would inflate to {info.file_size} bytes, beyond "
                            f"{MAX_INFLATE} times the file's {self.size}: refused (a zip bomb?)")
         return info
-
-    def read(self, name, expected=None):
-        self.check(name, expected)
-        return self.archive.read(name)
 
     def filler(self, name):
         """A function that writes the checked entry ``name`` into a buffer
@@ -625,11 +626,11 @@ class _Entries:
             header = f.read(30)
             if len(header) < 30 or header[:4] != b'PK\x03\x04' or \
                     info.compress_size != info.file_size:
-                raise PthError(f'{name}: a corrupt zip entry')
+                raise PthError(f'{_printable(name)}: a corrupt zip entry')
             name_length, extra_length = struct.unpack('<HH', header[26:])
             f.seek(info.header_offset + 30 + name_length + extra_length)
             if f.readinto(buffer) != len(buffer) or zlib.crc32(buffer) != info.CRC:
-                raise PthError(f'{name} is truncated or corrupt (its CRC differs)')
+                raise PthError(f'{_printable(name)} is truncated or corrupt (its CRC differs)')
         return copy
 
 
@@ -666,8 +667,8 @@ def _load_entries(entries):
     byteorder = 'little'
     if prefix + 'byteorder' in names:
         if entries.check(prefix + 'byteorder').file_size > 16:
-            raise PthError(f'{prefix}byteorder holds more than a byte order')
-        byteorder = entries.read(prefix + 'byteorder').decode('ascii').strip()
+            raise PthError(f'{_printable(prefix)}byteorder holds more than a byte order')
+        byteorder = entries.archive.read(prefix + 'byteorder').decode('ascii').strip()
     if byteorder not in ('little', 'big'):
         raise PthError(f'unknown byte order {byteorder[:20]!r}')
     storages = {}
@@ -678,7 +679,7 @@ def _load_entries(entries):
             entries.check(f'{prefix}data/{key}', numel * storage_type.dtype.itemsize)
             storages[key] = _Storage(storage_type, numel)
         if storages[key].type is not storage_type or storages[key].numel != numel:
-            raise PthError(f'storage {key} is described twice, differently')
+            raise PthError(f'storage {_printable(key)} is described twice, differently')
         return storages[key]
 
     def read():
@@ -706,11 +707,12 @@ def _legacy_persistent_load(size):
                            'state dict: save model.state_dict() instead')
         storage_type, key, numel = _storage_args(pid, 6)
         if numel * storage_type.dtype.itemsize > size:
-            raise PthError(f'storage {key} declares {numel * storage_type.dtype.itemsize} '
-                           f'bytes of storage, the file has {size}')
+            raise PthError(f'storage {_printable(key)} declares '
+                           f'{numel * storage_type.dtype.itemsize} bytes of storage, the file '
+                           f'has {size}')
         root = roots.setdefault(key, _Storage(storage_type, numel))
         if root.type is not storage_type or root.numel != numel:
-            raise PthError(f'storage {key} is described twice, differently')
+            raise PthError(f'storage {_printable(key)} is described twice, differently')
         view = pid[5]
         if view is None:
             return root
@@ -756,20 +758,20 @@ def _read_legacy(f, keys, roots, little, end):
         if storage is None:
             raise PthError(f'corrupt legacy file: data for an unknown storage {_short(key)}')
         if storage.data:
-            raise PthError(f'corrupt legacy file: storage {key} is listed twice')
+            raise PthError(f'corrupt legacy file: storage {_printable(key)} is listed twice')
         header = f.read(8)
         if len(header) < 8:
             raise PthError('the file ends too early (truncated?)')
         count, = struct.unpack('<q' if little else '>q', header)
         if count != storage.numel:
-            raise PthError(f'corrupt legacy file: storage {key} holds {count} elements, '
-                           f'its tensors say {storage.numel}')
+            raise PthError(f'corrupt legacy file: storage {_printable(key)} holds {count} '
+                           f'elements, its tensors say {storage.numel}')
         if count * storage.type.dtype.itemsize > end - f.tell():
             raise PthError('the file ends too early (truncated?)')
         _read_storage(storage, 'little' if little else 'big', functools.partial(_fill, f))
     missing = [k for k, s in roots.items() if not s.data]
     if missing:
-        raise PthError(f'corrupt legacy file: no data for storage {missing[0]}')
+        raise PthError(f'corrupt legacy file: no data for storage {_printable(missing[0])}')
 
 
 def _fill(f, buffer):
@@ -831,7 +833,9 @@ def load(path_or_fileobj):
 
 
 def _named(name, f):
-    """_load(f), its PthError naming the file ``name``."""
+    """_load(f), its PthError naming the file ``name`` (on one line, whatever
+    the name)."""
+    name = name.replace('\n', '\\n').replace('\r', '\\r')
     try:
         return _load(f)
     except PthError as e:

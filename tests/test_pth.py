@@ -555,6 +555,20 @@ def test_storage_sizes_are_checked_before_reading(tmp_path):
     refused(tmp_path, legacy_with_short_data, 'holds 5 elements, its tensors say 6')
 
 
+def test_names_from_the_file_stay_on_one_line(tmp_path):
+    f32 = Storage('line\nbreak' + 'x' * 300, np.arange(6, dtype=np.float32))
+    data = zip_pth({'w': Tensor(f32, 0, (6,), (1,))})
+    check = pth.load(write(tmp_path, data))['w']  # a key is any string
+    assert np.array_equal(check, np.arange(6))
+    missing = zip_pth({}, data_pkl=dumps({'w': Tensor(f32, 0, (6,), (1,))}))
+    message = refused(tmp_path, missing, r"the archive has no 'archive/data/line\\nbreakxx")
+    assert len(message) < len(str(tmp_path)) + 200
+    with pytest.raises(PthError, match='asks for .*refused') as error:
+        pth.load(io.BytesIO(zip_pth({}, data_pkl=hand_pickle(
+            text('os\nsystem'), text('x' * 10 ** 5), b'\x93'))))  # STACK_GLOBAL
+    assert '\n' not in str(error.value) and len(str(error.value)) < 300
+
+
 def deflated(members):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, 'w', zipfile.ZIP_DEFLATED) as zf:
