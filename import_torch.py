@@ -324,9 +324,11 @@ def check_new_run(cfg):
 
 def check_fit(plan):
     """Converts each state dict for its network built alone in a throwaway
-    graph: a file that does not fit fails in a second or two, before the
-    training graph (ten times slower to build) exists. write_run converts
-    again for the model's own networks, so this only saves time."""
+    graph: a file that does not fit, or whose weights are not finite or
+    beyond the divergence bound, fails in a second or two, before the
+    training graph (ten times slower to build) exists, and a published file
+    that fails is deleted. write_run converts again for the model's own
+    networks, so this only saves time."""
     import tensorflow as tf
 
     from cyclegan_tf import modules
@@ -348,7 +350,12 @@ def check_fit(plan):
                                                               network.input_nc]))
             except ValueError as e:  # a shape constraint of the networks
                 raise config.ConfigError(str(e)) from None
-            torch_weights.convert(state, network, source=where)
+            try:
+                torch_weights.convert(state, network, source=where)
+            except torch_weights.WeightsError:
+                if plan.downloaded:  # unusable as published: the next try downloads it again
+                    os.remove(plan.downloaded)
+                raise
 
 
 def write_run(plan):

@@ -45,6 +45,7 @@ import collections
 import numpy as np
 
 from cyclegan_tf.interop import pth
+from cyclegan_tf.running import checkpoints
 
 CONV, DECONV, NORM = 'conv', 'deconv', 'norm'
 BN_NAMES = (('weight', 'gamma'), ('bias', 'beta'), ('running_mean', 'moving_mean'),
@@ -173,19 +174,14 @@ def convert(state_dict, network, *, source='the state dict'):
     """{variable: numpy array} for every variable of the built ``network``
     from an official state dict (key -> array, as pth.load returns).
 
-    Raises WeightsError, one line naming ``source``, for a missing or
-    unexpected key or a shape that differs (naming the key and both shapes).
+    Raises WeightsError, one line naming ``source``, for a key that is not a
+    string or appears twice (with and without ``module.``), a missing or
+    unexpected key, a shape that differs (naming the key and both shapes), a
+    value that is not finite or, in a trainable variable, beyond
+    checkpoints.MAX_WEIGHT (what train.py's WeightCheck stops at).
     """
     official, ours, ignored = key_map(network)
-    state = collections.OrderedDict()
-    for key, value in state_dict.items():
-        key = key[len('module.'):] if key.startswith('module.') else key
-        if key in ignored:
-            continue
-        if not isinstance(value, np.ndarray):
-            raise WeightsError(f'{source}: {key} holds a {type(value).__name__}, not a tensor '
-                               f'(not a state dict of one network)')
-        state[key] = value
+    state = _tensors(state_dict, ignored, source)
     fits = f'does not fit {network.name} ({_describe(network)})'
     missing = [key for key in official if key not in state]
     extra = [key for key in state if key not in official]
@@ -196,8 +192,8 @@ def convert(state_dict, network, *, source='the state dict'):
             parts.append(f'it has no {missing[0]} (expected shape '
                          f'{torch_shape(variable)}){_more(missing)}')
         if extra:
-            parts.append(f'it has {extra[0]} of shape {list(state[extra[0]].shape)}, which '
-                         f'the network lacks{_more(extra)}')
+            parts.append(f'it has {_name(extra[0])} of shape {list(state[extra[0]].shape)}, '
+                         f'which the network lacks{_more(extra)}')
         raise WeightsError(f'{source} {fits}: {"; ".join(parts)}')
     values = collections.OrderedDict()
     for variable, key in ours.items():
@@ -213,8 +209,61 @@ def convert(state_dict, network, *, source='the state dict'):
             raise WeightsError(f'{source}: {key} holds {value.dtype} values, not floats')
         if value.ndim == 4:
             value = value.transpose(2, 3, 1, 0)
-        values[variable] = np.ascontiguousarray(value, dtype=np.float32)
+        with np.errstate(over='ignore'):  # a float64 beyond float32: Inf, refused below
+            values[variable] = np.ascontiguousarray(value, dtype=np.float32)
+        _check_values(values[variable], key, variable.trainable, source)
     return values
+
+
+def _tensors(state_dict, ignored, source):
+    """The arrays of an official state dict by key, without DataParallel's
+    ``module.`` prefix and the keys ``ignored``; refuses a key that is not a
+    string, one that appears twice, a value that is not an array."""
+    state, seen = collections.OrderedDict(), {}
+    for key, value in state_dict.items():
+        if type(key) is not str:
+            raise WeightsError(f'{source}: a key of type {type(key).__name__} ({_name(key)}), '
+                               f'not a string (not a state dict)')
+        name = key[len('module.'):] if key.startswith('module.') else key
+        if name in seen:
+            raise WeightsError(f'{source} holds {_name(name)} twice: as {_name(seen[name])} '
+                               f'and as {_name(key)}')
+        seen[name] = key
+        if name in ignored:
+            continue
+        if not isinstance(value, np.ndarray):
+            raise WeightsError(f'{source}: {_name(name)} holds a {type(value).__name__}, not a '
+                               f'tensor (not a state dict of one network)')
+        state[name] = value
+    return state
+
+
+def _check_values(value, key, trainable, source):
+    """Refuses float32 ``value`` (of official ``key``) where train.py's
+    checkpoints.WeightCheck would stop: any value not finite, a trainable one
+    beyond checkpoints.MAX_WEIGHT in absolute value."""
+    finite = np.isfinite(value)
+    if not finite.all():
+        nan = int(np.isnan(value).sum())
+        raise WeightsError(f'{source}: {key} is not finite ({nan} NaN, '
+                           f'{value.size - int(finite.sum()) - nan} Inf of {value.size} '
+                           f'values): refused, a corrupt or diverged model')
+    if trainable and value.size:
+        peak = value.flat[np.abs(value).argmax()]
+        if abs(peak) > checkpoints.MAX_WEIGHT:
+            raise WeightsError(f'{source}: {key} holds {peak:.3g}, above '
+                               f'{checkpoints.MAX_WEIGHT:g} in absolute value: refused, a '
+                               f'diverged model (train.py stops at such a weight)')
+
+
+def _name(key):
+    """A key of the file in a message: as it is if a short printable string,
+    the repr of a small number, else in a few words (a repr may be slow)."""
+    if type(key) is str:
+        return key if key.isprintable() and len(key) <= 100 else repr(key[:100])
+    if type(key) in (bool, float, type(None)) or type(key) is int and abs(key) < 2 ** 64:
+        return repr(key)
+    return f'a {type(key).__name__}'
 
 
 def _more(keys):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from test_pth import dag, state_dict_pth, zip_pth
 from test_train import make_data_root
 
 from cyclegan_tf import import_torch, sample, train
@@ -167,6 +168,48 @@ def test_state_dict_of_another_architecture(tmp_path, fixtures_dir, capsys):
           f'{path} does not fit G_A (resnet_9blocks, ngf 8',
           'it has no model.16.conv_block.1.weight (expected shape [32, 32, 3, 3]) and 15 more',
           'it has model.16.weight of shape [32, 16, 3, 3], which the network lacks and 3 more')
+    assert nothing_in(runs_dir)
+
+
+def corrupted(fixtures_dir, case, problem):
+    """The bytes of a fixture's state dict with one problem (``problem``)."""
+    state = pth.load(fixtures_dir / 'torch_reference' / f'{case}.pth')
+    if problem == 'bomb':  # 40 levels of two references: 2 ** 40 values
+        return zip_pth({}, data_pkl=pickle.dumps({'x': dag('list', 40)}, 2))
+    if problem == 'nan':
+        state['model.10.conv_block.5.weight'][3, 1, 2, 0] = np.nan
+    elif problem == 'diverged':
+        state['model.1.bias'][2] = 3e4
+    elif problem == 'int_key':
+        state[12] = state.pop('model.12.conv_block.1.weight')
+    return state_dict_pth(state, legacy=problem == 'nan')
+
+
+@pytest.mark.parametrize('problem, reason', [
+    ('nan', 'model.10.conv_block.5.weight is not finite (1 NaN, 0 Inf of 9216 values)'),
+    ('diverged', 'model.1.bias holds 3e+04, above 10000 in absolute value'),
+    ('int_key', 'a key of type int (12), not a string'),
+    ('bomb', 'nested more than 32 deep'),
+])
+def test_bad_weights_are_one_line_and_no_run(tmp_path, fixtures_dir, capsys, problem, reason):
+    path = tmp_path / 'latest_net_G_A.pth'
+    path.write_bytes(corrupted(fixtures_dir, 'resnet_9blocks_ngf8', problem))
+    runs_dir = tmp_path / 'runs'
+    fails([f'--pth={path}', '--ngf=8', *SMALL, f'--runs_dir={runs_dir}'], capsys,
+          f'{path}', reason)
+    assert nothing_in(runs_dir)
+
+
+def test_published_model_with_bad_weights_is_deleted(
+        tmp_path, server, fixtures_dir, small_pretrained, capsys):
+    """A download that is a .pth but not a usable model is removed (the next
+    try downloads it again), as one that is not a .pth is."""
+    server.files['/cyclegan/pretrained_models/horse2zebra.pth'] = corrupted(
+        fixtures_dir, 'resnet_6blocks_ngf8', 'nan')
+    runs_dir = tmp_path / 'runs'
+    fails(['--pretrained=horse2zebra', f'--download_url={server.url}/', *SMALL,
+           f'--runs_dir={runs_dir}'], capsys, '/cyclegan/pretrained_models/horse2zebra.pth: '
+          'model.10.conv_block.5.weight is not finite')
     assert nothing_in(runs_dir)
 
 

@@ -16,6 +16,7 @@ import tensorflow as tf
 from cyclegan_tf import config, modules
 from cyclegan_tf.interop import pth, torch_weights
 from cyclegan_tf.interop.torch_weights import WeightsError
+from cyclegan_tf.running import checkpoints
 
 tf1 = tf.compat.v1
 
@@ -162,3 +163,48 @@ def test_every_variable_of_every_kind_is_mapped(graph):
     assert f'{innermost}.model.3.bias' in unet  # instance norm: the official convs have biases
     assert unet[-2:] == ['model.model.3.weight', 'model.model.3.bias']
     assert patchgan[-2:] == ['model.8.weight', 'model.8.bias']
+
+
+@pytest.mark.parametrize('value, reason', [
+    (np.nan, r'model.0.weight is not finite \(1 NaN, 0 Inf of 384 values\)'),
+    (-np.inf, r'model.0.weight is not finite \(0 NaN, 1 Inf of 384 values\)'),
+    (1e300, r'model.0.weight is not finite \(0 NaN, 1 Inf'),  # float64, beyond float32
+    (-2 * checkpoints.MAX_WEIGHT, r'model.0.weight holds -2e\+04, above 10000 in absolute'),
+])
+def test_weights_not_finite_or_beyond_the_divergence_bound(graph, fixtures_dir, value, reason):
+    """What train.py's WeightCheck would stop at (checkpoints.MAX_WEIGHT), refused at the import."""
+    state, network = loaded_network(fixtures_dir, 'patchgan_basic_ndf8')
+    bad = collections.OrderedDict(state)
+    bad['model.0.weight'] = state['model.0.weight'].astype(np.float64)
+    bad['model.0.weight'][7, 2, 3, 1] = value
+    with pytest.raises(WeightsError, match=f'^d.pth: {reason}') as error:
+        torch_weights.convert(bad, network, source='d.pth')
+    assert '\n' not in str(error.value)
+
+
+def test_running_statistics_need_only_be_finite(graph, fixtures_dir):
+    """As the WeightCheck: every variable finite, only the trainable ones bounded."""
+    state, network = loaded_network(fixtures_dir, 'patchgan_cond_ndf8_batch')
+    large = collections.OrderedDict(state, **{'model.3.running_var': np.full(16, 3e4, np.float32)})
+    values = {v.op.name: value for v, value in torch_weights.convert(large, network).items()}
+    assert values['N/layer_1/norm/moving_variance'].max() == 3e4
+    large['model.3.running_var'][5] = np.nan
+    with pytest.raises(WeightsError, match=r'model.3.running_var is not finite \(1 NaN'):
+        torch_weights.convert(large, network)
+
+
+def test_keys_are_strings_each_once(graph, fixtures_dir):
+    state, network = loaded_network(fixtures_dir, 'pixel_ndf8')
+    for key, shown in ((3, '3'), (None, 'None'), (b'net.0.weight', 'a bytes'),
+                       (7 ** 10 ** 5, 'a int')):  # no 84,510-digit repr
+        other = collections.OrderedDict(list(state.items()) + [(key, np.zeros(1))])
+        with pytest.raises(WeightsError, match=f'^p.pth: a key of type {type(key).__name__} '
+                                               f'\\({shown}\\), not a string'):
+            torch_weights.convert(other, network, source='p.pth')
+    twice = collections.OrderedDict(state, **{'module.net.2.weight': state['net.2.weight']})
+    with pytest.raises(WeightsError, match='^p.pth holds net.2.weight twice: as net.2.weight '
+                                           'and as module.net.2.weight$'):
+        torch_weights.convert(twice, network, source='p.pth')
+    odd = collections.OrderedDict(state, **{'net.9.weight\nrm -rf': np.zeros(1)})
+    with pytest.raises(WeightsError, match=r"it has 'net.9.weight\\nrm -rf' of shape \[1\]"):
+        torch_weights.convert(odd, network)
