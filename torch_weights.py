@@ -62,7 +62,6 @@ import pth
 
 CONV, DECONV, NORM = 'conv', 'deconv', 'norm'
 LINEAR, RES_BLOCK = 'linear', 'res_block'  # CUT's patch sampler; a ResnetBlock
-BLURS = ('blur_down', 'blur_up')  # CUT's Downsample and Upsample: a fixed `filt`
 BN_NAMES = (('weight', 'gamma'), ('bias', 'beta'), ('running_mean', 'moving_mean'),
             ('running_var', 'moving_variance'))
 RUNNING_STATS = ('running_mean', 'running_var', 'num_batches_tracked')
@@ -186,7 +185,7 @@ def _check_buffers(buffers, fixed, where):
             raise WeightsError(f'{where}: {key} has shape {list(value.shape)} in the file, the '
                                f'fixed blur filter is {shape}')
         difference = np.abs(value.astype(np.float64) - expected).max()
-        if not difference <= 1e-7:  # the filters are sums of powers of 2: exact in any float
+        if not difference <= 1e-7:  # taps are multiples of 1/64, exact in any float format
             raise WeightsError(f'{where}: {key} is not the fixed filter of the official '
                                f'{"Downsample" if shape[-1] == 3 else "Upsample"} (they differ by '
                                f'up to {difference:.3g}): a network with other filters')
@@ -301,12 +300,17 @@ def convert(state_dict, network, *, source='the state dict'):
                                f'file, the network expects {expected}')
         if not np.issubdtype(value.dtype, np.floating):
             raise WeightsError(f'{source}: {key} holds {value.dtype} values, not floats')
-        if value.ndim == 4:
-            value = value.transpose(2, 3, 1, 0)
-        elif value.ndim == 2:
-            value = value.T
-        values[variable] = np.ascontiguousarray(value, dtype=np.float32)
+        values[variable] = np.ascontiguousarray(_layout(value), dtype=np.float32)
     return values
+
+
+def _layout(value):
+    """An official tensor in the layout of the variables here: conv weights
+    [out, in, kh, kw] -> [kh, kw, in, out] (transposed convs: [in, out, ...]
+    -> [kh, kw, out, in]), linear weights [out, in] -> [in, out]."""
+    if value.ndim == 4:
+        return value.transpose(2, 3, 1, 0)
+    return value.T if value.ndim == 2 else value
 
 
 def _more(keys):
