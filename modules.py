@@ -12,6 +12,7 @@ All networks work on NHWC tensors; generators map [-1, 1] images to [-1, 1]
 images (tanh), discriminators return logits.
 """
 
+import collections
 import re
 
 import tensorflow as tf
@@ -342,3 +343,299 @@ class MLP(Network):
         for i in range(self.hidden_layers):
             y = ops.lrelu(ops.linear(y, self.hidden_units, init=self.init, name=f'hidden_{i}'))
         return ops.linear(y, self.output_dim, init=self.init, name='output')
+
+
+# ---------------------------------------------------------------- CUT
+# CUT / FastCUT (Park et al. 2020), as taesungp/contrastive-unpaired-translation
+# builds them (models/networks.py): anti-aliased variants of the ResNet
+# generator and the PatchGAN, and the patch sampler netF of the PatchNCE loss.
+
+OfficialLayer = collections.namedtuple('OfficialLayer', 'scope kind channels')
+OfficialLayer.__doc__ = """Layer i of an official nn.Sequential (``model.<i>``): the scope of
+its variables under the network, what it is ('pad', 'conv', 'deconv', 'norm', 'relu',
+'lrelu', 'blur_down', 'blur_up', 'res_block', 'tanh') and its output channels."""
+
+
+class _Sequence:
+    """Builds a network layer by layer as the official ``self.model``
+    nn.Sequential lists them: ``outputs[i]`` is the output of the official
+    ``model[i]`` and ``layers[i]`` its OfficialLayer. With ``stop``, the layers
+    after ``model[stop]`` are not built (``add`` returns the last output), as
+    the official ``forward(encode_only=True)`` returns there."""
+
+    def __init__(self, network, x, stop=None):
+        self._prefix, self._last, self._stop = network.scope_name + '/', x, stop
+        self.layers, self.outputs = [], []
+
+    def add(self, kind, op, *args, name=None, **kwargs):
+        """Applies ``op(last output, *args, name=name or kind, **kwargs)`` as the next layer."""
+        if self._stop is not None and len(self.outputs) > self._stop:
+            return self._last
+        name = name or kind
+        y = op(self._last, *args, name=name, **kwargs)
+        scope = f'{tf1.get_variable_scope().name}/{name}'[len(self._prefix):]
+        self.layers.append(OfficialLayer(scope, kind, y.shape[-1]))
+        self.outputs.append(y)
+        self._last = y
+        return y
+
+
+def _record(network, seq, num_layers):
+    """Keeps the first call's layers as ``network.official_layers``; checks later calls'."""
+    layers = tuple(seq.layers)
+    if network.official_layers is None:
+        if len(layers) != num_layers:  # num_layers and _build disagree: a bug
+            raise AssertionError(f'{network.name}: {len(layers)} layers, not {num_layers}')
+        network.official_layers = layers
+    elif layers != network.official_layers[:len(layers)]:
+        raise AssertionError(f'{network.name}: a later call built other layers')
+
+
+class CUTResnetGenerator(ResnetGenerator):
+    """CUT's ResNet generator (the official CUT ResnetGenerator), anti-aliased by
+    default: each downsampling is a stride-1 conv3, norm, ReLU and
+    ops.blur_downsample; each upsampling ops.blur_upsample, then a conv3, norm
+    and ReLU. ``no_antialias`` / ``no_antialias_up`` switch back to the
+    stride-2 convs / transposed convs of CycleGAN's ResnetGenerator (both on:
+    that network). [N, H, W, input_nc] -> [N, H, W, output_nc]; H and W
+    multiples of 4, at least 8. Same parameters as ResnetGenerator (11,378,179
+    with 9 blocks, ngf 64): the filters are constants.
+
+    ``G(x, nce_layers=(0, 4, 8, 12, 16))`` also returns the features PatchNCE
+    compares: the outputs of those layers of the official nn.Sequential
+    (``official_layers``; 0 is the reflect-padded input, 4 the first
+    downsampling conv, 12 and 16 the outputs of residual blocks 0 and 4), as
+    the official code leaves them (see _feature: an in-place ReLU).
+    Variables: input/conv, down_1/conv, down_2/conv, res_block_0 ...,
+    up_1/conv (deconv), up_2/conv (deconv), output; norms beside the convs.
+    """
+
+    def __init__(self, name, *, no_antialias=False, no_antialias_up=False, init_type='xavier',
+                 **kwargs):
+        # init_type: the official CUT's --init_type default (CycleGAN's is 'normal').
+        super().__init__(name, init_type=init_type, **kwargs)
+        self.no_antialias, self.no_antialias_up = no_antialias, no_antialias_up
+        self.official_layers = None  # tuple of OfficialLayer, known after the first call
+        self._stop = None
+
+    @property
+    def antialias(self):
+        return not self.no_antialias
+
+    @property
+    def num_layers(self):
+        """The length of the official nn.Sequential: input 4 layers, a down
+        block 3 (4 with its blur), the blocks, an up block 3 (4), output 3."""
+        down, up = 3 if self.no_antialias else 4, 3 if self.no_antialias_up else 4
+        return 4 + 2 * down + self.n_blocks + 2 * up + 3
+
+    def __call__(self, x, *, training=True, nce_layers=(), encode_only=False):
+        """The generated images; with ``nce_layers``, (images, features), the
+        features a list of the outputs of those layers (NHWC) in that order;
+        ``encode_only``: the features alone, without building the layers after
+        the last one (as the official encode_only). The first call must build
+        the whole network, so it cannot be encode_only."""
+        layers = self._check_nce_layers(nce_layers, encode_only)
+        self._stop = layers[-1] if encode_only else None  # read by _build, this call only
+        try:
+            outputs = super().__call__(x, training=training)
+        finally:
+            self._stop = None
+        features = [self._feature(outputs, i) for i in layers]
+        if encode_only:
+            return features
+        return (outputs[-1], features) if layers else outputs[-1]
+
+    def _check_nce_layers(self, nce_layers, encode_only):
+        layers = [int(i) for i in nce_layers]
+        # Stricter than the official forward, which returns its features in layer
+        # order and stops at the last one listed: only increasing lists mean that.
+        if layers != sorted(set(layers)) or layers and not 0 <= layers[0] <= layers[-1] \
+                < self.num_layers:
+            raise ValueError(f'{self.name}: nce_layers must be increasing layer indices in '
+                             f'0 ... {self.num_layers - 1}, got {list(nce_layers)}')
+        if encode_only and not layers:
+            raise ValueError(f'{self.name}: encode_only needs nce_layers')
+        if encode_only and not self._built:
+            raise ValueError(f'{self.name}: the first call must build the whole network '
+                             f'(encode_only=False)')
+        return layers
+
+    def _feature(self, outputs, i):
+        """The official feature i: the tensor ``model[i]`` returned, as the later
+        layers leave it. The official ReLU(True) layers overwrite their input
+        in place, so a feature followed by one (through Identity norms, norm
+        'none') is the ReLU's output: without anti-aliasing, layer 8 (down_2's
+        norm) is passed on rectified. ``outputs``: the layers built."""
+        kinds = [layer.kind for layer in self.official_layers[:len(outputs)]]
+        j = i
+        while j + 1 < len(outputs) and kinds[j + 1] == 'norm' and self.norm_kind == 'none':
+            j += 1  # an Identity returns its input: the same tensor
+        return outputs[j + 1] if j + 1 < len(outputs) and kinds[j + 1] == 'relu' else outputs[i]
+
+    def _build(self, x, training):
+        norm, init = self._norm(training), self.init
+        seq = _Sequence(self, x, self._stop)
+        with tf1.variable_scope('input'):
+            seq.add('pad', ops.reflect_pad, 3)
+            seq.add('conv', ops.conv2d, self.ngf, 7, padding='valid', bias=norm.conv_bias,
+                    init=init)
+            seq.add('norm', norm)
+            seq.add('relu', ops.relu)
+        for i in (1, 2):
+            with tf1.variable_scope(f'down_{i}'):
+                seq.add('conv', ops.conv2d, self.ngf * 2 ** i, 3, 1 if self.antialias else 2,
+                        bias=norm.conv_bias, init=init)
+                seq.add('norm', norm)
+                seq.add('relu', ops.relu)
+                if self.antialias:
+                    seq.add('blur_down', ops.blur_downsample, name='blur')
+        for i in range(self.n_blocks):
+            seq.add('res_block', ops.res_block, norm=norm, dropout_rate=self.dropout_rate,
+                    init=init, name=f'res_block_{i}')
+        for i in (1, 2):
+            self._up_block(seq, i, norm)
+        seq.add('pad', ops.reflect_pad, 3, name='output_pad')
+        seq.add('conv', ops.conv2d, self.output_nc, 7, padding='valid', init=init, name='output')
+        seq.add('tanh', tf.tanh)
+        _record(self, seq, self.num_layers)
+        return seq.outputs
+
+    def _up_block(self, seq, i, norm):
+        filters = self.ngf * 2 ** (2 - i)
+        with tf1.variable_scope(f'up_{i}'):
+            if self.no_antialias_up:
+                seq.add('deconv', ops.deconv2d, filters, 3, bias=norm.conv_bias, init=self.init)
+            else:
+                seq.add('blur_up', ops.blur_upsample, name='blur')
+                seq.add('conv', ops.conv2d, filters, 3, bias=norm.conv_bias, init=self.init)
+            seq.add('norm', norm)
+            seq.add('relu', ops.relu)
+
+
+class CUTNLayerDiscriminator(NLayerDiscriminator):
+    """CUT's PatchGAN (the official CUT NLayerDiscriminator), anti-aliased by
+    default: each stride-2 4x4 conv of CycleGAN's PatchGAN becomes a stride-1
+    4x4 conv, its norm and leaky ReLU, then ops.blur_downsample.
+    ``no_antialias`` gives CycleGAN's NLayerDiscriminator. The logits map has
+    the same size either way (a padded 4x4 conv, size - 1, then the blur's
+    ceil(size / 2) is size // 2, as a stride-2 4x4 conv): 30x30 for 256x256 with
+    n_layers 3, and the same minimum input (24). The same parameters as
+    NLayerDiscriminator (2,764,737 at ndf 64): the filters are constants.
+    Variables: layer_0/conv, layer_1/conv (+ norm) ... layer_{n_layers}, output.
+    """
+
+    def __init__(self, name, *, no_antialias=False, init_type='xavier', **kwargs):
+        # init_type: the official CUT's --init_type default (CycleGAN's is 'normal').
+        super().__init__(name, init_type=init_type, **kwargs)
+        self.no_antialias = no_antialias
+        self.official_layers = None  # tuple of OfficialLayer, known after the first call
+
+    @property
+    def num_layers(self):
+        """The length of the official nn.Sequential."""
+        return 3 * self.n_layers + 3 + (0 if self.no_antialias else self.n_layers)
+
+    def _build(self, x, training):
+        norm, init = self._norm(training), self.init
+        antialias = not self.no_antialias
+        seq = _Sequence(self, x)
+        with tf1.variable_scope('layer_0'):
+            seq.add('conv', ops.conv2d, self.ndf, 4, 1 if antialias else 2, init=init)
+            seq.add('lrelu', ops.lrelu)
+            if antialias:
+                seq.add('blur_down', ops.blur_downsample, name='blur')
+        for n in range(1, self.n_layers + 1):
+            strided = n < self.n_layers
+            with tf1.variable_scope(f'layer_{n}'):
+                seq.add('conv', ops.conv2d, self.ndf * min(2 ** n, 8), 4,
+                        2 if strided and not antialias else 1, bias=norm.conv_bias, init=init)
+                seq.add('norm', norm)
+                seq.add('lrelu', ops.lrelu)
+                if strided and antialias:
+                    seq.add('blur_down', ops.blur_downsample, name='blur')
+        seq.add('conv', ops.conv2d, 1, 4, init=init, name='output')
+        _record(self, seq, self.num_layers)
+        return seq.outputs[-1]
+
+
+class PatchSampleF(Network):
+    """CUT's patch sampler netF (the official PatchSampleF; netF 'mlp_sample',
+    or 'sample' with ``use_mlp=False``): from each feature map of the
+    generator, the features at ``num_patches`` positions, each passed through
+    that layer's MLP (Linear C -> nc, ReLU, Linear nc -> nc, made from the
+    feature's channel count C on the first call) and L2-normalized.
+
+    ``F(features)`` draws the positions (a random permutation of each map's
+    positions, its first num_patches, shared by the images of the batch);
+    ``F(features, patch_ids=ids)`` takes the ids another call returned, so
+    query and key features are sampled at the same patches.
+    Variables: mlp_0/linear_0, mlp_0/linear_1, mlp_1/... (xavier, gain 0.02,
+    the official CUT defaults); 560,384 parameters for the default CUT
+    generator's 5 layers (3, 128, 256, 256, 256 channels) at nc 256.
+    """
+
+    norm_kind = 'none'  # no normalization layers (torch_weights reads the norm of a network)
+
+    def __init__(self, name, *, nc=256, num_patches=256, use_mlp=True, init_type='xavier',
+                 init_gain=0.02):
+        super().__init__(name)
+        if nc < 1 or num_patches < 0:
+            raise ValueError(f'{name}: nc must be positive and num_patches >= 0')
+        self.nc, self.num_patches, self.use_mlp = nc, num_patches, use_mlp
+        self.init = ops.initializer(init_type, init_gain)
+        self.channels = None  # each feature's channel count, from the first call
+
+    def __call__(self, features, patch_ids=None):
+        """features: a list of [B, H_l, W_l, C_l] maps; patch_ids: None (draw
+        them) or a list of [P_l] int ids per map, position h * W_l + w.
+
+        Returns (samples, ids): samples[l] is [B * P_l, nc] (C_l without the
+        MLP), image-major, each row of norm 1; ids[l] the [P_l] int64 ids used,
+        P_l = min(num_patches, H_l * W_l). With num_patches 0, every position:
+        samples[l] is [B, H_l, W_l, nc], normalized over the positions (the
+        official Normalize over dim 1 of its [B, H*W, nc]), and ids[l] None.
+        """
+        features = [tf.convert_to_tensor(f) for f in features]
+        patch_ids = [None] * len(features) if patch_ids is None else list(patch_ids)
+        self._check_features(features, patch_ids)
+        # Network.__call__'s scopes; that takes one tensor, this a list.
+        with tf1.variable_scope(self._scope, reuse=self._built, auxiliary_name_scope=False), \
+                tf.name_scope(self._scope.original_name_scope):
+            pairs = [self._sample(k, f, ids) for k, (f, ids) in enumerate(zip(features, patch_ids))]
+        self._built = True
+        self.channels = tuple(f.shape[-1] for f in features)
+        return [sample for sample, _ in pairs], [ids for _, ids in pairs]
+
+    def _check_features(self, features, patch_ids):
+        if not features or any(f.shape.rank != 4 or f.shape[-1] is None for f in features):
+            raise ValueError(f'{self.name} takes a list of [B, H, W, C] feature maps, C known')
+        if len(patch_ids) != len(features):
+            raise ValueError(f'{self.name}: {len(patch_ids)} patch ids for {len(features)} maps')
+        channels = tuple(f.shape[-1] for f in features)
+        if self.channels is not None and channels != self.channels:
+            raise ValueError(f'{self.name} was made for features of {list(self.channels)} '
+                             f'channels, got {list(channels)}')
+
+    def _sample(self, k, feature, ids):
+        """(samples, ids) of feature map k; see __call__."""
+        channels, shape = feature.shape[-1], tf.shape(feature)
+        positions = shape[1] * shape[2]
+        flat = tf.reshape(feature, tf.stack([shape[0], positions, channels]))  # h * W + w
+        if self.num_patches == 0:
+            x = tf.reshape(flat, [-1, channels])
+        else:
+            if ids is None:
+                order = tf.random.shuffle(tf.range(tf.cast(positions, tf.int64)))
+                ids = tf.slice(order, [0], [tf.minimum(positions, self.num_patches)])
+            ids = tf.cast(ids, tf.int64)
+            x = tf.reshape(tf.gather(flat, ids, axis=1), [-1, channels])  # [B * P, C]
+        if self.use_mlp:
+            with tf1.variable_scope(f'mlp_{k}'):
+                x = ops.relu(ops.linear(x, self.nc, init=self.init, name='linear_0'))
+                x = ops.linear(x, self.nc, init=self.init, name='linear_1')
+        if self.num_patches:
+            return ops.l2_normalize(x, axis=1), ids
+        x = tf.reshape(x, tf.stack([shape[0], positions, x.shape[-1]]))
+        x = ops.l2_normalize(x, axis=1)  # over the positions, as the official (see __call__)
+        return tf.reshape(x, tf.stack([shape[0], shape[1], shape[2], x.shape[-1]])), None

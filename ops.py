@@ -16,7 +16,9 @@ batch-norm scale from N(1, init_gain).
 
 import dataclasses
 import functools
+import math
 
+import numpy as np
 import tensorflow as tf
 
 tf1 = tf.compat.v1
@@ -263,3 +265,114 @@ def res_block(x, *, norm, dropout_rate=0.0, padding='reflect', init=None):
     y = conv2d(y, channels, 3, padding=padding, bias=norm.conv_bias, init=init, name='conv_1')
     y = norm(y, name='norm_1')
     return x + y
+
+
+# ------------------------------------------------------------------ CUT
+# The fixed anti-aliasing filters of CUT / FastCUT (Park et al. 2020,
+# taesungp/contrastive-unpaired-translation, models/networks.py), after
+# Zhang's "Making convolutional networks shift-invariant again" (2019).
+
+
+def binomial_filter(size):
+    """The official ``get_filter(size)``: the outer product of row ``size`` of
+    Pascal's triangle with itself, normalized to sum 1. [size, size] float32."""
+    row = np.array([math.comb(size - 1, k) for k in range(size)], np.float64)
+    square = np.outer(row, row)
+    return (square / square.sum()).astype(np.float32)
+
+
+# [1 2 1] x [1 2 1] / 16 of the official Downsample, and [1 3 3 1] x [1 3 3 1] / 64
+# times stride**2 = 4 of its Upsample (a transposed convolution spreads each pixel
+# over 4 outputs, so its taps sum to 4: a constant image stays constant).
+DOWNSAMPLE_FILTER = binomial_filter(3)
+UPSAMPLE_FILTER = binomial_filter(4) * 4
+
+
+def _depthwise_kernel(square, channels):
+    """The fixed ``square`` filter for each of ``channels``, as tf.nn.depthwise_conv2d
+    takes it: [k, k, channels, 1], a constant (never a variable: nothing trains it)."""
+    if channels is None:
+        raise ValueError('a fixed blur filter needs a known channel count')
+    return tf.constant(np.tile(square[:, :, None, None], [1, 1, channels, 1]), name='filter')
+
+
+@scope
+def blur_downsample(x):
+    """Anti-aliased downsampling, the official ``Downsample(channels)``
+    (pad_type 'reflect', filt_size 3, stride 2): reflect-pad 1, then the fixed
+    [1 2 1] x [1 2 1] / 16 filter on each channel alone, stride 2.
+
+    x: [N, H, W, C] -> [N, ceil(H / 2), ceil(W / 2), C]; H and W at least 2
+    (a reflection of 1 pixel). C must be known at graph-build time.
+    """
+    kernel = _depthwise_kernel(DOWNSAMPLE_FILTER, x.shape[-1])
+    return tf.nn.depthwise_conv2d(_pad(x, 1, 'reflect'), kernel, [1, 2, 2, 1], 'VALID')
+
+
+@scope
+def blur_upsample(x):
+    """Anti-aliased upsampling, the official ``Upsample(channels)`` (pad_type
+    'repl', filt_size 4, stride 2): replicate-pad 1, a transposed convolution of
+    each channel alone with the fixed [1 3 3 1] x [1 3 3 1] / 16 filter, stride
+    2, cropped to exactly twice the size.
+
+    x: [N, H, W, C] -> [N, 2H, 2W, C]; C must be known at graph-build time.
+    The padded input is [N, H + 2, W + 2, C], its full (VALID) transposed
+    convolution [N, 2H + 6, 2W + 6, C]; the official ``padding=1 + pad_size``
+    (2) drops 2 rows and columns on each side, its ``[:, :, 1:, 1:]`` one more
+    at the start and its ``[:, :, :-1, :-1]`` (an even filter) one more at the
+    end: rows and columns 3 ... 2H + 2 of the full output remain.
+    """
+    channels = x.shape[-1]
+    kernel = _depthwise_kernel(UPSAMPLE_FILTER, channels)
+    # SYMMETRIC mirrors including the edge pixel: for a pad of 1 that is the
+    # edge pixel repeated, PyTorch's ReplicationPad2d(1).
+    y = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode='SYMMETRIC')
+    shape = tf.shape(x)
+    height, width = shape[1], shape[2]
+    full = tf.stack([shape[0], 2 * height + 6, 2 * width + 6, channels])
+    # The input gradient of a stride-2 VALID depthwise convolution is the
+    # depthwise transposed convolution (PyTorch's conv_transpose2d, groups=C).
+    y = tf.nn.depthwise_conv2d_backprop_input(full, kernel, y, [1, 2, 2, 1], 'VALID')
+    y = tf.slice(y, [0, 3, 3, 0], tf.stack([-1, 2 * height, 2 * width, -1]))  # see deconv2d
+    static = x.shape
+    y.set_shape([static[0], None if static[1] is None else 2 * static[1],
+                 None if static[2] is None else 2 * static[2], channels])
+    return y
+
+
+def l2_normalize(x, *, axis=-1, epsilon=1e-7):
+    """x / (|x|_2 + epsilon) along ``axis``, as the official CUT ``Normalize``
+    (tf.math.l2_normalize instead divides by sqrt(max(|x|^2, epsilon)))."""
+    norm = tf.sqrt(tf.reduce_sum(tf.square(x), axis=axis, keepdims=True))
+    return x / (norm + epsilon)
+
+
+def patch_nce_loss(feat_q, feat_k, *, batch_size, nce_T=0.07,
+                   nce_includes_all_negatives_from_minibatch=False):
+    """The PatchNCE loss of each query patch, the official ``PatchNCELoss``
+    (models/patchnce.py); CUT averages it over patches, then over layers.
+
+    feat_q, feat_k: [B * P, D] matching rows (the patch sampler's outputs for
+    the same patch ids, image-major); feat_k is a constant here (detached).
+    Row i's positive is key i; its negatives are the other keys of the same
+    image (``batch_size`` groups of P rows), or of the whole minibatch with
+    ``nce_includes_all_negatives_from_minibatch`` (single-image translation).
+    Logits [pos, neg...] / nce_T, with each patch's own key among the negatives
+    masked to -10 (exp(-10), about zero); the loss is the cross entropy with
+    target 0. Returns [B * P] losses (the official reduction='none').
+    """
+    feat_k = tf.stop_gradient(feat_k)
+    rows, dim = feat_q.shape[0], feat_q.shape[-1]
+    groups = 1 if nce_includes_all_negatives_from_minibatch else batch_size
+    if rows is not None and rows % groups:
+        raise ValueError(f'{rows} patches do not split into {groups} images')
+    l_pos = tf.reduce_sum(feat_q * feat_k, axis=1, keepdims=True)  # [B * P, 1]
+    queries = tf.reshape(feat_q, [groups, -1, dim])
+    keys = tf.reshape(feat_k, [groups, -1, dim])
+    l_neg = tf.matmul(queries, keys, transpose_b=True)  # [groups, n, n]
+    shape = tf.shape(l_neg)
+    l_neg = tf.linalg.set_diag(l_neg, tf.fill(shape[:2], -10.0))
+    logits = tf.concat([l_pos, tf.reshape(l_neg, tf.stack([-1, shape[2]]))], axis=1) / nce_T
+    labels = tf.zeros(tf.shape(logits)[:1], tf.int32)
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)

@@ -24,9 +24,23 @@ PatchGAN: ``model.0`` layer_0, ``model.<3n-1>`` / ``<3n>`` layer_n conv / norm,
 ``model.<3 n_layers + 2>`` output. Pixel discriminator: ``net.0`` layer_0,
 ``net.2`` / ``net.3`` layer_1 conv / norm, ``net.5`` output.
 
+CUT (taesungp/contrastive-unpaired-translation): its generator and PatchGAN
+record their layers as the official nn.Sequential lists them
+(``official_layers``), so ``model.<i>`` is ``official_layers[i]`` whatever
+no_antialias and no_antialias_up say. With the defaults (anti-aliased) and
+n blocks: model.1 input/conv, model.4 / model.8 down_1/conv / down_2/conv,
+model.7 / model.11 their blurs (Downsample), model.<12+i> res_block_<i>,
+model.<12+n> / <16+n> up_1/blur / up_2/blur (Upsample), model.<13+n> /
+<17+n> up_1/conv / up_2/conv, model.<21+n> output; the PatchGAN's blurs are
+model.2, 6, 10 after its convs model.0, 3, 7, then model.11 and output
+model.14. The blurs' ``filt`` buffers hold fixed filters: they are checked
+(fixed_buffers), not loaded. PatchSampleF: ``mlp_<k>.0`` / ``mlp_<k>.2`` are
+mlp_<k>/linear_0 / linear_1.
+
 Tensors: conv weights [out, in, kh, kw] -> [kh, kw, in, out]; transposed
 conv weights [in, out, kh, kw] -> [kh, kw, out, in] (conv2d_transpose's
-layout; the same transposition, no flip); biases as they are; batch norm
+layout; the same transposition, no flip); linear weights [out, in] -> [in,
+out]; biases as they are; batch norm
 weight, bias, running_mean, running_var -> gamma, beta, moving_mean,
 moving_variance (num_batches_tracked is dropped: it only serves PyTorch's
 momentum=None). Instance norm has no parameters: the running_mean,
@@ -48,6 +62,7 @@ from cyclegan_tf.interop import pth
 from cyclegan_tf.running import checkpoints
 
 CONV, DECONV, NORM = 'conv', 'deconv', 'norm'
+LINEAR, RES_BLOCK = 'linear', 'res_block'  # CUT's patch sampler; a ResnetBlock
 BN_NAMES = (('weight', 'gamma'), ('bias', 'beta'), ('running_mean', 'moving_mean'),
             ('running_var', 'moving_variance'))
 RUNNING_STATS = ('running_mean', 'running_var', 'num_batches_tracked')
@@ -111,12 +126,82 @@ def _pixel(net):
             ('layer_1/norm', 'net.3', NORM, None), ('output', 'net.5', CONV, nb)]
 
 
+def _cut_sequence(net):
+    """(scope, official prefix, kind, official bias) of CUT's generator or
+    PatchGAN: the official ``model.<i>`` is ``net.official_layers[i]``. Its
+    convs before a norm have a bias only with instance norm (use_bias), the
+    others always; a ResnetBlock's convs and norms as in _resnet; the blurs
+    have fixed filters (fixed_buffers), no variables."""
+    nb, shift = net.norm_kind == 'instance', 1 if getattr(net, 'dropout_rate', 0) else 0
+    official, layers = net.official_layers, []
+    for i, layer in enumerate(official):
+        prefix = f'model.{i}'
+        if layer.kind in (CONV, DECONV):
+            follows_norm = i + 1 < len(official) and official[i + 1].kind == NORM
+            layers.append((layer.scope, prefix, layer.kind, nb if follows_norm else True))
+        elif layer.kind == NORM:
+            layers.append((layer.scope, prefix, NORM, None))
+        elif layer.kind == RES_BLOCK:
+            block = f'{prefix}.conv_block'
+            layers += [(f'{layer.scope}/conv_0', f'{block}.1', CONV, nb),
+                       (f'{layer.scope}/norm_0', f'{block}.2', NORM, None),
+                       (f'{layer.scope}/conv_1', f'{block}.{5 + shift}', CONV, nb),
+                       (f'{layer.scope}/norm_1', f'{block}.{6 + shift}', NORM, None)]
+    return layers
+
+
+def _patch_sample(net):
+    """CUT's PatchSampleF: mlp_<k> is nn.Sequential(Linear, ReLU, Linear)."""
+    if not net.use_mlp:
+        return []
+    return [entry for k in range(len(net.channels))
+            for entry in ((f'mlp_{k}/linear_0', f'mlp_{k}.0', LINEAR, True),
+                          (f'mlp_{k}/linear_1', f'mlp_{k}.2', LINEAR, True))]
+
+
+def fixed_buffers(network):
+    """Official key -> the value it must hold, for the fixed filters of CUT's
+    anti-aliased networks: ``model.<i>.filt`` of each Downsample / Upsample,
+    its filter repeated per channel, [C, 1, k, k]. These buffers are checked,
+    never loaded: the filters here are constants (ops.blur_downsample)."""
+    import ops
+
+    filters = {'blur_down': ops.DOWNSAMPLE_FILTER, 'blur_up': ops.UPSAMPLE_FILTER}
+    return collections.OrderedDict(
+        (f'model.{i}.filt', np.broadcast_to(filters[layer.kind],
+                                            [layer.channels, 1, *filters[layer.kind].shape]))
+        for i, layer in enumerate(getattr(network, 'official_layers', None) or ())
+        if layer.kind in filters)
+
+
+def _check_buffers(buffers, fixed, where):
+    """Raises WeightsError unless ``buffers`` (key -> array, from the file) are
+    exactly the ``fixed`` ones; ``where`` starts the message."""
+    for key, expected in fixed.items():
+        shape = list(expected.shape)
+        if key not in buffers:
+            raise WeightsError(f'{where}: it has no {key} (the fixed blur filter, shape {shape})')
+        value = buffers[key]
+        if list(value.shape) != shape:
+            raise WeightsError(f'{where}: {key} has shape {list(value.shape)} in the file, the '
+                               f'fixed blur filter is {shape}')
+        difference = np.abs(value.astype(np.float64) - expected).max()
+        if not difference <= 1e-7:  # taps are multiples of 1/64, exact in any float format
+            raise WeightsError(f'{where}: {key} is not the fixed filter of the official '
+                               f'{"Downsample" if shape[-1] == 3 else "Upsample"} (they differ by '
+                               f'up to {difference:.3g}): a network with other filters')
+
+
 def layer_map(network):
     """[(scope under the network, official key prefix, kind, official conv has a
     bias)] of a built modules.Network: kind 'conv', 'deconv' or 'norm'."""
     from cyclegan_tf import modules
 
-    for cls, layers in ((modules.ResnetGenerator, _resnet), (modules.UnetGenerator, _unet),
+    # CUT's networks first: they subclass ResnetGenerator and NLayerDiscriminator.
+    for cls, layers in ((modules.CUTResnetGenerator, _cut_sequence),
+                        (modules.CUTNLayerDiscriminator, _cut_sequence),
+                        (modules.PatchSampleF, _patch_sample),
+                        (modules.ResnetGenerator, _resnet), (modules.UnetGenerator, _unet),
                         (modules.NLayerDiscriminator, _nlayer),
                         (modules.PixelDiscriminator, _pixel)):
         if isinstance(network, cls):
@@ -167,6 +252,8 @@ def key_map(network):
 def torch_shape(variable):
     """The official shape of a variable's tensor."""
     shape = variable.shape.as_list()
+    if len(shape) == 2:  # a linear layer's [in, out]: the official [out, in]
+        return shape[::-1]
     return [shape[3], shape[2], shape[0], shape[1]] if len(shape) == 4 else shape
 
 
@@ -181,7 +268,10 @@ def convert(state_dict, network, *, source='the state dict'):
     checkpoints.MAX_WEIGHT (what train.py's WeightCheck stops at).
     """
     official, ours, ignored = key_map(network)
+    fixed, buffers = fixed_buffers(network), {}
     state = _tensors(state_dict, ignored, source)
+    for key in [key for key in state if key in fixed]:  # checked, never loaded
+        buffers[key] = state.pop(key)
     fits = f'does not fit {network.name} ({_describe(network)})'
     missing = [key for key in official if key not in state]
     extra = [key for key in state if key not in official]
@@ -195,6 +285,7 @@ def convert(state_dict, network, *, source='the state dict'):
             parts.append(f'it has {_name(extra[0])} of shape {list(state[extra[0]].shape)}, '
                          f'which the network lacks{_more(extra)}')
         raise WeightsError(f'{source} {fits}: {"; ".join(parts)}')
+    _check_buffers(buffers, fixed, f'{source} {fits}')
     values = collections.OrderedDict()
     for variable, key in ours.items():
         if key is None:
@@ -207,8 +298,7 @@ def convert(state_dict, network, *, source='the state dict'):
                                f'file, the network expects {expected}')
         if not np.issubdtype(value.dtype, np.floating):
             raise WeightsError(f'{source}: {key} holds {value.dtype} values, not floats')
-        if value.ndim == 4:
-            value = value.transpose(2, 3, 1, 0)
+        value = _layout(value)
         with np.errstate(over='ignore'):  # a float64 beyond float32: Inf, refused below
             values[variable] = np.ascontiguousarray(value, dtype=np.float32)
         _check_values(values[variable], key, variable.trainable, source)
@@ -266,6 +356,15 @@ def _name(key):
     return f'a {type(key).__name__}'
 
 
+def _layout(value):
+    """An official tensor in the layout of the variables here: conv weights
+    [out, in, kh, kw] -> [kh, kw, in, out] (transposed convs: [in, out, ...]
+    -> [kh, kw, out, in]), linear weights [out, in] -> [in, out]."""
+    if value.ndim == 4:
+        return value.transpose(2, 3, 1, 0)
+    return value.T if value.ndim == 2 else value
+
+
 def _more(keys):
     return f' and {len(keys) - 1} more' if len(keys) > 1 else ''
 
@@ -273,7 +372,16 @@ def _more(keys):
 def _describe(network):
     from cyclegan_tf import modules
 
-    if isinstance(network, modules.ResnetGenerator):
+    if isinstance(network, modules.PatchSampleF):
+        return (f'patch sampler, nc {network.nc}, for features of '
+                f'{list(network.channels or ())} channels')
+    if isinstance(network, modules.CUTResnetGenerator):
+        kind = (f'CUT resnet_{network.n_blocks}blocks, ngf {network.ngf}, no_antialias '
+                f'{network.no_antialias}, no_antialias_up {network.no_antialias_up}')
+    elif isinstance(network, modules.CUTNLayerDiscriminator):
+        kind = (f'CUT {network.n_layers}-layer PatchGAN, ndf {network.ndf}, no_antialias '
+                f'{network.no_antialias}')
+    elif isinstance(network, modules.ResnetGenerator):
         kind = f'resnet_{network.n_blocks}blocks, ngf {network.ngf}'
     elif isinstance(network, modules.UnetGenerator):
         kind = f'unet_{2 ** network.num_downs}, ngf {network.ngf}'
