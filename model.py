@@ -11,7 +11,6 @@ two arguments of :class:`Model` they replace: the ``schedule`` and the
 """
 
 import abc
-import collections.abc
 import math
 
 import tensorflow as tf
@@ -115,27 +114,18 @@ class Schedule:
         sess.run(self._set_epoch, {self._new_epoch: epoch})
 
 
-class Optimizers(collections.abc.Mapping):
-    """One Adam optimizer per network (a mapping: network name -> its
-    optimizer, ``Adam_<name>``), each restricted to its network's trainable
-    variables, applying the gradients of a loss computed once for all the
-    networks it trains (separate minimize calls would backpropagate once each).
+class Optimizers(dict):
+    """One Adam optimizer per network (a dict: network name -> its optimizer,
+    ``Adam_<name>``), each restricted to its network's trainable variables,
+    applying the gradients of a loss computed once for all the networks it
+    trains (separate minimize calls would backpropagate once each).
 
     :meth:`gradients` and :meth:`apply` are where replicas and loss scaling
     change the update (running/replicas.py); here they are one device's."""
 
     def __init__(self, learning_rate, beta1):
+        super().__init__()
         self.learning_rate, self.beta1 = learning_rate, beta1
-        self.by_network = {}
-
-    def __getitem__(self, name):
-        return self.by_network[name]
-
-    def __iter__(self):
-        return iter(self.by_network)
-
-    def __len__(self):
-        return len(self.by_network)
 
     def minimize(self, loss, networks, *, after=()):
         """The update op of ``networks`` (modules.Network) on ``loss``, run
@@ -149,8 +139,8 @@ class Optimizers(collections.abc.Mapping):
                 raise ValueError(f'the loss does not depend on {missing[0]}')
             updates, start = [], 0
             for network in networks:
-                if network.name not in self.by_network:
-                    self.by_network[network.name] = tf1.train.AdamOptimizer(
+                if network.name not in self:
+                    self[network.name] = tf1.train.AdamOptimizer(
                         self.learning_rate, self.beta1, name=f'Adam_{network.name}')
                 count = len(network.variables)
                 updates.append((network.name, list(zip(grads[start:start + count],
@@ -172,7 +162,7 @@ class Optimizers(collections.abc.Mapping):
                 # Names its beta powers; absolute, so that an apply built
                 # elsewhere (a loss-scaled one, in a cond) names them the same.
                 with tf.name_scope(f'optimizers/Adam_{name}/'):
-                    applied.append(self.by_network[name].apply_gradients(pairs))
+                    applied.append(self[name].apply_gradients(pairs))
         return tf.group(applied)
 
 
