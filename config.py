@@ -272,7 +272,8 @@ class Config(Settings):
 
     # Hardware: data-parallel training and the GPU's speed-ups (distribute.py).
     num_replicas = Option(1, 'replicas of the model trained in step (data parallel), each on '
-                             'batch_size examples: GPUs 0..N-1, else N logical CPU devices; '
+                             'batch_size examples: GPUs 0..N-1, else N logical CPU devices (at '
+                             'most 64); '
                              'with TF_CONFIG, the GPUs of each worker (one CPU replica each)',
                           min=1)
     amp = Option(False, 'mixed precision on a GPU: float16 where safe by TensorFlow\'s graph '
@@ -281,8 +282,9 @@ class Config(Settings):
                         'does nothing')
     xla = Option(False, 'compile the training graph with XLA on a GPU (global_jit_level '
                         'ON_1; accepted on a CPU, where it does nothing)')
-    worker_timeout = Option(600, 'with TF_CONFIG: seconds a worker waits on the others in a '
-                                 'step before it stops with an error (a dead worker)', min=1)
+    worker_timeout = Option(600, 'with TF_CONFIG: seconds a worker waits on the others (to '
+                                 'connect at the start, then in each step) before it stops '
+                                 'with an error naming the missing one', min=1)
 
     @property
     def run_name(self):

@@ -66,9 +66,10 @@ def cluster_from_env(environ=None):
         raise ClusterError(f'TF_CONFIG is not JSON ({type(e).__name__}: '
                            f'{str(e)[:100]})') from None
     cluster, task = _field(spec, 'cluster', dict), _field(spec, 'task', dict)
-    if set(cluster) - {'chief', 'worker'}:
+    others = sorted(map(str, set(cluster) - {'chief', 'worker'}))
+    if others:
         raise ClusterError(f'TF_CONFIG: train.py runs workers (and a chief) only, not '
-                           f'{_short(", ".join(sorted(map(str, set(cluster) - {"chief", "worker"}))))}')
+                           f'{_short(", ".join(others))}')
     workers = _addresses(cluster, 'chief') + _addresses(cluster, 'worker')
     kind, index = _field(task, 'type', str, 'task.'), _field(task, 'index', int, 'task.')
     if kind not in ('chief', 'worker'):
@@ -179,19 +180,8 @@ def configure(cfg, environ=None):
     elif cluster and n > 1:
         raise ClusterError('with TF_CONFIG a worker without GPUs trains one replica: drop '
                            '--num_replicas (it counts the GPUs of each worker)')
-    elif n > MAX_CPU_REPLICAS:
-        raise ClusterError(f'--num_replicas {n}: without GPUs the replicas are logical CPU '
-                           f'devices, at most {MAX_CPU_REPLICAS} (this machine has no GPU)')
     elif n > 1:
-        cpu = tf.config.list_physical_devices('CPU')[0]
-        try:
-            tf.config.set_logical_device_configuration(
-                cpu, [tf.config.LogicalDeviceConfiguration()] * n)
-        except RuntimeError:  # TensorFlow's devices are set already (a test's process)
-            if len(tf.config.list_logical_devices('CPU')) != n:
-                raise ClusterError(f'--num_replicas {n}: TensorFlow already set up its CPU '
-                                   f'devices in this process; run train.py in a fresh '
-                                   f'process') from None
+        _cpu_devices(tf, n)
     kind = 'GPU' if gpus else 'CPU'
     if cluster:
         return _multi_worker(cfg, cluster, n if gpus else 1, kind, bool(gpus))
@@ -206,6 +196,22 @@ def configure(cfg, environ=None):
         devices, cross_device_ops=None if gpus else tf.distribute.ReductionToOneDevice())
     return Setup(strategy, local_replicas=n, devices=f'{n} {kind}s ({", ".join(devices)})',
                  gpu=bool(gpus))
+
+
+def _cpu_devices(tf, n):
+    """Makes ``n`` (2 to MAX_CPU_REPLICAS) logical CPU devices."""
+    if n > MAX_CPU_REPLICAS:
+        raise ClusterError(f'--num_replicas {n}: without GPUs the replicas are logical CPU '
+                           f'devices, at most {MAX_CPU_REPLICAS} (this machine has no GPU)')
+    cpu = tf.config.list_physical_devices('CPU')[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError:  # TensorFlow's devices are set already (a test's process)
+        if len(tf.config.list_logical_devices('CPU')) != n:
+            raise ClusterError(f'--num_replicas {n}: TensorFlow already set up its CPU '
+                               f'devices in this process; run train.py in a fresh '
+                               f'process') from None
 
 
 def _multi_worker(cfg, cluster, local, kind, gpu):
@@ -226,10 +232,42 @@ def _multi_worker(cfg, cluster, local, kind, gpu):
     except (tf.errors.OpError, ValueError) as e:
         raise ClusterError(f'cannot start the server of worker {index} at {workers[index]} '
                            f'({type(e).__name__}: {str(e).splitlines()[0][:200]})') from None
+    wait_for_workers(workers, index, cfg.worker_timeout)
     return Setup(strategy, local_replicas=local, num_workers=len(workers), worker=index,
                  target=server.target, server=server, gpu=gpu,
                  devices=f'worker {index} of {len(workers)} ({workers[index]}), '
                          f'{local} {kind} replica(s) each')
+
+
+def wait_for_workers(workers, index, timeout):
+    """Returns once every worker but ``index`` accepts a connection on its
+    address; ClusterError naming the first that does not within ``timeout``
+    seconds. (TensorFlow's session would wait for them forever: the
+    operation timeout only starts once the graph is on every worker.)"""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    waiting = [(i, address) for i, address in enumerate(workers) if i != index]
+    told = False
+    while waiting:
+        i, address = waiting[0]
+        host, _, port = address.rpartition(':')
+        try:
+            with socket.create_connection((host.strip('[]'), int(port)),
+                                          timeout=max(0.1, min(1.0, deadline - time.monotonic()))):
+                waiting.pop(0)
+                continue
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            raise ClusterError(f'worker {i} ({address}) did not answer within --worker_timeout '
+                               f'{timeout} s: start it (the same command with its TF_CONFIG '
+                               f'task) or raise --worker_timeout')
+        if not told:
+            print(f'  waiting up to {timeout} s for worker {i} ({address}) ...', flush=True)
+            told = True
+        time.sleep(0.2)
 
 
 def session_config(cfg, setup, *, base):

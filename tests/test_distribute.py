@@ -283,6 +283,22 @@ def test_a_dead_worker_stops_the_other_within_the_timeout(tmp_path):
     assert 'Traceback' not in err
 
 
+def test_a_worker_whose_chief_never_starts_stops_within_the_timeout(tmp_path):
+    """Issue 21.12: the first connection waited past --worker_timeout
+    forever (still waiting after 300 s): now one line naming the missing
+    worker, exit 2, within the timeout."""
+    ports = free_ports(2)
+    process = train_process(['train.py', '--model=toy_gan', f'--runs_dir={tmp_path}',
+                             '--batch_size=16', '--hidden_units=8', '--worker_timeout=3'],
+                            env={'TF_CONFIG': tf_config(ports, 1)})
+    code, out, err = finish(process, timeout=90)
+    assert code == 2 and 'Traceback' not in err, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f'train.py: error: worker 0 (127.0.0.1:{ports[0]}) did not answer '
+                           f'within --worker_timeout 3 s'), err
+    assert 'waiting up to 3 s for worker 0' in out
+
+
 def test_cpu_settings_and_bad_replica_counts(monkeypatch):
     cfg = config.CycleGANConfig(amp=True, xla=True)
     setup = cluster.Setup()
