@@ -13,8 +13,10 @@ their own size unless ``load_size`` asks for the official test's resize.
 """
 
 import json
+import logging
 import math
 import os
+import time
 
 import numpy as np
 
@@ -24,6 +26,13 @@ from cyclegan_tf.data import datasets, layouts
 OTHER = {'A': 'B', 'B': 'A'}
 GRID_ROWS = 8  # images per direction in grid.png
 SCORES_FILE = 'scores.json'
+# The scores of a direction in scores.json: each group all there or absent,
+# as Results.notes shows them; numbers are finite and not booleans.
+SCORE_GROUPS = (('l1', 'psnr', 'pairs', 'baseline_l1', 'baseline_psnr'),
+                ('fid', 'kid_mean', 'kid_std', 'n_fake', 'n_real'))
+TEXT_SCORES = {'weights_sha256': str, 'fid_weights_standard': bool}
+
+logger = logging.getLogger(__name__)
 
 
 def jobs(cfg, *, input='', direction='AtoB', num_test=0, phase='test'):
@@ -253,7 +262,7 @@ def write_report(results, title, *, width=256):
     from cyclegan_tf.evaluation import visuals
 
     path = os.path.join(results.out, SCORES_FILE)
-    earlier = _read_scores(path) if os.path.exists(path) else {}
+    earlier = read_scores(path)
     for direction, entry in earlier.items():
         if isinstance(entry, dict):
             results.scores[direction] = {**entry, **results.scores.get(direction, {})}
@@ -266,10 +275,50 @@ def write_report(results, title, *, width=256):
         visuals.write_text(path, json.dumps(results.scores, indent=2, sort_keys=True) + '\n')
 
 
-def _read_scores(path):
+def read_scores(path):
+    """The scores saved in ``path`` (scores.json), {} when there is none; a
+    damaged one (not JSON, or not scores as Results.notes shows them) is
+    renamed to scores.json.damaged-<time> with a warning, and {} returned."""
     try:
         with open(path) as f:
             scores = json.load(f)
-        return scores if isinstance(scores, dict) else {}
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError, RecursionError) as e:
+        scores, why = None, f'not JSON: {type(e).__name__}'
+    else:
+        why = scores_problem(scores)
+    if why is None:
+        return scores
+    aside = f'{path}.damaged-{time.strftime("%Y%m%d-%H%M%S")}'
+    try:
+        os.replace(path, aside)
+        where = f'set aside as {os.path.basename(aside)}'
+    except OSError as e:
+        where = f'left as it is ({e.strerror})'
+    logger.warning('warning: %s is damaged (%s): %s; its earlier scores are not kept',
+                   path, why, where)
+    return {}
+
+
+def scores_problem(scores):
+    """What is wrong with ``scores`` (direction -> name -> value), in a few
+    words, or None."""
+    if not isinstance(scores, dict):
+        return 'not an object of directions'
+    for direction, entry in scores.items():
+        if not isinstance(entry, dict):
+            return f'{direction} is not an object'
+        for name, value in entry.items():
+            kind = TEXT_SCORES.get(name)
+            if kind is not None:
+                if not isinstance(value, kind):
+                    return f'{direction}: {name} is not a {kind.__name__}'
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                return f'{direction}: {name} is not a number'
+        for group in SCORE_GROUPS:
+            lacking = [name for name in group if name not in entry]
+            if group[0] in entry and lacking:
+                return f'{direction}: {lacking[0]} is missing'
+    return None
