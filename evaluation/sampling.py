@@ -141,6 +141,8 @@ class Results:
 
     def notes(self):
         """One line per direction of its scores."""
+        from cyclegan_tf.evaluation import metrics
+
         lines = []
         for direction, s in self.scores.items():
             parts = []
@@ -153,7 +155,8 @@ class Results:
                 parts.append(f'FID {s["fid"]:.2f}, KID {s["kid_mean"]:.4f} +- '
                              f'{s["kid_std"]:.4f} ({s["n_fake"]} translations against '
                              f'{s["n_real"]} real images)')
-            lines.append(f'{direction}: ' + '; '.join(parts))
+            note = metrics.weights_note(s)
+            lines.append(f'{direction}: ' + '; '.join(parts + ([note] if note else [])))
         return lines
 
 
@@ -247,7 +250,7 @@ def add_quality_scores(results, cfg, extractor):
             continue
         fake = extractor.features(record['translations'], desc=f'fake {direction[-1]}')
         entry = results.scores.setdefault(direction, {})
-        entry.update(metrics.scores(real, fake))
+        entry.update(metrics.scores(real, fake), **extractor.weights_record)
         if record['truths'] and not folder:
             entry['ssim'] = float(np.mean([
                 metrics.ssim(t.astype(np.float64) / 255.0, o.astype(np.float64) / 255.0)
