@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from cyclegan_tf import registry
+from cyclegan_tf import config, registry
 from cyclegan_tf.data import datasets, layouts
 
 OTHER = {'A': 'B', 'B': 'A'}
@@ -35,12 +35,14 @@ TEXT_SCORES = {'weights_sha256': str, 'fid_weights_standard': bool}
 logger = logging.getLogger(__name__)
 
 
-def jobs(cfg, *, input='', direction='AtoB', num_test=0, phase='test'):
+def jobs(cfg, *, input='', direction='AtoB', num_test=0, phase='test',
+         max_pixels=config.MAX_PIXELS):
     """[(key, title, files)]: what to translate, ``files`` as
     pipeline.test_pipeline takes them (translating domain ``key``; a file of the
     other key, where there is one, is the ground truth): the split ``phase``
     of the run's dataset, or the image file or folder ``input`` of domain
-    ``direction[0]``. TensorFlow-free, so a missing file fails at once."""
+    ``direction[0]``, less its images of more than ``max_pixels`` pixels
+    (skipped with a warning). TensorFlow-free, so a missing file fails at once."""
     def limit(paths):
         return paths[:num_test] if num_test > 0 else paths
 
@@ -53,6 +55,10 @@ def jobs(cfg, *, input='', direction='AtoB', num_test=0, phase='test'):
             raise layouts.DatasetError(f'no image file or folder {input}')
         if not paths:
             raise layouts.DatasetError(f'no images in {input}')
+        paths = within_pixels(paths, max_pixels)
+        if not paths:
+            raise layouts.DatasetError(f'no image in {input} has at most --max_pixels '
+                                       f'{max_pixels} pixels')
         key = direction[0]
         if key == 'A' and registry.of(cfg).data == layouts.COLORIZATION:
             # Photos, read as in training: their L in (Lab's, not the luma of a
@@ -70,6 +76,31 @@ def jobs(cfg, *, input='', direction='AtoB', num_test=0, phase='test'):
         paths = [p for d in 'AB' for p in layouts.list_images(os.path.join(root, phase + d))]
     title = f'{phase} ' + ('(A -> B)' if layout == layouts.ALIGNED else '(colorization)')
     return [('A', title, {'AB': limit(paths)})]
+
+
+def within_pixels(paths, max_pixels):
+    """The image files of ``paths`` of at most ``max_pixels`` pixels, their
+    sizes read from their headers (PIL opens lazily, nothing decoded); each
+    other one skipped with a warning. A file PIL cannot open is kept: the
+    pipeline skips it, with its own warning."""
+    from PIL import Image
+
+    kept = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except Image.DecompressionBombError:
+            width = height = max_pixels + 1  # PIL's own bound is far above any max_pixels
+        except Exception:  # PIL raises many kinds
+            kept.append(path)
+            continue
+        if width * height > max_pixels:
+            logger.warning('skipping %s: %dx%d is %s pixels, above --max_pixels %d', path,
+                           width, height, f'{width * height:,}', max_pixels)
+        else:
+            kept.append(path)
+    return kept
 
 
 def _unaligned_split(cfg, root, phase):
