@@ -90,8 +90,9 @@ def within_pixels(paths, max_pixels):
         try:
             with Image.open(path) as image:
                 width, height = image.size
-        except Image.DecompressionBombError:
-            width = height = max_pixels + 1  # PIL's own bound is far above any max_pixels
+        except Image.DecompressionBombError as e:  # PIL's own bound, 178,956,970 pixels
+            logger.warning('skipping %s: %s', path, ' '.join(str(e).split()))
+            continue
         except Exception:  # PIL raises many kinds
             kept.append(path)
             continue
