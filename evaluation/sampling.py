@@ -175,7 +175,8 @@ def translate(translator, cfg, work, out, *, load_size=0, aspect_ratio=1.0, writ
     done = set()
     if resume is not None:  # with resized files (aspect_ratio) no scores can be read back
         done = streaming.resume(out, resume, {
-            paths[0]: (source, paths) for plan in plans for source, _, paths in plan.rows
+            paths[0]: (plan.sources(i), paths) for plan in plans
+            for i, (_, _, paths) in enumerate(plan.rows)
             if aspect_ratio == 1.0 or not plan.has_truth})
     with streaming.Writer() as writer:
         for plan in plans:
@@ -232,6 +233,10 @@ class _Plan:
             name = os.path.splitext(os.path.basename(source))[0]
             self.rows.append((source, name, [f'images/{name}_{label}.png'
                                              for label in self.labels]))
+
+    def sources(self, position):
+        """The files read for row ``position``: its input, and its ground truth's."""
+        return [self.files[key][position] for key in sorted(self.files)]
 
 
 class _Section:

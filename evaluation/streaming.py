@@ -99,27 +99,29 @@ def resume(out, settings, rows):
     Args:
       out: the results folder.
       settings: a JSON-able dict of what the images depend on besides their
-        source (checkpoint, mode, sizes).
-      rows: dict key -> (source file, [image paths relative to ``out``]).
+        sources (checkpoint, mode, sizes).
+      rows: dict key -> ([source files], [image paths relative to ``out``]).
         ``key`` names a row in every run (its first image's path).
     Returns:
       the set of keys whose images are all there, made from the same source
-      file with the same settings. The files of the other rows are removed,
-      then the record is written (before any new image is).
+      files with the same settings. The files of the other rows (but those
+      that a kept row shares) are removed, then the record is written,
+      before any new image is.
     """
     path = os.path.join(out, RECORD)
     record = read_json_object(path)
     known = record.get('sources', {}) if record.get('settings') == settings else {}
-    sources = {key: source_id(source) for key, (source, _) in rows.items()}
-    done = set()
+    sources = {key: [source_id(s) for s in files] for key, (files, _) in rows.items()}
+    done = {key for key, (_, images) in rows.items()
+            if known.get(key) == sources[key]
+            and all(os.path.isfile(os.path.join(out, image)) for image in images)}
+    kept = {image for key in done for image in rows[key][1]}
     for key, (_, images) in rows.items():
-        files = [os.path.join(out, image) for image in images]
-        if known.get(key) == sources[key] and all(os.path.isfile(f) for f in files):
-            done.add(key)
+        if key in done:
             continue
-        for file in files:  # made from another source or with other settings
+        for image in set(images) - kept:  # made otherwise, or part of a row cut short
             with contextlib.suppress(FileNotFoundError):
-                os.remove(file)
+                os.remove(os.path.join(out, image))
     with fileio.atomic_write(path, 'w') as f:
         json.dump({'settings': settings, 'sources': {**known, **sources}}, f)
     return done

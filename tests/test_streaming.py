@@ -2,6 +2,7 @@
 skipped with one warning each, a progress bar, and a rerun that keeps what was
 written completely (and redoes what another checkpoint, setting or source made)."""
 
+import json
 import os
 import re
 import threading
@@ -35,6 +36,12 @@ def run(tmp_path_factory):
     jpeg = (photos / '0000.jpg').read_bytes()
     (photos / 'cut.jpg').write_bytes(jpeg[:len(jpeg) // 3])
     return os.path.join(runs_dir, 'tiny'), str(photos)
+
+
+@pytest.fixture(scope='module')
+def translator(run):
+    with inference.Translator.from_run(run[0]) as translator:
+        yield translator
 
 
 def _sample(run_dir, photos, out, *extra):
@@ -86,32 +93,56 @@ def test_a_rerun_keeps_what_was_written_and_redoes_the_rest(run, tmp_path, capsy
     assert page.count('<tr>') == 1 + 12 and page.index('0002_') < page.index('0003_')
 
 
-def test_another_checkpoint_mode_or_source_file_is_translated_again(run, tmp_path, capsys):
-    run_dir, photos = run
-    out = tmp_path / 'out'
-    assert _sample(run_dir, photos, out, '--num_test=2') == 0
-    first = _inodes(out / 'images')
-    assert _sample(run_dir, photos, out, '--num_test=2', '--eval') == 0  # another mode
-    second = _inodes(out / 'images')
+def test_other_settings_or_another_source_file_are_translated_again(run, translator, tmp_path):
+    _, photos = run
+    out = str(tmp_path / 'out')
+    files = [os.path.join(photos, f'{i:04d}.png') for i in (1, 2, 3)]
+    work = [('A', 'photos', {'A': files})]
+
+    def translate(settings):
+        sampling.translate(translator, translator.cfg, work, out, keep=False, resume=settings)
+        return _inodes(os.path.join(out, 'images'))
+
+    first = translate({'checkpoint': 'x', 'training': True})
+    assert translate({'checkpoint': 'x', 'training': True}) == first
+    second = translate({'checkpoint': 'x', 'training': False})  # e.g. --eval
     assert not set(first.items()) & set(second.items())
-    source = os.path.join(photos, '0001.png')
-    image = np.asarray(Image.open(source))
-    Image.fromarray(255 - image).save(source)  # the same name, another image
+    image = np.asarray(Image.open(files[0]))
+    Image.fromarray(255 - image).save(files[0])  # the same name, another image
     try:
-        assert _sample(run_dir, photos, out, '--num_test=2', '--eval') == 0
+        third = translate({'checkpoint': 'x', 'training': False})
     finally:
-        Image.fromarray(image).save(source)
-    third = _inodes(out / 'images')
+        Image.fromarray(image).save(files[0])
     assert sorted(n for n in third if third[n] != second[n]) == [
         '0001_fake_B.png', '0001_real_A.png', '0001_rec_A.png']
 
 
-def test_the_progress_bar_shows_images_per_second(run, tmp_path, capsys):
-    run_dir, photos = run
+def test_a_rerun_of_the_test_split_reads_the_scores_back_from_the_kept_images(
+        run, tmp_path, capsys):
+    run_dir, _ = run
+    out = tmp_path / 'out'
+    args = ['sample.py', f'--run={run_dir}', f'--results_dir={out}']
+    assert sample.main(args) == 0
+    first = json.loads((out / 'scores.json').read_text())
+    # Killed while writing B -> A of 0002: its files are shared with A -> B's row.
+    os.remove(out / 'images' / '0002_rec_B.png')
+    (out / 'scores.json').unlink()
+    capsys.readouterr()
+    assert sample.main(args) == 0
+    printed = capsys.readouterr().out
+    assert '(A -> B): 4 images (4 of them written before: kept)' in printed
+    assert '(B -> A): 4 images (3 of them written before: kept)' in printed
+    again = json.loads((out / 'scores.json').read_text())
+    for direction in ('A->B', 'B->A'):
+        for name in ('l1', 'psnr', 'baseline_l1', 'baseline_psnr', 'pairs'):
+            assert again[direction][name] == pytest.approx(first[direction][name], abs=1e-9)
+
+
+def test_the_progress_bar_shows_images_per_second(run, translator, tmp_path, capsys):
+    _, photos = run
     files = sorted(os.path.join(photos, 'z', n) for n in os.listdir(os.path.join(photos, 'z')))
-    with inference.Translator.from_run(run_dir) as translator:
-        results = sampling.translate(translator, translator.cfg, [('A', 'photos', {'A': files})],
-                                     str(tmp_path), keep=False, progress=True)
+    results = sampling.translate(translator, translator.cfg, [('A', 'photos', {'A': files})],
+                                 str(tmp_path), keep=False, progress=True)
     err = capsys.readouterr().err
     assert re.search(r'photos: 100%.* 10/10 .*img/s', err)
     assert results.directions['A->B']['translations'] == []  # nothing held: memory flat

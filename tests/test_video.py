@@ -169,6 +169,12 @@ def test_without_pyav_a_video_is_one_line_saying_how_to_install_it(
                    "pip install -r requirements-video.txt, or pip install 'cyclegan-tf[video]'\n")
 
 
+def test_a_missing_video_fails_before_tensorflow_loads(tmp_path):
+    with pytest.raises(video.VideoError, match='no video file .*nothing.mp4'):
+        video.check(str(tmp_path / 'nothing.mp4'))
+    assert video.is_video_file('A.MKV') and not video.is_video_file('a.png')
+
+
 def _cut(path, fraction):
     data = open(path, 'rb').read()
     with open(path, 'wb') as f:
