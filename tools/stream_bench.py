@@ -183,7 +183,8 @@ def main():
     options = parser.parse_args()
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
-    print(f'commit {commit}', flush=True)
+    print(f'commit {commit}' + (f' (the folders: the code on {options.pythonpath})'
+                                if options.pythonpath else ''), flush=True)
     skip = options.skip.split(',')
     with tempfile.TemporaryDirectory(prefix='stream-bench-') as work:
         run = options.run or train_run(work, options.steps)
