@@ -688,8 +688,8 @@ class SampleConfig(Settings):
     run = Option('', 'the run to sample from, a folder <runs_dir>/<name> (its latest checkpoint)')
     checkpoint = Option('', 'a checkpoint to sample from instead of --run, e.g. '
                             'runs/<name>/checkpoints/model.ckpt-1000')
-    input = Option('', 'an image file or a folder of images to translate instead of the '
-                       "test split of the run's dataset")
+    input = Option('', 'an image file, a folder of images or a video (.mp4 .mov .avi .mkv '
+                       ".webm .gif) to translate instead of the test split of the run's dataset")
     direction = Option('AtoB', 'with --input: translate from A to B or from B to A',
                        choices=('AtoB', 'BtoA'))
     results_dir = Option('', 'folder for the images, index.html and grid.png '

@@ -11,6 +11,17 @@ reconstruction | ground truth) and grid.png. Images are read by the
 training's input pipeline (data.test_pipeline), at their own size; the
 networks see them reflected to their multiple and cropped back.
 
+A folder of any size streams (evaluation/streaming.py): decoding,
+translating and writing overlap, memory stays flat, a progress bar shows
+images/s and the ETA on a terminal, unreadable files are skipped with a
+warning each, and a rerun into the same folder keeps the images written
+completely by the same checkpoint and settings from the same files.
+
+A video (--input clip.mp4, .mov, .avi, .mkv, .webm, .gif) is translated
+frame by frame into <name>_fake_B.<ext> beside grid.png, with its frame
+size, timing and audio (evaluation/video.py; PyAV: pip install -r
+requirements-video.txt).
+
 Where the test split has a ground truth (the built-in shapes2stripes pairs
 testA/NNNN.png with testB/NNNN.png; a pix2pix pair file holds its target) it
 prints the mean L1 distance and PSNR of the translations to it, next to the
@@ -33,7 +44,7 @@ import numpy as np
 from PIL import Image
 
 from cyclegan_tf import config, registry
-from cyclegan_tf.evaluation import sampling
+from cyclegan_tf.evaluation import sampling, streaming, video
 from cyclegan_tf.running import checkpoints, commands, runs, session
 
 
@@ -42,20 +53,32 @@ def parse(argv):
     return config.parse_settings(config.SampleConfig, argv)
 
 
-def translate(cfg, scfg, run_dir, checkpoint, work):
-    """Translates ``work`` (sampling.jobs) into the results folder; returns it."""
+def _translator(cfg, scfg, run_dir, checkpoint):
+    """(the inference.Translator of ``checkpoint``, the results folder)."""
     from cyclegan_tf import inference
 
     translator = inference.Translator(cfg, checkpoint, training=not scfg.eval,
                                       networks=runs.trained_networks(run_dir, checkpoint))
-    if not scfg.input:  # the test split: the directions the run can translate
-        work = [job for job in work if job[0] in translator.keys]
     out = scfg.results_dir or os.path.join(run_dir, f'test_{translator.step}')
     print(f'Translating with {checkpoint} into {out}')
+    return translator, out
+
+
+def translate(cfg, scfg, run_dir, checkpoint, work):
+    """Translates ``work`` (sampling.jobs) into the results folder; returns it."""
+    translator, out = _translator(cfg, scfg, run_dir, checkpoint)
+    if not scfg.input:  # the test split: the directions the run can translate
+        work = [job for job in work if job[0] in translator.keys]
+    settings = dict(checkpoint=streaming.source_id(checkpoint + '.index'),
+                    training=not scfg.eval, load_size=scfg.load_size,
+                    aspect_ratio=scfg.aspect_ratio)
     results = sampling.translate(translator, cfg, work, out, load_size=scfg.load_size,
-                                 aspect_ratio=scfg.aspect_ratio)
+                                 aspect_ratio=scfg.aspect_ratio, keep=False, resume=settings,
+                                 progress=None)
     for title, _, rows in results.sections:
-        print(f'  {title}: {len(rows)} images')
+        skipped = results.resumed.get(title)
+        print(f'  {title}: {len(rows)} images'
+              + (f' ({skipped} of them written before: kept)' if skipped else ''))
     sampling.write_report(results, f'{run_dir} at {checkpoint}', width=scfg.display_winsize)
     if results.scores:
         print('Scores (L1: lower is better, PSNR: higher is better, on [0, 1]; FID and KID '
@@ -63,6 +86,17 @@ def translate(cfg, scfg, run_dir, checkpoint, work):
         for note in results.notes():
             print('  ' + note)
     print(f'Wrote {os.path.join(out, "index.html")} and {os.path.join(out, "grid.png")}')
+    return out
+
+
+def translate_video(cfg, scfg, run_dir, checkpoint):
+    """Translates the video --input frame by frame (evaluation/video.py)."""
+    translator, out = _translator(cfg, scfg, run_dir, checkpoint)
+    results, target = video.translate_video(translator, scfg.direction[0], scfg.input, out)
+    sampling.write_report(results, f'{run_dir} at {checkpoint}', width=scfg.display_winsize)
+    print(f'  {results.sections[0][0]}')
+    print(f'Wrote {target}, {os.path.join(out, "index.html")} and '
+          f'{os.path.join(out, "grid.png")}')
     return out
 
 
@@ -118,7 +152,11 @@ def run(argv):
         return commands.EXIT_OK
     if scfg.data_root:
         cfg = cfg.replace(data_root=scfg.data_root)
-    # Before TensorFlow loads: a missing file fails at once.
+    # Before TensorFlow loads: a missing file (or PyAV) fails at once.
+    if scfg.input and video.is_video_file(scfg.input):
+        video.check(scfg.input)
+        translate_video(cfg, scfg, run_dir, checkpoint or _latest(run_dir))
+        return commands.EXIT_OK
     work = sampling.jobs(cfg, input=scfg.input, direction=scfg.direction, num_test=scfg.num_test,
                          phase=scfg.phase, max_pixels=scfg.max_pixels)
     translate(cfg, scfg, run_dir, checkpoint or _latest(run_dir), work)

@@ -134,7 +134,7 @@ def real_folder(cfg, key):
 
 
 def examples(cfg, files, *, load_size=0):
-    """(name, input, truth or None) for each readable file of ``files``, in
+    """(path, input, truth or None) for each readable file of ``files``, in
     order, read by the training's pipeline (pipeline.test_pipeline): arrays
     [H, W, C] in [-1, 1]; colorization's truth is the RGB photo."""
     import tensorflow as tf
@@ -152,12 +152,12 @@ def examples(cfg, files, *, load_size=0):
                 batch = sess.run(reader.next_batch)
             except tf.errors.OutOfRangeError:
                 return
-            name = os.path.splitext(os.path.basename(os.fsdecode(batch[key + '_paths'][0])))[0]
+            path = os.fsdecode(batch[key + '_paths'][0])  # as given: names are UTF-8
             image = batch[key][0]
             truth = batch[OTHER[key]][0] if OTHER[key] in batch else None
             if cfg.model == 'colorization' and truth is not None:
                 truth = pipeline.colorization_to_rgb(image, truth)
-            yield name, image, truth
+            yield path, image, truth
 
 
 class Results:
@@ -170,6 +170,7 @@ class Results:
         self.sections, self.grid_rows, self.grid_labels = [], [], []
         self.directions = {}  # 'A->B' -> {'translations': [...], 'inputs', 'truths', 'key'}
         self.scores = {}  # 'A->B' -> {name: value}
+        self.resumed = {}  # title -> images skipped: written before (streaming.resume)
 
     def notes(self):
         """One line per direction of its scores."""
@@ -192,50 +193,157 @@ class Results:
         return lines
 
 
-def translate(translator, cfg, work, out, *, load_size=0, aspect_ratio=1.0, write=True):
+def translate(translator, cfg, work, out, *, load_size=0, aspect_ratio=1.0, write=True,
+              keep=True, resume=None, progress=False):
     """Translates ``work`` (see :func:`jobs`) with ``translator`` (an
     inference.Translator); with ``write``, writes images/<name>_<label>.png
     into ``out`` (their width times ``aspect_ratio``, as the official
-    test). ``load_size``: see :func:`examples`. Returns the Results, with L1
-    and PSNR against the ground truth where there is one (on the 8-bit
-    images, scaled to [0, 1])."""
+    test) in a thread of their own (streaming.Writer). ``load_size``: see
+    :func:`examples`. Returns the Results, with L1 and PSNR against the
+    ground truth where there is one (on the 8-bit images, scaled to [0, 1]).
+
+    ``keep`` keeps every 8-bit translation (and input and truth) in
+    Results.directions, for FID; without it memory stays flat in the number
+    of images. ``resume``, a dict of the settings the images depend on,
+    skips the images that ``out`` holds already from the same source files
+    and settings (streaming.resume; their scores and grid cells are read
+    back from their files). ``progress``: a bar per direction on stderr
+    (None: on a terminal only).
+    """
+    from cyclegan_tf.evaluation import streaming
+
+    if resume is not None and (keep or not write):
+        raise ValueError('resuming writes the images and keeps none in memory')
+    results = Results(out, translator.checkpoint)
+    plans = [_Plan(key, title, files, translator.fetches(key)) for key, title, files in work]
+    done = set()
+    if resume is not None:  # with resized files (aspect_ratio) no scores can be read back
+        done = streaming.resume(out, resume, {
+            paths[0]: (plan.sources(i), paths) for plan in plans
+            for i, (_, _, paths) in enumerate(plan.rows)
+            if aspect_ratio == 1.0 or not plan.has_truth})
+    with streaming.Writer() as writer:
+        for plan in plans:
+            section = _Section(plan, keep)
+            todo = []
+            for position, (_, _, paths) in enumerate(plan.rows):
+                if paths[0] in done:
+                    section.add_written(position, out)
+                else:
+                    todo.append(position)
+            with streaming.progress_bar(len(todo), plan.title, progress) as bar:
+                for position, images in _translations(translator, cfg, plan, todo, load_size):
+                    if write:
+                        for path, array in zip(plan.rows[position][2], images):
+                            writer.put(_save, array, os.path.join(out, path), aspect_ratio)
+                    section.add(position, images)
+                    bar.update(1)
+            section.finish(results, resumed=len(plan.rows) - len(todo))
+    return results
+
+
+def _translations(translator, cfg, plan, positions, load_size):
+    """(position, [input, outputs..., truth?]) of the rows of ``plan`` at
+    ``positions`` that can be read, in order: float arrays in [-1, 1]."""
+    if not positions:
+        return
+    where = {plan.rows[i][0]: i for i in positions}
+    files = {k: [paths[i] for i in positions] for k, paths in plan.files.items()}
+    for source, image, truth in examples(cfg, files, load_size=load_size):
+        result = translator(plan.key, image)
+        yield where[source], [image] + [result[k] for k in plan.names] + (
+            [truth] if plan.has_truth else [])
+
+
+def _save(image, path, aspect_ratio):
     from cyclegan_tf.evaluation import visuals
 
-    results = Results(out, translator.checkpoint)
-    for key, title, files in work:
-        names = translator.fetches(key)
-        labels = [f'real_{key}'] + list(names.values()) + [f'real_{OTHER[key]}']
-        rows, record = [], {'key': key, 'translations': [], 'inputs': [], 'truths': []}
-        for name, image, truth in examples(cfg, files, load_size=load_size):
-            result = translator(key, image)
-            images = [image] + [result[k] for k in names] + [truth]
-            paths = [f'images/{name}_{label}.png' if array is not None else ''
-                     for label, array in zip(labels, images)]
-            if write:
-                for path, array in zip(paths, images):
-                    if path:
-                        visuals.save_png(_stretch(visuals.as_rgb(array), aspect_ratio),
-                                         os.path.join(out, path))
-            rows.append((name, paths))
-            if len(rows) <= GRID_ROWS:
-                results.grid_rows.append([a for a in images if a is not None])
-                results.grid_labels.append([lb for lb, a in zip(labels, images) if a is not None])
-            record['translations'].append(visuals.as_rgb(result['translation']))
-            record['inputs'].append(visuals.as_rgb(image))
-            if truth is not None:
-                record['truths'].append(visuals.as_rgb(truth))
-        has_truth = bool(record['truths'])
-        columns = ['input'] + list(names) + (['ground truth'] if has_truth else [])
-        results.sections.append((title, columns, [(n, p if has_truth else p[:-1])
-                                                  for n, p in rows]))
-        direction = f'{key}->{OTHER[key]}'
-        results.directions[direction] = record
-        if has_truth:
-            l1, psnr = score(record['translations'], record['truths'])
-            base_l1, base_psnr = score(record['inputs'], record['truths'])
-            results.scores[direction] = dict(pairs=len(record['truths']), l1=l1, psnr=psnr,
+    visuals.save_png(_stretch(visuals.as_rgb(image), aspect_ratio), path)
+
+
+class _Plan:
+    """One direction of the work: its domain ``key``, title, files (as
+    :func:`jobs` gives them), the outputs to fetch (Translator.fetches), the
+    labels of its images and, per input file in order, its ``rows``:
+    (source file, name, [images/<name>_<label>.png, one per label])."""
+
+    def __init__(self, key, title, files, names):
+        self.key, self.title, self.files, self.names = key, title, files, names
+        self.has_truth = 'AB' in files or OTHER[key] in files  # the pipeline gives the truth
+        self.labels = [f'real_{key}'] + list(names.values()) + (
+            [f'real_{OTHER[key]}'] if self.has_truth else [])
+        self.rows = []
+        for source in files['AB' if 'AB' in files else key]:
+            name = os.path.splitext(os.path.basename(source))[0]
+            self.rows.append((source, name, [f'images/{name}_{label}.png'
+                                             for label in self.labels]))
+
+    def sources(self, position):
+        """The files read for row ``position``: its input, and its ground truth's."""
+        return [self.files[key][position] for key in sorted(self.files)]
+
+
+class _Section:
+    """What one direction adds to the Results, gathered row by row in any
+    order: its rows of image paths, the grid's first GRID_ROWS rows, each
+    row's scores and, with ``keep``, every 8-bit image."""
+
+    def __init__(self, plan, keep):
+        self.plan, self.keep = plan, keep
+        self.positions, self.grid, self.scores = [], {}, []
+        self.record = {'key': plan.key, 'translations': [], 'inputs': [], 'truths': []}
+
+    def add(self, position, images):
+        """Row ``position``, translated now: float images [-1, 1], one per label."""
+        self.positions.append(position)
+        self._keep_in_grid(position, images)
+        if self.keep or self.plan.has_truth:
+            from cyclegan_tf.evaluation import visuals
+
+            rgb = [visuals.as_rgb(image) for image in (images[0], images[1], images[-1])]
+            if self.plan.has_truth:
+                self.scores.append(score(rgb[1:2], rgb[2:]) + score(rgb[:1], rgb[2:]))
+            if self.keep:
+                self.record['translations'].append(rgb[1])
+                self.record['inputs'].append(rgb[0])
+                if self.plan.has_truth:
+                    self.record['truths'].append(rgb[2])
+
+    def add_written(self, position, out):
+        """Row ``position``, written before: its scores and grid cells read
+        back from its files (8-bit, as scored when they were written)."""
+        self.positions.append(position)
+        in_grid = len(self.grid) < GRID_ROWS or position < max(self.grid)
+        if not (in_grid or self.plan.has_truth):
+            return
+        from cyclegan_tf.data import pipeline
+
+        paths = self.plan.rows[position][2]
+        rgb = [pipeline.read_uint8(os.path.join(out, path)) for path in paths]
+        if self.plan.has_truth:
+            self.scores.append(score(rgb[1:2], rgb[-1:]) + score(rgb[:1], rgb[-1:]))
+        self._keep_in_grid(position, [image / 127.5 - 1.0 for image in rgb])
+
+    def _keep_in_grid(self, position, images):
+        self.grid[position] = images
+        if len(self.grid) > GRID_ROWS:
+            del self.grid[max(self.grid)]
+
+    def finish(self, results, *, resumed=0):
+        plan = self.plan
+        columns = ['input'] + list(plan.names) + (['ground truth'] if plan.has_truth else [])
+        rows = [plan.rows[i][1:] for i in sorted(self.positions)]
+        results.sections.append((plan.title, columns, rows))
+        results.resumed[plan.title] = resumed
+        for position in sorted(self.grid):
+            results.grid_rows.append(self.grid[position])
+            results.grid_labels.append(list(plan.labels))
+        direction = f'{plan.key}->{OTHER[plan.key]}'
+        results.directions[direction] = self.record
+        if self.scores:
+            l1, psnr, base_l1, base_psnr = np.mean(self.scores, axis=0).tolist()
+            results.scores[direction] = dict(pairs=len(self.scores), l1=l1, psnr=psnr,
                                              baseline_l1=base_l1, baseline_psnr=base_psnr)
-    return results
 
 
 def _stretch(image, aspect_ratio):

@@ -22,8 +22,8 @@ LAYERS = [
     ['data.datasets', 'running.session', 'running.runs', 'running.checkpoints',
      'running.commands', 'running.cluster', 'running.replicas', 'interop.pth',
      'interop.torch_weights', 'evaluation.visuals', 'evaluation.metrics',
-     'evaluation.inception'],
-    ['inference'], ['evaluation.sampling', 'interop.exporting'],
+     'evaluation.inception', 'evaluation.streaming'],
+    ['inference'], ['evaluation.sampling', 'evaluation.video', 'interop.exporting'],
     list(SCRIPTS),
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
