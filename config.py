@@ -699,6 +699,14 @@ class SampleConfig(Settings):
     aspect_ratio = Option(1.0, 'write the images with their width times this, as the '
                                'official --aspect_ratio', min_exclusive=0)
     display_winsize = Option(256, 'the width of the images in index.html, in pixels', min=1)
+    tile_size = Option(512, 'translate an image larger than this (pixels, its longer side) in '
+                            'tiles of this size, each with a margin covering the '
+                            "generator's receptive field, in memory bounded by the tile size "
+                            '(0: translate every image whole)', min=0)
+    norm_stats_size = Option(512, "take a tiled image's normalization statistics from a copy "
+                                  'downscaled to this many pixels on its longer side, '
+                                  'exactly from the image where it is no larger (0: always '
+                                  'exactly, in memory that grows with the image)', min=0)
 
 
 class EvaluateConfig(Settings):
@@ -713,6 +721,8 @@ class EvaluateConfig(Settings):
     num_test = SampleConfig.options()['num_test']
     results_dir = SampleConfig.options()['results_dir']
     data_root = SampleConfig.options()['data_root']
+    tile_size = SampleConfig.options()['tile_size']
+    norm_stats_size = SampleConfig.options()['norm_stats_size']
     real = Option('', 'instead of --run: a folder of real images, e.g. '
                       'datasets/horse2zebra/testB')
     fake = Option('', 'with --real: a folder of generated images to score against it')

@@ -107,7 +107,9 @@ def evaluate_run(ecfg):
     work = sampling.jobs(cfg, num_test=ecfg.num_test)
     checkpoint = checkpoint or inference.latest_checkpoint(run_dir)
     translator = inference.Translator(cfg, checkpoint, training=not ecfg.eval,
-                                      networks=runs.trained_networks(run_dir, checkpoint))
+                                      networks=runs.trained_networks(run_dir, checkpoint),
+                                      tile_size=ecfg.tile_size,
+                                      norm_stats_size=ecfg.norm_stats_size)
     work = [job for job in work if job[0] in translator.keys]
     out = ecfg.results_dir or os.path.join(run_dir, f'test_{translator.step}')
     logging.info('Translating with %s into %s', translator.checkpoint, out)

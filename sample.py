@@ -47,7 +47,9 @@ def translate(cfg, scfg, run_dir, checkpoint, work):
     from cyclegan_tf import inference
 
     translator = inference.Translator(cfg, checkpoint, training=not scfg.eval,
-                                      networks=runs.trained_networks(run_dir, checkpoint))
+                                      networks=runs.trained_networks(run_dir, checkpoint),
+                                      tile_size=scfg.tile_size,
+                                      norm_stats_size=scfg.norm_stats_size)
     if not scfg.input:  # the test split: the directions the run can translate
         work = [job for job in work if job[0] in translator.keys]
     out = scfg.results_dir or os.path.join(run_dir, f'test_{translator.step}')

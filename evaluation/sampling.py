@@ -23,6 +23,7 @@ from cyclegan_tf.data import datasets, layouts
 
 OTHER = {'A': 'B', 'B': 'A'}
 GRID_ROWS = 8  # images per direction in grid.png
+GRID_CELL = 512  # the longest side of an image in grid.png, at most (larger ones subsampled)
 SCORES_FILE = 'scores.json'
 
 
@@ -174,7 +175,7 @@ def translate(translator, cfg, work, out, *, load_size=0, aspect_ratio=1.0, writ
                                          os.path.join(out, path))
             rows.append((name, paths))
             if len(rows) <= GRID_ROWS:
-                results.grid_rows.append([a for a in images if a is not None])
+                results.grid_rows.append([_preview(a) for a in images if a is not None])
                 results.grid_labels.append([lb for lb, a in zip(labels, images) if a is not None])
             record['translations'].append(visuals.as_rgb(result['translation']))
             record['inputs'].append(visuals.as_rgb(image))
@@ -192,6 +193,13 @@ def translate(translator, cfg, work, out, *, load_size=0, aspect_ratio=1.0, writ
             results.scores[direction] = dict(pairs=len(record['truths']), l1=l1, psnr=psnr,
                                              baseline_l1=base_l1, baseline_psnr=base_psnr)
     return results
+
+
+def _preview(image):
+    """``image`` subsampled to at most GRID_CELL pixels a side, for grid.png
+    (which holds GRID_ROWS rows of them: a full-size 8000x6000 row is 2 GB)."""
+    step = -(-max(image.shape[:2]) // GRID_CELL)
+    return image if step == 1 else np.ascontiguousarray(image[::step, ::step])
 
 
 def _stretch(image, aspect_ratio):
