@@ -92,6 +92,7 @@ class Translator:
         checkpoints.restore_checkpoint(self.sess, saver, variables, checkpoint)
         self.multiple, self.min_size = self.roles.input_sizes(cfg)
         self.tile_size, self.norm_stats_size = tile_size, norm_stats_size
+        self.on_tile = None  # on_tile(done, total) after each tile (see tiling.TiledGenerator)
 
     def _build_tiled(self, training):
         """{key: tiling.TiledGenerator}: the model's generators again, reusing
@@ -168,7 +169,7 @@ class Translator:
 
     def _tiled(self, key, padded):
         return self.tiled[key].translate(self.sess, padded, tile=self.tile_size,
-                                         stats_size=self.norm_stats_size)
+                                         stats_size=self.norm_stats_size, on_tile=self.on_tile)
 
     def translate(self, image, direction='AtoB'):
         """The translation of one image, as sample.py writes it.
@@ -194,7 +195,12 @@ class Translator:
         self.fetches(key)  # an unknown direction fails here
         rgb = pipeline.pil_uint8(image, 3)
         model_input = self.sess.run(self.from_rgb[key], {self.rgb: rgb})
-        return pipeline.to_uint8(self(key, model_input)['translation'])
+        del rgb
+        translation = self(key, model_input)['translation']
+        del model_input
+        # By rows: a whole float temporary of an 8000x6000 image is 576 MB.
+        return np.concatenate([pipeline.to_uint8(translation[row:row + 256])
+                               for row in range(0, len(translation), 256)])
 
     def close(self):
         self.sess.close()

@@ -9,7 +9,9 @@ to <run>/test_<step>/ (or --results_dir): images/<name>_real_A.png,
 _fake_B.png, _rec_A.png, ..., index.html (input | translation |
 reconstruction | ground truth) and grid.png. Images are read by the
 training's input pipeline (data.test_pipeline), at their own size; the
-networks see them reflected to their multiple and cropped back.
+networks see them reflected to their multiple and cropped back. An image
+larger than --tile_size is translated tile by tile, with the normalization
+statistics of the whole image (--norm_stats_size; evaluation/tiling.py).
 
 Where the test split has a ground truth (the built-in shapes2stripes pairs
 testA/NNNN.png with testB/NNNN.png; a pix2pix pair file holds its target) it

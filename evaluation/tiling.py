@@ -137,29 +137,34 @@ class TiledGenerator:
         return {placeholder: value for name, (_, given) in self.moments.items()
                 for placeholder, value in zip(given, values[name])}
 
-    def translate(self, sess, image, *, tile, stats_size):
+    def translate(self, sess, image, *, tile, stats_size, on_tile=None):
         """The translation [H, W, C_out] of ``image`` [H, W, C] (H and W
         multiples of ``multiple``) in tiles of ``tile`` pixels (rounded up to
         a multiple), its norms' statistics from ``stats_size`` (see
-        :func:`stats_shape`)."""
+        :func:`stats_shape`). ``on_tile(done, total)``, if given, is called
+        after each tile (a progress bar); where it returns True the
+        translation stops there, the tiles not done left 0."""
         feed = self.statistics(sess, image, stats_size)
         tile = max(self.multiple, -(-tile // self.multiple) * self.multiple)
         height, width = image.shape[:2]
         blend = self.network.receptive_radius is None
         output = weights = None
-        for rows, cores_r in spans(height, tile, self.margin, self.multiple):
-            for cols, cores_c in spans(width, tile, self.margin, self.multiple):
-                feed[self.window] = image[None, rows[0]:rows[1], cols[0]:cols[1]]
-                y = sess.run(self.output, feed)[0]
-                if output is None:
-                    output = np.zeros([height, width, y.shape[-1]], np.float32)
-                    weights = np.zeros([height, width, 1], np.float32) if blend else None
-                if blend:
-                    w = ramp(rows, cores_r)[:, None, None] * ramp(cols, cores_c)[None, :, None]
-                    output[rows[0]:rows[1], cols[0]:cols[1]] += w * y
-                    weights[rows[0]:rows[1], cols[0]:cols[1]] += w
-                else:
-                    output[cores_r[0]:cores_r[1], cores_c[0]:cores_c[1]] = y[
-                        cores_r[0] - rows[0]:cores_r[1] - rows[0],
-                        cores_c[0] - cols[0]:cores_c[1] - cols[0]]
-        return output / weights if blend else output
+        grid = [(rows, cols) for rows in spans(height, tile, self.margin, self.multiple)
+                for cols in spans(width, tile, self.margin, self.multiple)]
+        for done, ((rows, cores_r), (cols, cores_c)) in enumerate(grid, 1):
+            feed[self.window] = image[None, rows[0]:rows[1], cols[0]:cols[1]]
+            y = sess.run(self.output, feed)[0]
+            if output is None:
+                output = np.zeros([height, width, y.shape[-1]], np.float32)
+                weights = np.zeros([height, width, 1], np.float32) if blend else None
+            if blend:
+                w = ramp(rows, cores_r)[:, None, None] * ramp(cols, cores_c)[None, :, None]
+                output[rows[0]:rows[1], cols[0]:cols[1]] += w * y
+                weights[rows[0]:rows[1], cols[0]:cols[1]] += w
+            else:
+                output[cores_r[0]:cores_r[1], cores_c[0]:cores_c[1]] = y[
+                    cores_r[0] - rows[0]:cores_r[1] - rows[0],
+                    cores_c[0] - cols[0]:cores_c[1] - cols[0]]
+            if on_tile is not None and on_tile(done, len(grid)):
+                break
+        return np.divide(output, weights, out=output, where=weights > 0) if blend else output

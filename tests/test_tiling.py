@@ -120,6 +120,19 @@ def test_tiles_with_the_whole_images_statistics_give_its_translation(graph, norm
     assert np.abs(thumbnail - whole).max() > LEVEL  # other statistics: another output
 
 
+def test_on_tile_reports_progress_and_can_stop(graph):
+    y, x, tiled = _with_tiles(lambda: modules.ResnetGenerator('G', ngf=2, n_blocks=1))
+    calls = []
+    with tf1.Session(graph=graph) as sess:
+        sess.run(tf1.global_variables_initializer())
+        tiled.translate(sess, _photo(64, 96), tile=32, stats_size=0,
+                        on_tile=lambda done, total: calls.append((done, total)))
+        part = tiled.translate(sess, _photo(64, 96), tile=32, stats_size=0,
+                               on_tile=lambda done, total: done == 2)
+    assert calls == [(i, 6) for i in range(1, 7)]
+    assert np.any(part[:32, :64]) and not np.any(part[32:]) and not np.any(part[:, 64:])
+
+
 def test_a_unet_is_blended_from_overlapping_windows(graph):
     y, x, tiled = _with_tiles(lambda: modules.UnetGenerator('G', ngf=4, num_downs=5,
                                                             norm='batch'))
