@@ -146,10 +146,13 @@ class Translator:
             names['reconstruction'] = self.roles.RECONSTRUCTIONS[key]
         return names
 
-    def __call__(self, key, image):
+    def __call__(self, key, image, *, reconstruct=True):
         """{'translation', 'reconstruction'?}: arrays [H, W, C] in [-1, 1] of
-        ``image`` [H, W, C] in [-1, 1] of domain ``key``."""
+        ``image`` [H, W, C] in [-1, 1] of domain ``key`` (the reconstruction
+        where the model has one and ``reconstruct``)."""
         names = self.fetches(key)
+        if not reconstruct:
+            names.pop('reconstruction', None)
         height, width = image.shape[:2]
         padded = pad_to(image, self.multiple, self.min_size)
         if self.tiles(key, image.shape):
@@ -196,7 +199,7 @@ class Translator:
         rgb = pipeline.pil_uint8(image, 3)
         model_input = self.sess.run(self.from_rgb[key], {self.rgb: rgb})
         del rgb
-        translation = self(key, model_input)['translation']
+        translation = self(key, model_input, reconstruct=False)['translation']
         del model_input
         # By rows: a whole float temporary of an 8000x6000 image is 576 MB.
         return np.concatenate([pipeline.to_uint8(translation[row:row + 256])

@@ -192,6 +192,7 @@ def test_translator_tiles_large_images_as_whole_ones(translators):
     image = (rgb / 127.5 - 1.0).astype(np.float32)
     a, b = whole('A', image), tiled('A', image)
     assert np.abs(a['reconstruction'] - b['reconstruction']).max() < 2 * LEVEL
+    assert list(tiled('A', image, reconstruct=False)) == ['translation']
 
 
 def test_a_colorization_translator_blends_unet_tiles(tmp_path):

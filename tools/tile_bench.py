@@ -124,7 +124,7 @@ def bench(args):
     rows = []
     for text in args.sizes.split(','):
         height, width = size_of(text)
-        for tile_size in (args.tile_size, 0):
+        for tile_size in [{'tiled': args.tile_size, 'whole': 0}[m] for m in args.modes.split(',')]:
             if tile_size == 0 and height * width > args.max_whole ** 2:
                 continue
             results = [measure(args.folder, height, width, tile_size, args.norm_stats_size,
@@ -171,6 +171,7 @@ def main():
     parser.add_argument('--tile_size', type=int, default=512)
     parser.add_argument('--norm_stats_size', type=int, default=512)
     parser.add_argument('--repeats', type=int, default=1)
+    parser.add_argument('--modes', default='tiled,whole', help='tiled, whole or both')
     parser.add_argument('--cap_gb', type=float, default=12.0,
                         help='kill a measurement whose RSS passes this many GiB')
     parser.add_argument('--max_tiles', type=int, default=0,
