@@ -6,8 +6,9 @@ With --run it translates the run's test split as sample.py does (into
 --num_test, --tile_size, --norm_stats_size as sample.py) and scores each
 direction: CycleGAN's fake_B against the real images of testB and fake_A
 against testA; paired models (pix2pix, colorization) their outputs against
-the targets, with L1, PSNR and SSIM against the ground truth. It prints a table and writes scores.json next
-to the translations; index.html shows the scores.
+the targets, with L1, PSNR and SSIM against the ground truth. It prints a
+table and writes scores.json next to the translations; index.html shows the
+scores.
 
 With --real and --fake it prints the FID and KID of the images of --fake
 against those of --real (any two folders of images, any sizes: each image is
