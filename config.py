@@ -679,6 +679,12 @@ def help_text(options, *, grouped=True):
 # of a few hundred KB asked for over 100 GB and ended the process in
 # std::bad_alloc. --max_pixels raises it.
 MAX_PIXELS = 2048 * 2048
+# With tiled translation (sample.py's default --tile_size) the generator's
+# memory is bounded by the tile, and what grows with the image is its arrays
+# (about 40 bytes a pixel for input, translation and reconstruction): sample.py
+# --input takes photos up to 8192 x 8192 (2.7 GB of arrays), a 48-megapixel
+# camera photo among them.
+TILED_MAX_PIXELS = 8192 * 8192
 
 
 class SampleConfig(Settings):
@@ -713,9 +719,18 @@ class SampleConfig(Settings):
     aspect_ratio = Option(1.0, 'write the images with their width times this, as the '
                                'official --aspect_ratio', min_exclusive=0)
     display_winsize = Option(256, 'the width of the images in index.html, in pixels', min=1)
-    max_pixels = Option(MAX_PIXELS, 'with --input: skip images of more pixels (height x width) '
-                                    'than this, read from their headers before decoding',
-                        min=1)
+    max_pixels = Option(TILED_MAX_PIXELS, 'with --input: skip images of more pixels (height x '
+                                          'width) than this, read from their headers before '
+                                          'decoding (with --tile_size 0 an image takes about '
+                                          '1 KB a pixel: give 4194304 for 4 GB)', min=1)
+    tile_size = Option(512, 'translate an image larger than this (pixels, its longer side) in '
+                            'tiles of this size, each with a margin covering the '
+                            "generator's receptive field, in memory bounded by the tile size "
+                            '(0: translate every image whole)', min=0)
+    norm_stats_size = Option(512, "take a tiled image's normalization statistics from a copy "
+                                  'downscaled to this many pixels on its longer side, '
+                                  'exactly from the image where it is no larger (0: always '
+                                  'exactly, in memory that grows with the image)', min=0)
 
 
 class EvaluateConfig(Settings):
@@ -730,6 +745,8 @@ class EvaluateConfig(Settings):
     num_test = SampleConfig.options()['num_test']
     results_dir = SampleConfig.options()['results_dir']
     data_root = SampleConfig.options()['data_root']
+    tile_size = SampleConfig.options()['tile_size']
+    norm_stats_size = SampleConfig.options()['norm_stats_size']
     real = Option('', 'instead of --run: a folder of real images, e.g. '
                       'datasets/horse2zebra/testB')
     fake = Option('', 'with --real: a folder of generated images to score against it')

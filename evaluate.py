@@ -3,11 +3,12 @@ or ``python evaluate.py --real DIR --fake DIR``.
 
 With --run it translates the run's test split as sample.py does (into
 <run>/test_<step>/, or --results_dir; --checkpoint, --best, --eval,
---num_test as sample.py) and scores each direction: CycleGAN's fake_B
-against the real images of testB and fake_A against testA; paired models
-(pix2pix, colorization) their outputs against the targets, with L1, PSNR and
-SSIM against the ground truth. It prints a table and writes scores.json next
-to the translations; index.html shows the scores.
+--num_test, --tile_size, --norm_stats_size as sample.py) and scores each
+direction: CycleGAN's fake_B against the real images of testB and fake_A
+against testA; paired models (pix2pix, colorization) their outputs against
+the targets, with L1, PSNR and SSIM against the ground truth. It prints a
+table and writes scores.json next to the translations; index.html shows the
+scores.
 
 With --real and --fake it prints the FID and KID of the images of --fake
 against those of --real (any two folders of images, any sizes: each image is
@@ -111,7 +112,9 @@ def evaluate_run(ecfg):
     work = sampling.jobs(cfg, num_test=ecfg.num_test)
     checkpoint = checkpoint or inference.latest_checkpoint(run_dir)
     translator = inference.Translator(cfg, checkpoint, training=not ecfg.eval,
-                                      networks=runs.trained_networks(run_dir, checkpoint))
+                                      networks=runs.trained_networks(run_dir, checkpoint),
+                                      tile_size=ecfg.tile_size,
+                                      norm_stats_size=ecfg.norm_stats_size)
     work = [job for job in work if job[0] in translator.keys]
     out = ecfg.results_dir or os.path.join(run_dir, f'test_{translator.step}')
     logging.info('Translating with %s into %s', translator.checkpoint, out)

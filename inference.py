@@ -7,15 +7,24 @@
 The generators are rebuilt from the run's config.json (what was trained is
 what is rebuilt) and restored from its latest checkpoint, or a given one.
 Images of any size are reflected at the bottom and right to the networks'
-multiple and cropped back. sample.py and the other tools build on this.
+multiple and cropped back. An image larger than ``tile_size`` pixels is
+translated tile by tile, its normalization statistics taken once for the
+whole image (or a copy downscaled to ``norm_stats_size``), in memory bounded
+by the tile size (evaluation/tiling.py). sample.py and the other tools build
+on this.
 """
+
+import functools
 
 import numpy as np
 
-from cyclegan_tf import registry
+from cyclegan_tf import config, registry
+from cyclegan_tf.evaluation import tiling
 from cyclegan_tf.running import checkpoints, runs, session
 
 OTHER = {'A': 'B', 'B': 'A'}
+TILE_SIZE = config.SampleConfig.options()['tile_size'].default
+NORM_STATS_SIZE = config.SampleConfig.options()['norm_stats_size'].default
 
 
 def pad_to(image, multiple, minimum=1):
@@ -50,10 +59,13 @@ class Translator:
     domain ``key`` ('A' or 'B'); :meth:`translate` takes a PIL image or a
     uint8 array and gives uint8. ``training`` runs the generators as in
     training (dropout, batch statistics), the official test.py's default
-    (sample.py's --eval turns it off).
+    (sample.py's --eval turns it off). ``tile_size`` and ``norm_stats_size``
+    as sample.py's --tile_size and --norm_stats_size (models without
+    Model.inference_generators translate every image whole).
     """
 
-    def __init__(self, cfg, checkpoint, *, training=False, networks=None):
+    def __init__(self, cfg, checkpoint, *, training=False, networks=None, tile_size=TILE_SIZE,
+                 norm_stats_size=NORM_STATS_SIZE):
         self.cfg, self.checkpoint, self.step = cfg, checkpoint, runs.step_of(checkpoint)
         self.networks = networks  # the trained ones (runs.trained_networks); None: all
         self.spec = registry.of(cfg)
@@ -67,6 +79,7 @@ class Translator:
             self.inputs, self.outputs = self.roles.build_inference(cfg, training=training)
             variables = tf1.global_variables()
             saver = tf1.train.Saver(variables)
+            self.tiled = self._build_tiled(training)
             with tf.name_scope('from_rgb'):  # images from memory, as training reads files
                 from cyclegan_tf.data import pipeline
 
@@ -78,15 +91,33 @@ class Translator:
         self.sess = tf1.Session(graph=self.graph, config=session.session_config(training=False))
         checkpoints.restore_checkpoint(self.sess, saver, variables, checkpoint)
         self.multiple, self.min_size = self.roles.input_sizes(cfg)
+        self.tile_size, self.norm_stats_size = tile_size, norm_stats_size
+        self.on_tile = None  # on_tile(done, total) after each tile (see tiling.TiledGenerator)
+
+    def _build_tiled(self, training):
+        """{key: tiling.TiledGenerator}: the model's generators again, reusing
+        the variables of the inference graph, under name scope ``tiled``."""
+        tf1 = session.graph_mode().compat.v1
+        count = len(tf1.global_variables())
+        with tf1.variable_scope(tf1.get_variable_scope(), reuse=True), \
+                tf1.name_scope('tiled/'):
+            tiled = {key: tiling.TiledGenerator(
+                network, training=training,
+                post=functools.partial(self.roles.translation_of, key))
+                for key, network in self.roles.inference_generators(self.cfg).items()}
+        if len(tf1.global_variables()) != count:
+            raise AssertionError('the tiled generators made variables of their own')
+        return tiled
 
     @classmethod
-    def from_run(cls, run, *, checkpoint=None, eval=False):
+    def from_run(cls, run, *, checkpoint=None, eval=False, **tiles):
         """The Translator of the run folder ``run`` (its latest checkpoint,
-        or the checkpoint prefix ``checkpoint``); ``eval`` as sample.py's --eval."""
+        or the checkpoint prefix ``checkpoint``); ``eval`` as sample.py's
+        --eval; ``tiles``: tile_size, norm_stats_size."""
         cfg = runs.load_config(run)
         checkpoint = checkpoint or latest_checkpoint(run)
         return cls(cfg, checkpoint, training=not eval,
-                   networks=runs.trained_networks(run, checkpoint))
+                   networks=runs.trained_networks(run, checkpoint), **tiles)
 
     @property
     def keys(self):
@@ -115,14 +146,33 @@ class Translator:
             names['reconstruction'] = self.roles.RECONSTRUCTIONS[key]
         return names
 
-    def __call__(self, key, image):
+    def __call__(self, key, image, *, reconstruct=True):
         """{'translation', 'reconstruction'?}: arrays [H, W, C] in [-1, 1] of
-        ``image`` [H, W, C] in [-1, 1] of domain ``key``."""
+        ``image`` [H, W, C] in [-1, 1] of domain ``key`` (the reconstruction
+        where the model has one and ``reconstruct``)."""
         names = self.fetches(key)
+        if not reconstruct:
+            names.pop('reconstruction', None)
         height, width = image.shape[:2]
-        feed = {self.inputs[key]: pad_to(image, self.multiple, self.min_size)[None]}
-        results = self.sess.run({k: self.outputs[n] for k, n in names.items()}, feed)
+        padded = pad_to(image, self.multiple, self.min_size)
+        if self.tiles(key, image.shape):
+            results = {'translation': self._tiled(key, padded)}
+            if 'reconstruction' in names:
+                results['reconstruction'] = self._tiled(OTHER[key], results['translation'])
+            return {k: v[:height, :width] for k, v in results.items()}
+        results = self.sess.run({k: self.outputs[n] for k, n in names.items()},
+                                {self.inputs[key]: padded[None]})
         return {k: v[0, :height, :width] for k, v in results.items()}
+
+    def tiles(self, key, shape):
+        """Whether an image of ``shape`` [H, W, ...] of domain ``key`` is
+        translated in tiles: larger than tile_size (not 0), and the model
+        has inference_generators."""
+        return bool(self.tile_size) and key in self.tiled and max(shape[:2]) > self.tile_size
+
+    def _tiled(self, key, padded):
+        return self.tiled[key].translate(self.sess, padded, tile=self.tile_size,
+                                         stats_size=self.norm_stats_size, on_tile=self.on_tile)
 
     def translate(self, image, direction='AtoB'):
         """The translation of one image, as sample.py writes it.
@@ -148,7 +198,12 @@ class Translator:
         self.fetches(key)  # an unknown direction fails here
         rgb = pipeline.pil_uint8(image, 3)
         model_input = self.sess.run(self.from_rgb[key], {self.rgb: rgb})
-        return pipeline.to_uint8(self(key, model_input)['translation'])
+        del rgb
+        translation = self(key, model_input, reconstruct=False)['translation']
+        del model_input
+        # By rows: a whole float temporary of an 8000x6000 image is 576 MB.
+        return np.concatenate([pipeline.to_uint8(translation[row:row + 256])
+                               for row in range(0, len(translation), 256)])
 
     def close(self):
         self.sess.close()

@@ -252,6 +252,21 @@ class Model(abc.ABC):
         """
 
     @classmethod
+    def inference_generators(cls, cfg):
+        """{input key: the generator that translates it}: new networks in the
+        default graph, as build_inference makes them, for inference.Translator
+        to run tile by tile (evaluation/tiling.py). {} (the default): the
+        model's images are translated whole."""
+        return {}
+
+    @classmethod
+    def translation_of(cls, key, x, y):
+        """The translation of input ``key`` shown to people (TRANSLATIONS[key])
+        from a tile ``x`` of the input and the generator's output ``y`` for it:
+        ``y`` by default (colorization: L and ab as RGB). Pixel by pixel."""
+        return y
+
+    @classmethod
     def input_pipeline(cls, cfg, root, layout):
         """The training data: an object with ``next_batch`` (dict of tensors,
         a new batch at each sess.run, keyed as ``self.inputs``) and

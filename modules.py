@@ -104,6 +104,9 @@ class ImageNetwork(Network):
     at least ``min_size``."""
 
     multiple = 1
+    # How far (in input pixels) an output pixel sees, None where it sees the
+    # whole input (a U-Net's bottleneck): the margin a tile needs.
+    receptive_radius = None
 
     @property
     def min_size(self):
@@ -118,9 +121,20 @@ class ImageNetwork(Network):
         self.init = ops.initializer(init_type, init_gain)
         # The official init_weights draws batch-norm scales from N(1, init_gain).
         self.gamma_init = tf1.random_normal_initializer(1.0, init_gain)
+        self._moments = None  # this call's ops.Moments, read by _norm
+
+    def __call__(self, x, *, training=True, moments=None):
+        """Applies the network to ``x``. ``moments``: an ops.Moments that
+        records the statistics of this call's normalization layers, or gives
+        them (see ops.Norm)."""
+        self._moments = moments
+        try:
+            return super().__call__(x, training=training)
+        finally:
+            self._moments = None
 
     def _norm(self, training):
-        return ops.Norm(self.norm_kind, training, self.gamma_init)
+        return ops.Norm(self.norm_kind, training, self.gamma_init, self._moments)
 
     def _check_input(self, x):
         if x.shape.rank != 4 or x.shape[-1] != self.input_nc:
@@ -162,6 +176,16 @@ class ResnetGenerator(ImageNetwork):
         super().__init__(name, input_nc=input_nc, **kwargs)
         self.output_nc, self.ngf, self.n_blocks = output_nc, ngf, n_blocks
         self.dropout_rate = 0.5 if use_dropout else 0.0
+
+    @property
+    def receptive_radius(self):
+        """84 px for 9 blocks: each conv adds (k - 1) / 2 pixels of its input,
+        whose pixels are 1, 2 or 4 of the image's: conv7 3, the stride-2 convs
+        1 and 2, each block's two conv3s 2 x 4, the output conv7 3; the
+        transposed convs half a pixel of their input each, 2 and 1 (an output
+        pixel sits at input position o / 2 and reads the input pixels nearest
+        it). tests/test_tiling.py measures it."""
+        return 3 + 1 + 2 + self.n_blocks * 2 * 4 + 2 + 1 + 3
 
     def _build(self, x, training):
         norm, init = self._norm(training), self.init
@@ -417,6 +441,8 @@ class CUTResnetGenerator(ResnetGenerator):
         self.no_antialias, self.no_antialias_up = no_antialias, no_antialias_up
         self.official_layers = None  # tuple of OfficialLayer, known after the first call
         self._stop = None
+
+    receptive_radius = None  # not worked out for the blur filters: tiles are blended
 
     @property
     def antialias(self):

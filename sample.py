@@ -9,7 +9,9 @@ to <run>/test_<step>/ (or --results_dir): images/<name>_real_A.png,
 _fake_B.png, _rec_A.png, ..., index.html (input | translation |
 reconstruction | ground truth) and grid.png. Images are read by the
 training's input pipeline (data.test_pipeline), at their own size; the
-networks see them reflected to their multiple and cropped back.
+networks see them reflected to their multiple and cropped back. An image
+larger than --tile_size is translated tile by tile, with the normalization
+statistics of the whole image (--norm_stats_size; evaluation/tiling.py).
 
 A folder of any size streams (evaluation/streaming.py): decoding,
 translating and writing overlap, memory stays flat, a progress bar shows
@@ -58,7 +60,9 @@ def _translator(cfg, scfg, run_dir, checkpoint):
     from cyclegan_tf import inference
 
     translator = inference.Translator(cfg, checkpoint, training=not scfg.eval,
-                                      networks=runs.trained_networks(run_dir, checkpoint))
+                                      networks=runs.trained_networks(run_dir, checkpoint),
+                                      tile_size=scfg.tile_size,
+                                      norm_stats_size=scfg.norm_stats_size)
     out = scfg.results_dir or os.path.join(run_dir, f'test_{translator.step}')
     print(f'Translating with {checkpoint} into {out}')
     return translator, out

@@ -7,4 +7,6 @@
     inception.py   the FID Inception-v3 as graph code, its weights from a .pth
     metrics.py     FID, KID, SSIM, PSNR; the feature cache
     visuals.py     sample grids and HTML pages
+    tiling.py      translating large images tile by tile, with the whole image's
+                   normalization statistics: for inference.Translator
 """

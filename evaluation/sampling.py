@@ -25,6 +25,7 @@ from cyclegan_tf.data import datasets, layouts
 
 OTHER = {'A': 'B', 'B': 'A'}
 GRID_ROWS = 8  # images per direction in grid.png
+GRID_CELL = 512  # the longest side of an image in grid.png, at most (larger ones subsampled)
 SCORES_FILE = 'scores.json'
 # The scores of a direction in scores.json: each group all there or absent,
 # as Results.notes shows them; numbers are finite and not booleans.
@@ -325,7 +326,7 @@ class _Section:
         self._keep_in_grid(position, [image / 127.5 - 1.0 for image in rgb])
 
     def _keep_in_grid(self, position, images):
-        self.grid[position] = images
+        self.grid[position] = [_preview(image) for image in images]
         if len(self.grid) > GRID_ROWS:
             del self.grid[max(self.grid)]
 
@@ -344,6 +345,13 @@ class _Section:
             l1, psnr, base_l1, base_psnr = np.mean(self.scores, axis=0).tolist()
             results.scores[direction] = dict(pairs=len(self.scores), l1=l1, psnr=psnr,
                                              baseline_l1=base_l1, baseline_psnr=base_psnr)
+
+
+def _preview(image):
+    """``image`` subsampled to at most GRID_CELL pixels a side, for grid.png
+    (which holds GRID_ROWS rows of them: a full-size 8000x6000 row is 2 GB)."""
+    step = -(-max(image.shape[:2]) // GRID_CELL)
+    return image if step == 1 else np.ascontiguousarray(image[::step, ::step])
 
 
 def _stretch(image, aspect_ratio):

@@ -219,12 +219,17 @@ class CycleGAN(Model):
         return G_A, G_B
 
     @classmethod
+    def inference_generators(cls, cfg):
+        """{'A': G_A, 'B': G_B}; the reconstruction of A is G_B of its translation."""
+        return dict(zip('AB', cls._generators(cfg)))
+
+    @classmethod
     def build_inference(cls, cfg, *, training=False):
         """A -> fake_B -> rec_A and B -> fake_A -> rec_B; feed A, B or both."""
         with tf.name_scope('inputs/'):
             real_A = tf1.placeholder(tf.float32, [None, None, None, cfg.input_nc], name='real_A')
             real_B = tf1.placeholder(tf.float32, [None, None, None, cfg.output_nc], name='real_B')
-        G_A, G_B = cls._generators(cfg)
+        G_A, G_B = cls.inference_generators(cfg).values()
         fake_B = tf.identity(G_A(real_A, training=training), name='fake_B')
         fake_A = tf.identity(G_B(real_B, training=training), name='fake_A')
         outputs = dict(fake_B=fake_B, rec_A=tf.identity(G_B(fake_B, training=training), 'rec_A'),

@@ -96,12 +96,21 @@ class Pix2Pix(Model):
         """
         with tf.name_scope('inputs/'):
             real_A = tf1.placeholder(tf.float32, [None, None, None, cfg.input_nc], name='real_A')
-        fake_B = tf.identity(cls._generator(cfg)(real_A, training=training), name='fake_B')
+        generator = cls.inference_generators(cfg)['A']
+        fake_B = tf.identity(generator(real_A, training=training), name='fake_B')
         return {'A': real_A}, cls._inference_outputs(real_A, fake_B)
 
     @staticmethod
     def _inference_outputs(real_A, fake_B):
         return {'fake_B': fake_B}
+
+    @classmethod
+    def inference_generators(cls, cfg):
+        return {'A': cls._generator(cfg)}
+
+    @classmethod
+    def translation_of(cls, key, x, y):
+        return cls._inference_outputs(x, y)[cls.TRANSLATIONS[key]]
 
 
 def colorization_rgb(lightness, ab):

@@ -144,8 +144,9 @@ def test_an_image_above_max_pixels_is_refused_and_the_model_keeps_serving(run_di
     JPEG, GIF or BMP header before decoding, with an InvalidArgumentError the
     client sees; the same session then translates a normal image. So does
     serving_default, on the size of its uint8 tensor."""
-    assert config.ExportConfig().max_pixels == config.MAX_PIXELS == \
-        config.SampleConfig().max_pixels
+    assert config.ExportConfig().max_pixels == config.MAX_PIXELS
+    # sample.py translates in tiles by default: its arrays, not the generator, grow
+    assert config.SampleConfig().max_pixels == config.TILED_MAX_PIXELS > config.MAX_PIXELS
     target = tmp_path / 'e'
     assert export.main(['export.py', f'--run={run_dir}', '--direction=AtoB',
                         '--max_pixels=4096', f'--export_dir={target}']) == 0
@@ -180,7 +181,7 @@ def test_an_image_above_max_pixels_is_refused_and_the_model_keeps_serving(run_di
 
 def test_sample_skips_input_images_above_max_pixels(run_dir, tmp_path, capsys, caplog):
     """sample.py --input reads each image's size from its header and skips
-    one above --max_pixels (default config.MAX_PIXELS, as the exports')."""
+    one above --max_pixels (default config.TILED_MAX_PIXELS: it translates in tiles)."""
     from cyclegan_tf import sample
 
     folder = tmp_path / 'in'

@@ -22,7 +22,7 @@ LAYERS = [
     ['data.datasets', 'running.session', 'running.runs', 'running.checkpoints',
      'running.commands', 'running.cluster', 'running.replicas', 'interop.pth',
      'interop.torch_weights', 'evaluation.visuals', 'evaluation.metrics',
-     'evaluation.inception', 'evaluation.streaming'],
+     'evaluation.inception', 'evaluation.streaming', 'evaluation.tiling'],
     ['inference'], ['evaluation.sampling', 'evaluation.video', 'interop.exporting'],
     list(SCRIPTS),
 ]
