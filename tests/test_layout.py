@@ -23,7 +23,7 @@ LAYERS = [
      'running.commands', 'running.cluster', 'running.replicas', 'interop.pth',
      'interop.torch_weights', 'evaluation.visuals', 'evaluation.metrics',
      'evaluation.inception'],
-    ['inference'], ['evaluation.sampling', 'interop.exporting'],
+    ['inference'], ['interop.to_onnx'], ['evaluation.sampling', 'interop.exporting'],
     list(SCRIPTS),
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
