@@ -9,7 +9,8 @@ model_float.onnx, and the images/s of 256 px images (batch 1, uint8 in and
 out) of TensorFlow's SavedModel (serving_default) and of onnxruntime's
 model.onnx on the CPU, in interleaved rounds (the order alternating), with
 the median and range over the rounds, and the largest difference of their
-images. The machine is shared: the times depend on what else runs.
+images. The machine is shared: the times depend on what else runs (the
+load average is printed with them).
 """
 
 import argparse
@@ -91,7 +92,7 @@ def main():
         speeds = measure(fns, images, options.rounds)
     diff = np.abs(outputs['tensorflow'].astype(int) - outputs['onnxruntime'].astype(int)).max()
     print(f'commit {commit}: CycleGAN G_A (resnet_9blocks, ngf 64), {SIZE} px, batch 1, '
-          f'{os.cpu_count()} CPU cores')
+          f'{os.cpu_count()} CPU cores (load average {os.getloadavg()[0]:.1f} at the end)')
     for name, mib in sizes.items():
         print(f'  {name}: {mib:.1f} MiB')
     for name, values in speeds.items():
