@@ -272,7 +272,8 @@ class Config(Settings):
 
     # Hardware: data-parallel training and the GPU's speed-ups (distribute.py).
     num_replicas = Option(1, 'replicas of the model trained in step (data parallel), each on '
-                             'batch_size examples: GPUs 0..N-1, else N logical CPU devices; '
+                             'batch_size examples: GPUs 0..N-1, else N logical CPU devices (at '
+                             'most 64); '
                              'with TF_CONFIG, the GPUs of each worker (one CPU replica each)',
                           min=1)
     amp = Option(False, 'mixed precision on a GPU: float16 where safe by TensorFlow\'s graph '
@@ -281,8 +282,9 @@ class Config(Settings):
                         'does nothing')
     xla = Option(False, 'compile the training graph with XLA on a GPU (global_jit_level '
                         'ON_1; accepted on a CPU, where it does nothing)')
-    worker_timeout = Option(600, 'with TF_CONFIG: seconds a worker waits on the others in a '
-                                 'step before it stops with an error (a dead worker)', min=1)
+    worker_timeout = Option(600, 'with TF_CONFIG: seconds a worker waits on the others (to '
+                                 'connect at the start, then in each step) before it stops '
+                                 'with an error naming the missing one', min=1)
 
     @property
     def run_name(self):
@@ -667,6 +669,18 @@ def help_text(options, *, grouped=True):
 # ---------------------------------------------------------------------------
 # Settings of the tools. Their flags: define_flags(flag_values, Tool.options()).
 
+# The most pixels (height x width) of one image that sample.py --input
+# translates and an export serves (export.py --max_pixels; the demo's limit
+# too), 2048 x 2048. The generators' activations, not the image, take the
+# memory: CycleGAN's default ResNet-9 generator (ngf 64) in inference mode
+# peaked at about 0.96 KB per pixel over the session's start on a CPU
+# (+251 MB at 512 x 512, +1031 MB at 1024 x 1024), so this limit is about 4 GB
+# per request, within a serving machine's memory, where a 12000 x 12000 PNG
+# of a few hundred KB asked for over 100 GB and ended the process in
+# std::bad_alloc. --max_pixels raises it.
+MAX_PIXELS = 2048 * 2048
+
+
 class SampleConfig(Settings):
     """Settings of sample.py. The model's own settings are read from the run's
     config.json, never from flags: what was trained is what is rebuilt."""
@@ -699,6 +713,9 @@ class SampleConfig(Settings):
     aspect_ratio = Option(1.0, 'write the images with their width times this, as the '
                                'official --aspect_ratio', min_exclusive=0)
     display_winsize = Option(256, 'the width of the images in index.html, in pixels', min=1)
+    max_pixels = Option(MAX_PIXELS, 'with --input: skip images of more pixels (height x width) '
+                                    'than this, read from their headers before decoding',
+                        min=1)
 
 
 class EvaluateConfig(Settings):
@@ -773,3 +790,7 @@ class ExportConfig(Settings):
                                'request, dropout), as sample.py without --eval; the default '
                                'is inference mode, as sample.py --eval')
     overwrite = Option(False, 'replace an existing export folder (only one export.py wrote)')
+    max_pixels = Option(MAX_PIXELS, 'the exported signatures refuse an image of more pixels '
+                                    '(height x width) than this with an error to the client '
+                                    '(translate_encoded reads the size from the file\'s header, '
+                                    'before decoding); stored in the export', min=1)

@@ -13,7 +13,9 @@ With --real and --fake it prints the FID and KID of the images of --fake
 against those of --real (any two folders of images, any sizes: each image is
 resized to 299x299). --json prints one JSON object instead: fid, kid_mean,
 kid_std, kid_subset_size, kid_subsets, n_real, n_fake, real, fake,
-weights_sha256 (with --run: the scores of each direction).
+weights_sha256, fid_weights_standard (with --run: the scores of each
+direction). With weights other than pytorch-fid's file (another sha256) the
+table says that the numbers are not comparable to published FIDs.
 
 Features come from the FID Inception-v3 (inception.py; metrics.py defines
 the numbers as TTUR and torch-fidelity do). The weights are pytorch-fid's
@@ -71,12 +73,14 @@ def check_folders(ecfg):
 
 def table(result):
     """The scores as a few lines of text."""
+    note = metrics.weights_note(result)
     return '\n'.join([
         f'{result["fake"]} ({result["n_fake"]} images) against {result["real"]} '
         f'({result["n_real"]} images):',
         f'  FID  {result["fid"]:.4f}',
         f'  KID  {result["kid_mean"]:.6f} +- {result["kid_std"]:.6f}  '
-        f'({result["kid_subsets"]} subsets of {result["kid_subset_size"]})'])
+        f'({result["kid_subsets"]} subsets of {result["kid_subset_size"]})']
+        + ([f'  {note}'] if note else []))
 
 
 def evaluate(ecfg):
@@ -88,7 +92,7 @@ def evaluate(ecfg):
                                     batch_size=ecfg.batch_size) as extractor:
         result = metrics.score_folders(extractor, ecfg.real, ecfg.fake,
                                        use_cache=ecfg.cache_features)
-        result['weights_sha256'] = extractor.weights_id
+        result.update(extractor.weights_record)
     return result
 
 

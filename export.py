@@ -38,10 +38,13 @@ whose generator was imported.
 
 The export is written into a temporary folder beside --export_dir and
 renamed into place when complete; an existing export is replaced only with
---overwrite.
+--overwrite. A failure, Ctrl-C or SIGTERM removes the temporary folder. The
+TFLite converter runs in a child process (a crash of it is one line), and a
+--tflite_size at which the generator's largest tensor would have 2^31
+elements or more (TFLite's limit) is refused before converting.
 
 Exit status: 0 done; 2 a bad command line, run, checkpoint or export folder
-(one line on stderr).
+(one line on stderr); 130 interrupted (Ctrl-C, SIGTERM).
 """
 
 import sys
@@ -60,7 +63,8 @@ def run(argv):
     if commands.wants_help(argv):
         return commands.print_help(__doc__, config.ExportConfig)
     plan = exporting.plan(parse(argv))  # before TensorFlow loads: bad input fails at once
-    folders = exporting.export(plan)
+    with commands.sigterm_as_interrupt():  # the temporary folder goes, as after Ctrl-C
+        folders = exporting.export(plan)
     print(f'Wrote {plan.export_dir} ({", ".join(folders)})')
     return commands.EXIT_OK
 

@@ -120,7 +120,7 @@ def run(argv):
         cfg = cfg.replace(data_root=scfg.data_root)
     # Before TensorFlow loads: a missing file fails at once.
     work = sampling.jobs(cfg, input=scfg.input, direction=scfg.direction, num_test=scfg.num_test,
-                         phase=scfg.phase)
+                         phase=scfg.phase, max_pixels=scfg.max_pixels)
     translate(cfg, scfg, run_dir, checkpoint or _latest(run_dir), work)
     return commands.EXIT_OK
 

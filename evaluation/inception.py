@@ -460,6 +460,10 @@ class FeatureExtractor:
     Attributes:
       weights_id: a sha256 of the weights (of the file, or of the arrays),
         part of the feature cache's key.
+      weights_record: what scores record of the weights: weights_sha256
+        (weights_id) and fid_weights_standard (whether they are pytorch-fid's
+        file, WEIGHTS_SHA256: FIDs of other weights are not comparable to
+        published ones).
 
     The graph is built and the weights loaded (and checked: WeightsError) on
     the first images, so that features read from the cache cost nothing.
@@ -480,6 +484,11 @@ class FeatureExtractor:
                 raise WeightsError(f'no weights file {self._weights}')
             self.weights_id = sha256_of(self._weights)
         self.sess = None  # the network is built on first use: cached features need none
+
+    @property
+    def weights_record(self):
+        return {'weights_sha256': self.weights_id,
+                'fid_weights_standard': self.weights_id == WEIGHTS_SHA256}
 
     def _build(self):
         if self.sess is not None:

@@ -223,16 +223,24 @@ def folder_images(folder):
 
 
 def folder_key(folder, paths, weights_id):
-    """sha256 of the files (names relative to ``folder``, and bytes) and
-    the weights: the feature cache's key."""
+    """(the feature cache's key, the paths read): sha256 of the files
+    (names relative to ``folder``, and bytes) and the weights. A file that
+    cannot be read (a dangling link, no permission) is skipped with a
+    warning and left out of the key."""
     digest = hashlib.sha256(CACHE_VERSION + weights_id.encode() + b'\n')
+    read = []
     for path in paths:
+        try:
+            with open(path, 'rb') as f:
+                content = f.read()
+        except OSError as e:
+            logger.warning('skipping unreadable file %s (%s)', path, e.strerror or e)
+            continue
         name = os.path.relpath(path, folder).replace(os.sep, '/').encode()
-        with open(path, 'rb') as f:
-            content = f.read()
         digest.update(b'%d:%s%d:' % (len(name), name, len(content)))
         digest.update(content)
-    return digest.hexdigest()
+        read.append(path)
+    return digest.hexdigest(), read
 
 
 def _read_cache(path, folder):
@@ -270,7 +278,7 @@ def folder_features(extractor, folder, *, cache_folder=None, use_cache=True):
         if cache_folder is None:
             from cyclegan_tf.evaluation import inception
             cache_folder = inception.cache_dir()
-        key = folder_key(folder, paths, extractor.weights_id)
+        key, paths = folder_key(folder, paths, extractor.weights_id)
         path = os.path.join(cache_folder, 'features', key + '.npz')
         cached = _read_cache(path, folder)
         if cached is not None:
@@ -284,6 +292,16 @@ def folder_features(extractor, folder, *, cache_folder=None, use_cache=True):
     if path is not None:
         _write_cache(path, features, [os.path.relpath(p, folder) for p in kept])
     return features, kept
+
+
+def weights_note(scores):
+    """The line that says the FID of ``scores`` (with FeatureExtractor's
+    weights_record) is not comparable to published FIDs, or None when it is
+    (or nothing says which weights it was computed with)."""
+    if scores.get('fid_weights_standard') is not False:
+        return None
+    return (f'not comparable to published FIDs: the FID weights (sha256 '
+            f'{str(scores.get("weights_sha256"))[:12]}...) are not pytorch-fid\'s file')
 
 
 def score_folders(extractor, real_dir, fake_dir, **cache_options):

@@ -13,25 +13,36 @@ their own size unless ``load_size`` asks for the official test's resize.
 """
 
 import json
+import logging
 import math
 import os
+import time
 
 import numpy as np
 
-from cyclegan_tf import registry
+from cyclegan_tf import config, registry
 from cyclegan_tf.data import datasets, layouts
 
 OTHER = {'A': 'B', 'B': 'A'}
 GRID_ROWS = 8  # images per direction in grid.png
 SCORES_FILE = 'scores.json'
+# The scores of a direction in scores.json: each group all there or absent,
+# as Results.notes shows them; numbers are finite and not booleans.
+SCORE_GROUPS = (('l1', 'psnr', 'pairs', 'baseline_l1', 'baseline_psnr'),
+                ('fid', 'kid_mean', 'kid_std', 'n_fake', 'n_real'))
+TEXT_SCORES = {'weights_sha256': str, 'fid_weights_standard': bool}
+
+logger = logging.getLogger(__name__)
 
 
-def jobs(cfg, *, input='', direction='AtoB', num_test=0, phase='test'):
+def jobs(cfg, *, input='', direction='AtoB', num_test=0, phase='test',
+         max_pixels=config.MAX_PIXELS):
     """[(key, title, files)]: what to translate, ``files`` as
     pipeline.test_pipeline takes them (translating domain ``key``; a file of the
     other key, where there is one, is the ground truth): the split ``phase``
     of the run's dataset, or the image file or folder ``input`` of domain
-    ``direction[0]``. TensorFlow-free, so a missing file fails at once."""
+    ``direction[0]``, less its images of more than ``max_pixels`` pixels
+    (skipped with a warning). TensorFlow-free, so a missing file fails at once."""
     def limit(paths):
         return paths[:num_test] if num_test > 0 else paths
 
@@ -44,6 +55,10 @@ def jobs(cfg, *, input='', direction='AtoB', num_test=0, phase='test'):
             raise layouts.DatasetError(f'no image file or folder {input}')
         if not paths:
             raise layouts.DatasetError(f'no images in {input}')
+        paths = within_pixels(paths, max_pixels)
+        if not paths:
+            raise layouts.DatasetError(f'no image in {input} has at most --max_pixels '
+                                       f'{max_pixels} pixels')
         key = direction[0]
         if key == 'A' and registry.of(cfg).data == layouts.COLORIZATION:
             # Photos, read as in training: their L in (Lab's, not the luma of a
@@ -61,6 +76,32 @@ def jobs(cfg, *, input='', direction='AtoB', num_test=0, phase='test'):
         paths = [p for d in 'AB' for p in layouts.list_images(os.path.join(root, phase + d))]
     title = f'{phase} ' + ('(A -> B)' if layout == layouts.ALIGNED else '(colorization)')
     return [('A', title, {'AB': limit(paths)})]
+
+
+def within_pixels(paths, max_pixels):
+    """The image files of ``paths`` of at most ``max_pixels`` pixels, their
+    sizes read from their headers (PIL opens lazily, nothing decoded); each
+    other one skipped with a warning. A file PIL cannot open is kept: the
+    pipeline skips it, with its own warning."""
+    from PIL import Image
+
+    kept = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except Image.DecompressionBombError as e:  # PIL's own bound, 178,956,970 pixels
+            logger.warning('skipping %s: %s', path, ' '.join(str(e).split()))
+            continue
+        except Exception:  # PIL raises many kinds
+            kept.append(path)
+            continue
+        if width * height > max_pixels:
+            logger.warning('skipping %s: %dx%d is %s pixels, above --max_pixels %d', path,
+                           width, height, f'{width * height:,}', max_pixels)
+        else:
+            kept.append(path)
+    return kept
 
 
 def _unaligned_split(cfg, root, phase):
@@ -132,6 +173,8 @@ class Results:
 
     def notes(self):
         """One line per direction of its scores."""
+        from cyclegan_tf.evaluation import metrics
+
         lines = []
         for direction, s in self.scores.items():
             parts = []
@@ -144,7 +187,8 @@ class Results:
                 parts.append(f'FID {s["fid"]:.2f}, KID {s["kid_mean"]:.4f} +- '
                              f'{s["kid_std"]:.4f} ({s["n_fake"]} translations against '
                              f'{s["n_real"]} real images)')
-            lines.append(f'{direction}: ' + '; '.join(parts))
+            note = metrics.weights_note(s)
+            lines.append(f'{direction}: ' + '; '.join(parts + ([note] if note else [])))
         return lines
 
 
@@ -238,7 +282,7 @@ def add_quality_scores(results, cfg, extractor):
             continue
         fake = extractor.features(record['translations'], desc=f'fake {direction[-1]}')
         entry = results.scores.setdefault(direction, {})
-        entry.update(metrics.scores(real, fake))
+        entry.update(metrics.scores(real, fake), **extractor.weights_record)
         if record['truths'] and not folder:
             entry['ssim'] = float(np.mean([
                 metrics.ssim(t.astype(np.float64) / 255.0, o.astype(np.float64) / 255.0)
@@ -253,7 +297,7 @@ def write_report(results, title, *, width=256):
     from cyclegan_tf.evaluation import visuals
 
     path = os.path.join(results.out, SCORES_FILE)
-    earlier = _read_scores(path) if os.path.exists(path) else {}
+    earlier = read_scores(path)
     for direction, entry in earlier.items():
         if isinstance(entry, dict):
             results.scores[direction] = {**entry, **results.scores.get(direction, {})}
@@ -266,10 +310,50 @@ def write_report(results, title, *, width=256):
         visuals.write_text(path, json.dumps(results.scores, indent=2, sort_keys=True) + '\n')
 
 
-def _read_scores(path):
+def read_scores(path):
+    """The scores saved in ``path`` (scores.json), {} when there is none; a
+    damaged one (not JSON, or not scores as Results.notes shows them) is
+    renamed to scores.json.damaged-<time> with a warning, and {} returned."""
     try:
         with open(path) as f:
             scores = json.load(f)
-        return scores if isinstance(scores, dict) else {}
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError, RecursionError) as e:
+        scores, why = None, f'not JSON: {type(e).__name__}'
+    else:
+        why = scores_problem(scores)
+    if why is None:
+        return scores
+    aside = f'{path}.damaged-{time.strftime("%Y%m%d-%H%M%S")}'
+    try:
+        os.replace(path, aside)
+        where = f'set aside as {os.path.basename(aside)}'
+    except OSError as e:
+        where = f'left as it is ({e.strerror})'
+    logger.warning('warning: %s is damaged (%s): %s; its earlier scores are not kept',
+                   path, why, where)
+    return {}
+
+
+def scores_problem(scores):
+    """What is wrong with ``scores`` (direction -> name -> value), in a few
+    words, or None."""
+    if not isinstance(scores, dict):
+        return 'not an object of directions'
+    for direction, entry in scores.items():
+        if not isinstance(entry, dict):
+            return f'{direction} is not an object'
+        for name, value in entry.items():
+            kind = TEXT_SCORES.get(name)
+            if kind is not None:
+                if not isinstance(value, kind):
+                    return f'{direction}: {name} is not a {kind.__name__}'
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                return f'{direction}: {name} is not a number'
+        for group in SCORE_GROUPS:
+            lacking = [name for name in group if name not in entry]
+            if group[0] in entry and lacking:
+                return f'{direction}: {lacking[0]} is missing'
+    return None

@@ -77,6 +77,7 @@ class Plan:
     onnx_size: tuple  # (height, width), or None for any size
     train_mode: bool
     imported: tuple  # the networks of imported.json, or None
+    max_pixels: int = config.MAX_PIXELS  # the SavedModel's signatures refuse larger images
 
 
 def plan(ecfg):
@@ -96,7 +97,8 @@ def plan(ecfg):
     check_export_dir(export_dir, ecfg.overwrite)
     return Plan(run_dir=run_dir, cfg=cfg, checkpoint=checkpoint or '', direction=ecfg.direction,
                 export_dir=export_dir, formats=formats, tflite_size=size, onnx_size=onnx_size,
-                train_mode=ecfg.train_mode, imported=_tuple(runs.imported_networks(run_dir)))
+                train_mode=ecfg.train_mode, imported=_tuple(runs.imported_networks(run_dir)),
+                max_pixels=ecfg.max_pixels)
 
 
 def _tuple(networks):
@@ -313,12 +315,76 @@ def decode(contents):
     return image
 
 
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+
+
+def header_size(contents):
+    """int64 [2], the height and width of an encoded image (string scalar)
+    read from its header, nothing decoded: JPEG by extract_jpeg_shape, PNG
+    from IHDR (big-endian width, height at bytes 16-23), GIF its logical
+    screen (little-endian 16-bit width, height at bytes 6-9), BMP (32-bit
+    at bytes 18-25, a negative height top-down); [0, 0] for other files,
+    which decode() then refuses. A header cut short is an
+    InvalidArgumentError."""
+    import tensorflow as tf
+
+    def number(offset, length, *, big_endian):
+        raw = tf.cast(tf.io.decode_raw(tf.strings.substr(contents, offset, length), tf.uint8),
+                      tf.int64)
+        raw = tf.reshape(raw, [length])  # a header cut short fails here
+        weights = tf.constant([256 ** i for i in range(length)], tf.int64)
+        return tf.reduce_sum(raw * (weights[::-1] if big_endian else weights))
+
+    def bmp():
+        height = number(22, 4, big_endian=False)
+        height = tf.where(height >= 2 ** 31, 2 ** 32 - height, height)  # top-down rows
+        return tf.stack([height, number(18, 4, big_endian=False)])
+
+    start = tf.strings.substr(contents, 0, 8)
+    formats = [
+        (tf.io.is_jpeg(contents),
+         lambda: tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)),
+        (tf.equal(start, PNG_SIGNATURE), lambda: tf.stack(
+            [number(20, 4, big_endian=True), number(16, 4, big_endian=True)])),
+        (tf.equal(tf.strings.substr(start, 0, 3), b'GIF'), lambda: tf.stack(
+            [number(8, 2, big_endian=False), number(6, 2, big_endian=False)])),
+        (tf.equal(tf.strings.substr(start, 0, 2), b'BM'), bmp)]
+    size = tf.zeros([2], tf.int64)
+    for condition, read in reversed(formats):
+        size = tf.cond(condition, read, lambda size=size: size)
+    return size
+
+
+def pixel_check(height, width, max_pixels):
+    """An op that fails with an InvalidArgumentError, which the client of a
+    SavedModel receives, when ``height`` x ``width`` is above ``max_pixels``."""
+    import tensorflow as tf
+
+    height, width = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
+    return tf.debugging.Assert(
+        height * width <= max_pixels,
+        [f'the image is above the limit of this export, {max_pixels} pixels (export.py '
+         f'--max_pixels); its height and width:', height, width], name='max_pixels')
+
+
 class Serving:
     """The translations of a Generator as tensors, built in the default
-    graph around ``apply`` (float32 model input, padded -> output)."""
+    graph around ``apply`` (float32 model input, padded -> output); with
+    ``max_pixels``, images of more pixels are refused before anything large
+    is computed (translate_encoded: before they are decoded)."""
 
-    def __init__(self, generator, apply):
-        self.generator, self.apply = generator, apply
+    def __init__(self, generator, apply, max_pixels=None):
+        self.generator, self.apply, self.max_pixels = generator, apply, max_pixels
+
+    def limited(self, images, size=None):
+        """``images`` once their ``size`` (default: their shape's [1:3]) is checked."""
+        import tensorflow as tf
+
+        if self.max_pixels is None:
+            return images
+        size = tf.shape(images)[1:3] if size is None else size
+        with tf.control_dependencies([pixel_check(size[0], size[1], self.max_pixels)]):
+            return tf.identity(images)
 
     def translate(self, images):
         """float32 [N, H, W, in_channels] (the model's input, in [-1, 1]) ->
@@ -326,6 +392,7 @@ class Serving:
         import tensorflow as tf
 
         g = self.generator
+        images = self.limited(images)
         size = tf.shape(images)[1:3]
         translated = self.apply(pad_to(images, g.multiple, g.min_size))
         return translated[:, :size[0], :size[1]]
@@ -335,7 +402,7 @@ class Serving:
         from cyclegan_tf.data import pipeline
 
         g = self.generator
-        rgb = to_rgb(images)
+        rgb = to_rgb(self.limited(images))
         return to_uint8(self.translate(pipeline.model_input(rgb, g.layout, g.in_channels)))
 
     def translate_encoded(self, contents):
@@ -344,6 +411,8 @@ class Serving:
 
         @tf.autograph.experimental.do_not_convert  # plain graph code, as data.py's
         def one(content):
+            if self.max_pixels is not None:
+                content = self.limited(content, header_size(content))
             return tf.io.encode_png(self.translate_uint8(decode(content)[None])[0])
 
         return tf.map_fn(one, contents, fn_output_signature=tf.TensorSpec([], tf.string))
@@ -396,7 +465,7 @@ def as_function(generator):
 # ---------------------------------------------------------------- writing
 
 
-def write_saved_model(folder, generator, files):
+def write_saved_model(folder, generator, files, *, max_pixels=config.MAX_PIXELS):
     """The SavedModel of ``generator`` in the empty folder ``folder``, with
     the signatures of SIGNATURES and the files ``files`` (name -> text) as
     assets, also left at the top of ``folder``."""
@@ -406,7 +475,7 @@ def write_saved_model(folder, generator, files):
     for name, text in files.items():
         _write_text(os.path.join(folder, name), text)
     with tf.Graph().as_default() as graph:
-        tensors = Serving(generator, as_function(generator)).build(SIGNATURES)
+        tensors = Serving(generator, as_function(generator), max_pixels).build(SIGNATURES)
         signatures = {
             name: tf1.saved_model.predict_signature_def({SIGNATURES[name][0]: x},
                                                         {SIGNATURES[name][1]: y})
@@ -446,25 +515,124 @@ def runtime_shape(generator, size):
     return [1, *size, generator.in_channels] if size else [-1, -1, -1, generator.in_channels]
 
 
-def write_tflite(path, generator, size):
-    """model.tflite: serving_default, uint8 [N, H, W, in_channels] (a
-    fixed channel count) in, uint8 out, with the input shape of
-    :func:`runtime_shape` (any size: resize its input before allocate_tensors).
-    The TF1 converter, from a session of the flat graph of the frozen graph:
-    both the TF1 and the TF2 converter refuse a SavedModel with assets."""
-    tf = session.graph_mode()
-    tf1 = tf.compat.v1
-    shape = [d if d > 0 else None for d in runtime_shape(generator, size)]
-    _, graph = frozen_graph_def(generator, input_shape=shape)
-    x, y = (graph.get_tensor_by_name(n + ':0') for n in TENSORS['serving_default'])
+# A TFLite tensor counts its elements, and the kernels index them, in 32-bit
+# ints: a generator whose largest tensor would have more elements cannot run
+# (and the converter crashed on such sizes, SIGSEGV, leaving nothing to say
+# why). check_tflite_size refuses those sizes before converting.
+TFLITE_MAX_ELEMENTS = 2 ** 31 - 1
+
+# The converter runs in a child process of only TensorFlow, so that a crash
+# of its native code is one line here: argv graph.pb model.tflite input output.
+TFLITE_CHILD = r"""
+import sys
+import tensorflow as tf
+tf1 = tf.compat.v1
+tf1.disable_eager_execution()
+with open(sys.argv[1], 'rb') as f:
+    graph_def = tf1.GraphDef.FromString(f.read())
+with tf.Graph().as_default() as graph:
+    tf.graph_util.import_graph_def(graph_def, name='')
+    x, y = (graph.get_tensor_by_name(name) for name in sys.argv[3:5])
     with tf1.Session(graph=graph) as sess:
         try:
             model = tf1.lite.TFLiteConverter.from_session(sess, [x], [y]).convert()
         except Exception as e:  # the converter's errors have no common class
-            raise runs.RunError(f'the TFLite converter cannot convert this generator '
-                                f'({runs.one_line(e)})') from None
-    with open(path, 'wb') as f:
-        f.write(model)
+            print(' '.join(str(e).split())[:300] or type(e).__name__, file=sys.stderr)
+            sys.exit(3)
+with open(sys.argv[2], 'wb') as f:
+    f.write(model)
+"""
+
+
+def padded_size(generator, height, width):
+    """(height, width) that pad_to gives an image of ``height`` x ``width``."""
+    def pad(n):
+        n = max(n, generator.min_size)
+        return n + (-n) % generator.multiple
+
+    return pad(height), pad(width)
+
+
+def largest_tensor(generator, height, width):
+    """(elements, op name) of the largest tensor of ``generator`` on one
+    image of ``height`` x ``width`` (padded as pad_to does): the shapes
+    inferred by building its graph, nothing run."""
+    tf = session.graph_mode()
+    tf1 = tf.compat.v1
+    with tf.Graph().as_default() as graph:
+        x = tf1.placeholder(tf.float32, [1, *padded_size(generator, height, width),
+                                         generator.in_channels])
+        tf.graph_util.import_graph_def(generator.graph_def, input_map={generator.input_name: x},
+                                       name='generator')
+    sizes = [(t.shape.num_elements(), op.name) for op in graph.get_operations()
+             for t in op.outputs if t.shape.is_fully_defined()]
+    return max(sizes)
+
+
+def check_tflite_size(generator, size):
+    """RunError, naming the largest square size that fits, when the fixed
+    TFLite ``size`` (height, width) needs a tensor above TFLITE_MAX_ELEMENTS."""
+    import math
+
+    elements, _ = largest_tensor(generator, *size)
+    if elements <= TFLITE_MAX_ELEMENTS:
+        return
+    per_pixel = elements / math.prod(padded_size(generator, *size))
+    side = int(math.sqrt(TFLITE_MAX_ELEMENTS / per_pixel)) // generator.multiple
+    side *= generator.multiple
+    while side > generator.multiple and largest_tensor(generator, side, side)[0] > \
+            TFLITE_MAX_ELEMENTS:
+        side -= generator.multiple
+    raise runs.RunError(f'--tflite_size {size[0]}x{size[1]}: the generator\'s largest tensor '
+                        f'would have {elements:,} elements; TFLite takes at most '
+                        f'{TFLITE_MAX_ELEMENTS:,}: give a smaller size, at most {side}x{side}')
+
+
+def write_tflite(path, generator, size):
+    """model.tflite: serving_default, uint8 [N, H, W, in_channels] (a
+    fixed channel count) in, uint8 out, with the input shape of
+    :func:`runtime_shape` (any size: resize its input before allocate_tensors).
+    The TF1 converter, from a session of the flat graph of the frozen graph
+    (both the TF1 and the TF2 converter refuse a SavedModel with assets), in
+    a child process (convert_tflite)."""
+    if size:
+        check_tflite_size(generator, size)
+    shape = [d if d > 0 else None for d in runtime_shape(generator, size)]
+    graph_def, _ = frozen_graph_def(generator, input_shape=shape)
+    where = f'at {size[0]}x{size[1]}' if size else 'for any size'
+    convert_tflite(graph_def, path, where)
+
+
+def convert_tflite(graph_def, path, where):
+    """Writes ``path``, the TFLite model of serving_default's ``graph_def``,
+    by TFLITE_CHILD in a child process; RunError (one line) when it fails
+    or crashes. The child is killed if this process is interrupted."""
+    import signal
+    import subprocess
+    import sys
+
+    source = path + '.graph.pb'
+    with open(source, 'wb') as f:
+        f.write(graph_def.SerializeToString())
+    names = [n + ':0' for n in TENSORS['serving_default']]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+    child = subprocess.Popen([sys.executable, '-c', TFLITE_CHILD, source, path, *names],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        _, err = child.communicate()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.remove(source)
+    lines = err.decode(errors='replace').strip().splitlines()
+    if child.returncode < 0:
+        name = signal.Signals(-child.returncode).name
+        raise runs.RunError(f'the TFLite converter crashed ({name}) converting the generator '
+                            f'{where}: nothing was exported')
+    if child.returncode:
+        raise runs.RunError(f'the TFLite converter cannot convert this generator {where} '
+                            f'({lines[-1] if lines else f"exit status {child.returncode}"})')
 
 
 def write_onnx(folder, generator, size):
@@ -502,7 +670,8 @@ def describe(plan, generator, key, checkpoint):
         'mode': 'training' if plan.train_mode else 'inference',
         'input_channels': generator.in_channels, 'output_channels': generator.out_channels,
         'size_multiple': generator.multiple, 'min_size': generator.min_size,
-        'formats': list(plan.formats), 'tensorflow': tf.__version__}
+        'formats': list(plan.formats), 'tensorflow': tf.__version__,
+        'max_pixels': plan.max_pixels}
     if 'saved_model' in plan.formats:
         info['saved_model'] = {'tags': [SAVED_MODEL_TAG], 'signatures': {
             name: {'input': i, 'output': o} for name, (i, o) in SIGNATURES.items()}}
@@ -525,7 +694,7 @@ def write_formats(plan, folder, generator, files):
     """The files of ``plan.formats`` for ``generator`` in the new folder
     ``folder``, and ``files`` (name -> text: config.json, export.json)."""
     if 'saved_model' in plan.formats:
-        write_saved_model(folder, generator, files)
+        write_saved_model(folder, generator, files, max_pixels=plan.max_pixels)
     else:
         for file_name, text in files.items():
             _write_text(os.path.join(folder, file_name), text)

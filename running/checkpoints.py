@@ -56,8 +56,48 @@ def restore_checkpoint(sess, saver, variables, path, *, partial=None):
         else:
             saver.restore(sess, path)
     except tf.errors.OpError as e:  # e.g. its data file is missing or truncated
-        raise runs.CheckpointError(f'cannot restore checkpoint {path} ({runs.one_line(e)})') \
-            from None
+        raise runs.CheckpointError(restore_failure(path, e)) from None
+
+
+def unreadable_variable(path):
+    """(name, why) of the first variable of checkpoint ``path`` whose value
+    cannot be read (a truncated or corrupt data file), or None when all
+    read. Reads the values one at a time: a checkpoint's size of work,
+    done only when a restore failed or to find one that loads."""
+    import tensorflow as tf
+
+    try:
+        reader = tf.compat.v1.train.load_checkpoint(path)
+        names = sorted(reader.get_variable_to_shape_map())
+    except (tf.errors.OpError, ValueError) as e:
+        return '(the index)', runs.one_line(e)
+    for name in names:
+        try:
+            reader.get_tensor(name)
+        except (tf.errors.OpError, IndexError, ValueError, RuntimeError) as e:
+            return name, runs.one_line(e)  # the reader raises IndexError for a short file
+    return None
+
+
+def restore_failure(path, error):
+    """The one-line message of a restore of ``path`` that failed with
+    ``error``: which data file and variable cannot be read, and which older
+    checkpoint in its folder loads."""
+    bad = unreadable_variable(path)
+    if bad is None:  # the values read: something else failed
+        return f'cannot restore checkpoint {path} ({runs.one_line(error)})'
+    name, why = bad
+    data = [os.path.basename(f) for f in runs.checkpoint_files(path) if '.data-' in f]
+    data = f'its data file {data[0]}' if len(data) == 1 else 'its data files'
+    folder = os.path.dirname(path)
+    step = runs.step_of(path)
+    older = [p for p in complete_checkpoints(folder)[0] if step is not None
+             and runs.step_of(p) < step]
+    good = next((p for p in reversed(older) if unreadable_variable(p) is None), None)
+    where = (f'{os.path.basename(good)} loads (--checkpoint {good})' if good else
+             f'no older checkpoint in {folder} loads')
+    return (f'cannot restore checkpoint {path}: {data} is damaged: variable {name} cannot be '
+            f'read ({why}); {where}')
 
 
 class PartialRestore:

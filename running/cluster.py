@@ -44,30 +44,78 @@ class ClusterError(config.ConfigError):
     """A bad TF_CONFIG or replica setting: one line, exit status 2."""
 
 
+# The most logical CPU devices --num_replicas makes without GPUs. They share
+# the machine's cores (slower than one replica, see the README): they are
+# for testing data parallelism, where 2-8 do. Beyond some thousands
+# TensorFlow's device setup does not end (100,000 hung), so a bound is
+# stated rather than left to it.
+MAX_CPU_REPLICAS = 64
+
+
 def cluster_from_env(environ=None):
     """(workers, task index) of ``TF_CONFIG``: the workers' addresses, the
     chief first (a 'chief' job comes before the 'worker' job), and this
-    task's index among them; None without TF_CONFIG or with one worker only."""
+    task's index among them; None without TF_CONFIG or with one worker only.
+    ClusterError, one line naming the field, for a malformed one."""
     text = (os.environ if environ is None else environ).get('TF_CONFIG', '').strip()
     if not text:
         return None
     try:
         spec = json.loads(text)
-        cluster, task = spec['cluster'], spec['task']
-        workers = list(cluster.get('chief', [])) + list(cluster.get('worker', []))
-        kind, index = task['type'], int(task['index'])
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ClusterError(f'TF_CONFIG is not a cluster of workers and a task '
-                           f'({type(e).__name__}: {e})') from None
-    if set(cluster) - {'chief', 'worker'}:
+    except (ValueError, RecursionError) as e:
+        raise ClusterError(f'TF_CONFIG is not JSON ({type(e).__name__}: '
+                           f'{str(e)[:100]})') from None
+    cluster, task = _field(spec, 'cluster', dict), _field(spec, 'task', dict)
+    others = sorted(map(str, set(cluster) - {'chief', 'worker'}))
+    if others:
         raise ClusterError(f'TF_CONFIG: train.py runs workers (and a chief) only, not '
-                           f'{", ".join(sorted(set(cluster) - {"chief", "worker"}))}')
+                           f'{_short(", ".join(others))}')
+    workers = _addresses(cluster, 'chief') + _addresses(cluster, 'worker')
+    kind, index = _field(task, 'type', str, 'task.'), _field(task, 'index', int, 'task.')
     if kind not in ('chief', 'worker'):
-        raise ClusterError(f'TF_CONFIG: task type must be chief or worker, got {kind!r}')
+        raise ClusterError(f'TF_CONFIG: task.type must be chief or worker, got {_short(kind)!r}')
+    jobs = len(cluster.get(kind, []))
+    if not 0 <= index < jobs or (kind == 'chief' and index != 0):
+        raise ClusterError(f'TF_CONFIG: task.index {index} is not in the cluster: cluster.{kind} '
+                           f'has {jobs} address(es)')
     position = index + (len(cluster.get('chief', [])) if kind == 'worker' else 0)
-    if not 0 <= position < len(workers) or (kind == 'chief' and index != 0):
-        raise ClusterError(f'TF_CONFIG: task {kind} {index} is not in the cluster')
     return (workers, position) if len(workers) > 1 else None
+
+
+def _short(text, limit=40):
+    text = ' '.join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def _field(mapping, name, kind, where=''):
+    """``mapping[name]``, which must be a ``kind`` (an int is not a bool)."""
+    if not isinstance(mapping, dict):
+        raise ClusterError(f'TF_CONFIG must be a JSON object, got {type(mapping).__name__}')
+    if name not in mapping:
+        raise ClusterError(f'TF_CONFIG: {where}{name} is missing')
+    value = mapping[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ClusterError(f'TF_CONFIG: {where}{name} must be a {_KINDS[kind]}, got '
+                           f'{type(value).__name__} {_short(json.dumps(value))}')
+    return value
+
+
+_KINDS = {dict: 'JSON object', str: 'string', int: 'whole number', list: 'list'}
+
+
+def _addresses(cluster, job):
+    """The addresses of ``job`` in ``cluster``: a list of distinct "host:port" strings."""
+    if job not in cluster:
+        return []
+    addresses = _field(cluster, job, list, 'cluster.')
+    for i, address in enumerate(addresses):
+        host, _, port = address.rpartition(':') if isinstance(address, str) else ('', '', '')
+        if not host or not port.isdigit():
+            raise ClusterError(f'TF_CONFIG: cluster.{job}[{i}] must be a "host:port" string, '
+                               f'got {_short(json.dumps(address))}')
+        if address in addresses[:i]:
+            raise ClusterError(f'TF_CONFIG: cluster.{job}[{i}] repeats {_short(address)}')
+    return list(addresses)
 
 
 def is_chief(environ=None):
@@ -133,15 +181,7 @@ def configure(cfg, environ=None):
         raise ClusterError('with TF_CONFIG a worker without GPUs trains one replica: drop '
                            '--num_replicas (it counts the GPUs of each worker)')
     elif n > 1:
-        cpu = tf.config.list_physical_devices('CPU')[0]
-        try:
-            tf.config.set_logical_device_configuration(
-                cpu, [tf.config.LogicalDeviceConfiguration()] * n)
-        except RuntimeError:  # TensorFlow's devices are set already (a test's process)
-            if len(tf.config.list_logical_devices('CPU')) != n:
-                raise ClusterError(f'--num_replicas {n}: TensorFlow already set up its CPU '
-                                   f'devices in this process; run train.py in a fresh '
-                                   f'process') from None
+        _cpu_devices(tf, n)
     kind = 'GPU' if gpus else 'CPU'
     if cluster:
         return _multi_worker(cfg, cluster, n if gpus else 1, kind, bool(gpus))
@@ -156,6 +196,22 @@ def configure(cfg, environ=None):
         devices, cross_device_ops=None if gpus else tf.distribute.ReductionToOneDevice())
     return Setup(strategy, local_replicas=n, devices=f'{n} {kind}s ({", ".join(devices)})',
                  gpu=bool(gpus))
+
+
+def _cpu_devices(tf, n):
+    """Makes ``n`` (2 to MAX_CPU_REPLICAS) logical CPU devices."""
+    if n > MAX_CPU_REPLICAS:
+        raise ClusterError(f'--num_replicas {n}: without GPUs the replicas are logical CPU '
+                           f'devices, at most {MAX_CPU_REPLICAS} (this machine has no GPU)')
+    cpu = tf.config.list_physical_devices('CPU')[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError:  # TensorFlow's devices are set already (a test's process)
+        if len(tf.config.list_logical_devices('CPU')) != n:
+            raise ClusterError(f'--num_replicas {n}: TensorFlow already set up its CPU '
+                               f'devices in this process; run train.py in a fresh '
+                               f'process') from None
 
 
 def _multi_worker(cfg, cluster, local, kind, gpu):
@@ -176,10 +232,42 @@ def _multi_worker(cfg, cluster, local, kind, gpu):
     except (tf.errors.OpError, ValueError) as e:
         raise ClusterError(f'cannot start the server of worker {index} at {workers[index]} '
                            f'({type(e).__name__}: {str(e).splitlines()[0][:200]})') from None
+    wait_for_workers(workers, index, cfg.worker_timeout)
     return Setup(strategy, local_replicas=local, num_workers=len(workers), worker=index,
                  target=server.target, server=server, gpu=gpu,
                  devices=f'worker {index} of {len(workers)} ({workers[index]}), '
                          f'{local} {kind} replica(s) each')
+
+
+def wait_for_workers(workers, index, timeout):
+    """Returns once every worker but ``index`` accepts a connection on its
+    address; ClusterError naming the first that does not within ``timeout``
+    seconds. (TensorFlow's session would wait for them forever: the
+    operation timeout only starts once the graph is on every worker.)"""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    waiting = [(i, address) for i, address in enumerate(workers) if i != index]
+    told = False
+    while waiting:
+        i, address = waiting[0]
+        host, _, port = address.rpartition(':')
+        try:
+            with socket.create_connection((host.strip('[]'), int(port)),
+                                          timeout=max(0.1, min(1.0, deadline - time.monotonic()))):
+                waiting.pop(0)
+                continue
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            raise ClusterError(f'worker {i} ({address}) did not answer within --worker_timeout '
+                               f'{timeout} s: start it (the same command with its TF_CONFIG '
+                               f'task) or raise --worker_timeout')
+        if not told:
+            print(f'  waiting up to {timeout} s for worker {i} ({address}) ...', flush=True)
+            told = True
+        time.sleep(0.2)
 
 
 def session_config(cfg, setup, *, base):

@@ -10,8 +10,10 @@ folder but is in the package is read from the package, so the README's
 imports no TensorFlow.
 """
 
+import contextlib
 import os
 import re
+import signal
 import sys
 
 from cyclegan_tf import config
@@ -72,6 +74,21 @@ def tensorflow_error_line(error):
     if kind == 'ResourceExhaustedError' and 'OOM' in text:
         line += ' (out of memory: try a smaller --batch_size, --crop_size or --ngf)'
     return f'{line} ({kind})'
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within this context SIGTERM raises KeyboardInterrupt, as Ctrl-C does:
+    what a command removes when interrupted (a temporary folder) it removes
+    when terminated too, and it exits 130."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_command(program, body, argv):

@@ -70,6 +70,67 @@ def test_tf_config_is_read_and_bad_ones_are_one_clear_error():
             cluster.cluster_from_env({'TF_CONFIG': bad})
 
 
+@pytest.mark.parametrize('spec, field', [
+    ({'cluster': {'worker': [1234, 5678]}, 'task': {'type': 'worker', 'index': 0}},
+     'cluster.worker[0]'),
+    ({'cluster': {'worker': 'host1:2222'}, 'task': {'type': 'worker', 'index': 0}},
+     'cluster.worker'),
+    ({'cluster': {'worker': ['a:1', 'b:2']}}, 'task'),
+    ({'cluster': {'worker': ['a:1', 'b:2']}, 'task': 'worker'}, 'task'),
+    ({'cluster': {'worker': ['a:1', 'b:2']}, 'task': {'index': 0}}, 'task.type'),
+    ({'cluster': {'worker': ['a:1', 'b:2']}, 'task': {'type': 'worker'}}, 'task.index'),
+    ({'cluster': {'worker': ['a:1', 'b:2']}, 'task': {'type': 'worker', 'index': '1'}},
+     'task.index'),
+    ({'cluster': {'worker': ['a:1', 'b:2']}, 'task': {'type': 'worker', 'index': True}},
+     'task.index'),
+    ({'cluster': {'worker': ['a:1', 'b:2']}, 'task': {'type': 'worker', 'index': 1.5}},
+     'task.index'),
+    ({'cluster': {'worker': ['a:1', 'b:2']}, 'task': {'type': 'worker', 'index': -1}},
+     'task.index'),
+    ({'cluster': {'worker': ['a:1', 'b:2']}, 'task': {'type': 'worker', 'index': 7}},
+     'task.index'),
+    ({'cluster': {'worker': ['a:1', 'b']}, 'task': {'type': 'worker', 'index': 0}},
+     'cluster.worker[1]'),
+    ({'cluster': {'worker': ['a:1', 'a:1']}, 'task': {'type': 'worker', 'index': 0}},
+     'cluster.worker[1]'),
+    ({'cluster': {'worker': {'a': 1}}, 'task': {'type': 'worker', 'index': 0}},
+     'cluster.worker'),
+    ({'cluster': ['a:1'], 'task': {'type': 'worker', 'index': 0}}, 'cluster'),
+    ({'task': {'type': 'worker', 'index': 0}}, 'cluster'),
+    ([1, 2], 'TF_CONFIG'),
+])
+def test_a_malformed_tf_config_is_one_line_naming_the_field(spec, field, tmp_path):
+    """Issue 21.10: each malformed field is a ClusterError naming it (no
+    TypeError), and train.py prints one line and exits 2."""
+    with pytest.raises(cluster.ClusterError) as raised:
+        cluster.cluster_from_env({'TF_CONFIG': json.dumps(spec)})
+    message = str(raised.value)
+    assert message.startswith('TF_CONFIG') and f'{field} ' in message + ' '
+    assert len(message.splitlines()) == 1 and len(message) < 200
+
+
+def test_malformed_tf_config_in_train_is_one_line_exit_2(tmp_path):
+    spec = {'cluster': {'worker': [1234, 5678]}, 'task': {'type': 'worker', 'index': 0}}
+    process = train_process(['train.py', '--model=toy_gan', f'--runs_dir={tmp_path}'],
+                            env={'TF_CONFIG': json.dumps(spec)})
+    code, out, err = finish(process, timeout=60)
+    assert code == 2 and 'Traceback' not in err, err
+    assert err.strip().splitlines()[-1].startswith('train.py: error: TF_CONFIG: cluster.worker[0]')
+
+
+def test_num_replicas_beyond_the_cpu_devices_is_one_line_exit_2(tmp_path):
+    """Issue 21.11: --num_replicas 100000 on a CPU hung asking for 100,000
+    logical devices: now one line naming the limit, exit 2, in seconds."""
+    start = time.monotonic()
+    code, out, err = finish(train_process(['train.py', '--model=toy_gan', f'--runs_dir={tmp_path}',
+                                           '--num_replicas=100000']), timeout=60)
+    assert code == 2 and 'Traceback' not in err, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith('train.py: error: --num_replicas 100000') and \
+        f'at most {cluster.MAX_CPU_REPLICAS}' in line, err
+    assert time.monotonic() - start < 60 and not os.listdir(tmp_path)
+
+
 def test_pools_are_saved_per_replica_and_regrouped_for_another_count():
     image = np.full([4, 4, 3], 0.5, np.float32)
 
@@ -220,6 +281,22 @@ def test_a_dead_worker_stops_the_other_within_the_timeout(tmp_path):
     lines = err.strip().splitlines()
     assert lines[-1].startswith('train.py: error: a worker stopped answering'), err
     assert 'Traceback' not in err
+
+
+def test_a_worker_whose_chief_never_starts_stops_within_the_timeout(tmp_path):
+    """Issue 21.12: the first connection waited past --worker_timeout
+    forever (still waiting after 300 s): now one line naming the missing
+    worker, exit 2, within the timeout."""
+    ports = free_ports(2)
+    process = train_process(['train.py', '--model=toy_gan', f'--runs_dir={tmp_path}',
+                             '--batch_size=16', '--hidden_units=8', '--worker_timeout=3'],
+                            env={'TF_CONFIG': tf_config(ports, 1)})
+    code, out, err = finish(process, timeout=90)
+    assert code == 2 and 'Traceback' not in err, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f'train.py: error: worker 0 (127.0.0.1:{ports[0]}) did not answer '
+                           f'within --worker_timeout 3 s'), err
+    assert 'waiting up to 3 s for worker 0' in out
 
 
 def test_cpu_settings_and_bad_replica_counts(monkeypatch):

@@ -209,12 +209,15 @@ def test_training_keeps_the_best_checkpoint_by_fid_and_evaluate_scores_a_run(
     assert set(scores) == {'A->B', 'B->A'}
     for direction in scores.values():
         assert direction['fid'] > 0 and direction['n_fake'] == 3 and direction['n_real'] == 3
+        assert direction['fid_weights_standard'] is False  # the fixture's copy (issue 21.8)
     folder = run_dir / f'test_{record["step"]}'
     assert json.loads((folder / 'scores.json').read_text()) == scores
     assert 'FID' in (folder / 'index.html').read_text()
     # A later sample.py into the same folder keeps the scores on its page.
+    capsys.readouterr()
     assert sample.main(['sample.py', f'--run={run_dir}', '--best']) == 0
     assert 'FID' in (folder / 'index.html').read_text()
+    assert 'not comparable to published FIDs' in capsys.readouterr().out
 
 
 def test_a_run_without_best_checkpoint_is_one_line(tmp_path, capsys):
@@ -226,3 +229,27 @@ def test_a_run_without_best_checkpoint_is_one_line(tmp_path, capsys):
     line = _error(capsys, '--run', tmp_path / 'missing')
     assert 'no run at' in line
     assert 'give a run' in _error(capsys, '--run', tmp_path, '--real', tmp_path)
+
+
+def test_weights_other_than_pytorch_fids_file_are_said_not_comparable(
+        fixtures_dir, tmp_path, capsys, monkeypatch):
+    """Issue 21.8: with FID weights of the right layout but another sha256
+    (the fixture's copy is one), the table said nothing: now it says the
+    numbers are not comparable to published FIDs, and --json records it.
+    With the standard file's sha256 there is no such line."""
+    weights = fixtures_dir / 'fid' / WEIGHTS
+    real, fake = _images(tmp_path / 'real', 2), _images(tmp_path / 'fake', 2, seed=1)
+    args = ['--real', real, '--fake', fake, '--fid_weights', weights]
+    code, out, _ = _run(capsys, *args)
+    assert code == 0
+    digest = inception.sha256_of(weights)
+    assert (f'  not comparable to published FIDs: the FID weights (sha256 {digest[:12]}...) '
+            f'are not pytorch-fid\'s file') in out
+    code, out, _ = _run(capsys, *args, '--json')
+    result = json.loads(out)
+    assert result['fid_weights_standard'] is False and result['weights_sha256'] == digest
+    monkeypatch.setattr(inception, 'WEIGHTS_SHA256', digest)
+    code, out, _ = _run(capsys, *args)
+    assert code == 0 and 'FID ' in out and 'not comparable' not in out
+    code, out, _ = _run(capsys, *args, '--json')
+    assert json.loads(out)['fid_weights_standard'] is True

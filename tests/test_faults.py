@@ -299,6 +299,36 @@ def test_a_truncated_data_file_falls_back_to_the_checkpoint_before(graph, tmp_pa
     assert saving.saver.last_checkpoints == [path]
 
 
+def test_a_truncated_data_file_names_the_file_the_variable_and_an_older_checkpoint(
+        graph, tmp_path):
+    """Issue 21.4: restoring a checkpoint whose data file was cut short said
+    'cannot restore checkpoint .../model.ckpt-3 (Graph execution error:)'.
+    Now the message names the data file, the variable TensorFlow could not
+    read, and the older checkpoint that loads (model.ckpt-2: model.ckpt-1
+    is older still); with none, it says so."""
+    saving, sess, net, init = _tiny(tmp_path)
+    sess.run(init)
+    for step in (1, 2, 3):
+        sess.run([net.step_op, tf1.assign(net.weight, [step] * 3)])
+        saving.save(sess, net, step, 0)
+    data = os.path.join(saving.dir, 'model.ckpt-3.data-00000-of-00001')
+    os.truncate(data, os.path.getsize(data) - 4)  # w, the last variable by name, is cut
+    with pytest.raises(runs.CheckpointError) as raised:
+        checkpoints.restore_checkpoint(sess, saving.saver, tf1.global_variables(),
+                                       saving.prefix(3))
+    message = str(raised.value)
+    assert message.startswith(f'cannot restore checkpoint {saving.prefix(3)}: its data file '
+                              f'model.ckpt-3.data-00000-of-00001 is damaged: variable w cannot '
+                              f'be read (')
+    assert message.endswith(f'; model.ckpt-2 loads (--checkpoint {saving.prefix(2)})')
+    assert len(message.splitlines()) == 1
+    for step in (1, 2):
+        os.remove(os.path.join(saving.dir, f'model.ckpt-{step}.data-00000-of-00001'))
+    with pytest.raises(runs.CheckpointError, match='; no older checkpoint in .* loads$'):
+        checkpoints.restore_checkpoint(sess, saving.saver, tf1.global_variables(),
+                                       saving.prefix(3))
+
+
 def test_keep_checkpoints_0_keeps_every_checkpoint_and_its_host_state(graph, tmp_path):
     """Issue 14.4: --keep_checkpoints 0 means keep all (tf.train.Saver's
     max_to_keep 0), host states included; with 2 the Saver's rotation and

@@ -5,6 +5,7 @@ extractor, no network)."""
 
 import json
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -233,3 +234,27 @@ def test_folder_features_warn_about_other_files_and_need_two_images(tmp_path, ca
         metrics.folder_features(CountingExtractor(), str(folder), use_cache=False)
     with pytest.raises(layouts.DatasetError, match='not a folder'):
         metrics.folder_features(CountingExtractor(), str(tmp_path / 'missing'))
+
+
+def test_dangling_links_and_unreadable_files_are_skipped_and_left_out_of_the_key(
+        tmp_path, caplog):
+    """Issue 21.9: one dangling link (or a file that cannot be opened) made
+    evaluate.py exit 2, as the cache key read every file before any was
+    skipped. Now each is skipped with a warning, as train.py and sample.py
+    do, and the key is computed from the files read: the link's removal
+    keeps the cache."""
+    folder = _write_images(tmp_path / 'real', 3)
+    os.symlink(tmp_path / 'nowhere.png', folder / 'gone.png')
+    os.symlink('loop.png', folder / 'loop.png')  # opening it fails (ELOOP)
+    extractor = CountingExtractor()
+    with caplog.at_level(logging.WARNING, logger='cyclegan_tf'):
+        features, paths = metrics.folder_features(extractor, str(folder),
+                                                  cache_folder=str(tmp_path / 'cache'))
+    assert features.shape == (3, 6) and [os.path.basename(p) for p in paths] == \
+        ['0.png', '1.png', '2.png']
+    assert extractor.calls == [paths]
+    for name in ('gone.png', 'loop.png'):
+        assert f'skipping unreadable file {folder / name} (' in caplog.text
+    os.remove(folder / 'gone.png')
+    again, _ = metrics.folder_features(extractor, str(folder), cache_folder=str(tmp_path / 'cache'))
+    assert len(extractor.calls) == 1 and np.array_equal(again, features)  # from the cache

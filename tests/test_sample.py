@@ -156,3 +156,44 @@ def test_page_of_names_that_are_not_utf8(tmp_path):
     visuals.write_html(str(tmp_path / 'i.html'), bad, [(bad, [bad], [(bad, [bad])])], [bad])
     page = (tmp_path / 'i.html').read_text(encoding='utf-8')
     assert '<img src="bad%FF.png"' in page and '<td>bad\\xff.png</td>' in page
+
+
+def test_a_damaged_scores_json_is_set_aside_with_a_warning(run, tmp_path, capsys, caplog):
+    """Issue 21.7: a damaged scores.json in the results folder (here a score
+    that is no number) ended sample.py in a traceback after the images were
+    written. Now it is renamed to scores.json.damaged-<time> with a warning
+    and a new one is written."""
+    run_dir, _ = run
+    out = tmp_path / 'out'
+    out.mkdir()
+    damaged = '{"A->B": {"l1": "abc"}}'
+    (out / 'scores.json').write_text(damaged)
+    assert sample.main(['sample.py', f'--run={run_dir}', f'--results_dir={out}']) == 0
+    aside = [p for p in os.listdir(out) if p.startswith('scores.json.damaged-')]
+    assert len(aside) == 1 and (out / aside[0]).read_text() == damaged
+    assert f'{out / "scores.json"} is damaged' in caplog.text and \
+        f'set aside as {aside[0]}' in caplog.text
+    scores = json.loads((out / 'scores.json').read_text())
+    assert set(scores) == {'A->B', 'B->A'} and scores['A->B']['pairs'] == 4
+    assert 'A->B: L1 ' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('damaged, why', [
+    ('{"A->B": {"l1": "abc"}}', 'A->B: l1 is not a number'),
+    ('{"A->B": {"fid": 12.5, "n_fake": 3, "n_real": 3}}', 'A->B: kid_mean is missing'),
+    ('{"A->B": {"fid": 1, "kid_mean": 0.1, "kid_std": 0.1, "n_fake": 3, "n_real": true}}',
+     'A->B: n_real is not a number'),
+    ('{"A->B": {"l1": NaN}}', 'A->B: l1 is not a number'),
+    ('{"A->B": ["fid"]}', 'A->B is not an object'),
+    ('[1, 2]', 'not an object'),
+    ('{"A->B": {"l1": ', 'not JSON'),
+])
+def test_damaged_scores_are_named_and_moved_aside(tmp_path, caplog, damaged, why):
+    path = tmp_path / 'scores.json'
+    path.write_text(damaged)
+    assert sampling.read_scores(str(path)) == {}
+    assert f'{path} is damaged ({why}' in caplog.text
+    assert not path.exists() and len(list(tmp_path.glob('scores.json.damaged-*'))) == 1
+    path.write_text('{"A->B": {"fid": 1.5, "kid_mean": 0.1, "kid_std": 0.01, "n_fake": 3, '
+                    '"n_real": 3, "weights_sha256": "ab12"}}')
+    assert sampling.read_scores(str(path))['A->B']['fid'] == 1.5 and path.exists()
