@@ -16,7 +16,7 @@ imports only from the layers below it:
                     replicas and loss scaling (graph side), clusters (process side)
     evaluation/     FID's Inception, metrics, translating a test split, sample grids
     interop/        PyTorch .pth files and the official weights; SavedModel,
-                    frozen graph and TFLite exports
+                    frozen graph, TFLite and ONNX exports
     inference.py    the Python API: Translator
     train.py sample.py evaluate.py export.py bench.py import_torch.py
                     the commands (``python train.py``, or installed ``cyclegan-train``)

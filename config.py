@@ -794,10 +794,15 @@ class ExportConfig(Settings):
                             'one direction, else one folder per direction, AtoB/ and BtoA/')
     format = Option('saved_model', 'what to write, comma-separated: saved_model (TF Serving, '
                                    'tf.saved_model.load), frozen_graph (frozen_graph.pb for '
-                                   'TF1), tflite (model.tflite)')
+                                   'TF1), tflite (model.tflite), onnx (model.onnx: uint8 in '
+                                   'and out, model_float.onnx: float32 in [-1, 1]; needs '
+                                   'requirements-onnx.txt)')
     tflite_size = Option('', 'a fixed input size of model.tflite, HxW or N for NxN (batch 1); '
                              'by default it takes any batch and size (resize its input '
                              'tensor before allocate_tensors)')
+    onnx_size = Option('', 'a fixed input size of the ONNX models, HxW or N for NxN (batch 1), '
+                           'for runtimes that need one; by default they take any batch and '
+                           'size')
     train_mode = Option(False, 'run the generators as in training (batch statistics of each '
                                'request, dropout), as sample.py without --eval; the default '
                                'is inference mode, as sample.py --eval')

@@ -19,8 +19,12 @@ direction, else AtoB/ and BtoA/ in it. --format frozen_graph adds
 frozen_graph.pb (a GraphDef of constants: input_images:0 -> output_images:0,
 as serving_default), --format tflite adds model.tflite (serving_default with
 the model's input channels: 3, or 1 for colorization's L; any batch and size,
-or the fixed size --tflite_size). Each folder also holds config.json (the
-run's) and export.json (model, direction, checkpoint, step, mode).
+or the fixed size --tflite_size), --format onnx adds model.onnx (serving_default
+with the model's input channels, as model.tflite) and model_float.onnx
+(translate), converted by tf2onnx (pip install -r requirements-onnx.txt; any
+batch and size, or the fixed size --onnx_size). Each folder also holds
+config.json (the run's) and export.json (model, direction, checkpoint, step,
+mode, the files of each format).
 
 The generators run in inference mode (batch-norm moving averages, no
 dropout), as sample.py --eval; --train_mode runs them as in training, as

@@ -1,6 +1,6 @@
 """A trained run's generators exported for use outside this project: a
 SavedModel per direction (TF Serving, ``tf.saved_model.load``), and on
-request a frozen GraphDef (TF1) and a TFLite model. export.py is the
+request a frozen GraphDef (TF1), a TFLite model and ONNX models (to_onnx.py). export.py is the
 command; tests and tools call the two steps here::
 
     plan = exporting.plan(config.ExportConfig(run='runs/horse2zebra'))  # checks, no TF
@@ -27,7 +27,7 @@ empty: an export serves, the run trains.
 Layout: ``DIR/AtoB/`` and ``DIR/BtoA/``, or ``DIR`` itself when one
 direction is exported; each holds saved_model.pb, variables/ and assets/
 (config.json, export.json) of the SavedModel, then frozen_graph.pb and
-model.tflite when asked, and config.json and export.json (what was
+model.tflite, model.onnx and model_float.onnx when asked, and config.json and export.json (what was
 exported: model, direction, generator, checkpoint, step, mode, tensor names,
 sizes). Everything is written into a temporary folder beside DIR, renamed
 into place when complete.
@@ -40,9 +40,10 @@ import shutil
 import tempfile
 
 from cyclegan_tf import config, registry
+from cyclegan_tf.interop import to_onnx
 from cyclegan_tf.running import checkpoints, runs, session
 
-FORMATS = ('saved_model', 'frozen_graph', 'tflite')
+FORMATS = ('saved_model', 'frozen_graph', 'tflite', 'onnx')
 DIRECTIONS = {'A': 'AtoB', 'B': 'BtoA'}
 EXPORT_FILE = 'export.json'
 SAVED_MODEL_TAG = 'serve'
@@ -56,6 +57,10 @@ SIGNATURES = {'serving_default': ('images', 'images'),
 TENSORS = {'serving_default': ('input_images', 'output_images'),
            'translate': ('input_float', 'output_float'),
            'translate_encoded': ('input_bytes', 'output_bytes')}
+# --format onnx: one file per graph, each self-contained (its weights inside), as
+# onnxruntime-web, mobile runtimes and Netron want a model: an ONNX graph's inputs
+# must all be fed, so the two graphs in one model would each need a dummy input.
+ONNX_FILES = {'serving_default': 'model.onnx', 'translate': 'model_float.onnx'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +74,7 @@ class Plan:
     export_dir: str
     formats: tuple
     tflite_size: tuple  # (height, width), or None for any size
+    onnx_size: tuple  # (height, width), or None for any size
     train_mode: bool
     imported: tuple  # the networks of imported.json, or None
     max_pixels: int = config.MAX_PIXELS  # the SavedModel's signatures refuse larger images
@@ -83,11 +89,14 @@ def plan(ecfg):
         raise runs.RunError(f'a {cfg.model} run translates no images: there is no generator '
                             f'of images to export')
     formats = parse_formats(ecfg.format)
+    if 'onnx' in formats and to_onnx.missing():
+        raise runs.RunError(to_onnx.missing())
     size = parse_size(ecfg.tflite_size)
+    onnx_size = parse_size(ecfg.onnx_size, '--onnx_size')
     export_dir = ecfg.export_dir or os.path.join(run_dir, 'export')
     check_export_dir(export_dir, ecfg.overwrite)
     return Plan(run_dir=run_dir, cfg=cfg, checkpoint=checkpoint or '', direction=ecfg.direction,
-                export_dir=export_dir, formats=formats, tflite_size=size,
+                export_dir=export_dir, formats=formats, tflite_size=size, onnx_size=onnx_size,
                 train_mode=ecfg.train_mode, imported=_tuple(runs.imported_networks(run_dir)),
                 max_pixels=ecfg.max_pixels)
 
@@ -105,8 +114,8 @@ def parse_formats(text):
     return formats
 
 
-def parse_size(text):
-    """(height, width) of --tflite_size: 'HxW' or 'N'; None for ''."""
+def parse_size(text, flag='--tflite_size'):
+    """(height, width) of ``flag``'s value ``text``: 'HxW' or 'N'; None for ''."""
     if not text:
         return None
     parts = text.lower().split('x')
@@ -115,7 +124,7 @@ def parse_size(text):
     except ValueError:
         sizes = []
     if len(sizes) not in (1, 2) or min(sizes) < 1:
-        raise config.ConfigError(f'--tflite_size is HxW or N (pixels), got {text!r}')
+        raise config.ConfigError(f'{flag} is HxW or N (pixels), got {text!r}')
     return (sizes[0], sizes[-1])
 
 
@@ -254,7 +263,9 @@ def pad_to(images, multiple, minimum=1):
     for axis in (1, 2):
         size = tf.shape(images)[axis]
         target = tf.maximum(size, minimum)
-        target += tf.math.floormod(-target, multiple)
+        # Rounded up with a division of positive numbers: tf2onnx converts
+        # FloorMod of integers with ONNX's truncating Div, wrong for -target.
+        target = (target + multiple - 1) // multiple * multiple
         images = tf.gather(images, reflect_indices(size, target), axis=axis)
     return images
 
@@ -408,19 +419,21 @@ class Serving:
 
     def build(self, names, *, input_shape=None):
         """{signature: (input, output)} for the signature ``names``, their
-        tensors named as TENSORS; ``input_shape`` fixes serving_default's input."""
+        tensors named as TENSORS; ``input_shape`` fixes the input of
+        serving_default and translate."""
         import tensorflow as tf
 
         tf1 = tf.compat.v1
         g = self.generator
         placeholders = {
-            'serving_default': (tf.uint8, input_shape or [None, None, None, None],
+            'serving_default': (tf.uint8, [None, None, None, None],
                                 self.translate_uint8),
             'translate': (tf.float32, [None, None, None, g.in_channels], self.translate),
             'translate_encoded': (tf.string, [None], self.translate_encoded)}
         result = {}
         for name in names:
             dtype, shape, fn = placeholders[name]
+            shape = input_shape if input_shape and name != 'translate_encoded' else shape
             input_name, output_name = TENSORS[name]
             x = tf1.placeholder(dtype, shape, name=input_name)
             result[name] = (x, tf.identity(fn(x), name=output_name))
@@ -479,13 +492,13 @@ def write_saved_model(folder, generator, files, *, max_pixels=config.MAX_PIXELS)
     builder.save()
 
 
-def frozen_graph_def(generator, *, input_shape=None):
-    """(GraphDef, graph) of serving_default alone, flat: input_images:0 ->
-    output_images:0, every weight a constant."""
+def frozen_graph_def(generator, signature='serving_default', *, input_shape=None):
+    """(GraphDef, graph) of ``signature`` alone, flat: its TENSORS (by default
+    input_images:0 -> output_images:0), every weight a constant."""
     tf = session.graph_mode()
     with tf.Graph().as_default() as graph:
         x, y = Serving(generator, inline(generator)).build(
-            ['serving_default'], input_shape=input_shape)['serving_default']
+            [signature], input_shape=input_shape)[signature]
     return tf.compat.v1.graph_util.extract_sub_graph(graph.as_graph_def(), [y.op.name]), graph
 
 
@@ -495,9 +508,10 @@ def write_frozen_graph(path, generator):
         f.write(graph_def.SerializeToString())
 
 
-def tflite_shape(generator, size):
-    """The input shape of model.tflite: [1, height, width, in_channels] of
-    ``size``, or any batch and size ([-1, -1, -1, in_channels]) for None."""
+def runtime_shape(generator, size):
+    """The input shape of model.tflite and the ONNX models: [1, height,
+    width, in_channels] of ``size``, or any batch and size ([-1, -1, -1,
+    in_channels]) for None."""
     return [1, *size, generator.in_channels] if size else [-1, -1, -1, generator.in_channels]
 
 
@@ -577,13 +591,13 @@ def check_tflite_size(generator, size):
 def write_tflite(path, generator, size):
     """model.tflite: serving_default, uint8 [N, H, W, in_channels] (a
     fixed channel count) in, uint8 out, with the input shape of
-    :func:`tflite_shape` (any size: resize its input before allocate_tensors).
+    :func:`runtime_shape` (any size: resize its input before allocate_tensors).
     The TF1 converter, from a session of the flat graph of the frozen graph
     (both the TF1 and the TF2 converter refuse a SavedModel with assets), in
     a child process (convert_tflite)."""
     if size:
         check_tflite_size(generator, size)
-    shape = [d if d > 0 else None for d in tflite_shape(generator, size)]
+    shape = [d if d > 0 else None for d in runtime_shape(generator, size)]
     graph_def, _ = frozen_graph_def(generator, input_shape=shape)
     where = f'at {size[0]}x{size[1]}' if size else 'for any size'
     convert_tflite(graph_def, path, where)
@@ -621,6 +635,25 @@ def convert_tflite(graph_def, path, where):
                             f'({lines[-1] if lines else f"exit status {child.returncode}"})')
 
 
+def write_onnx(folder, generator, size):
+    """ONNX_FILES in ``folder``: serving_default's graph (uint8 in and out)
+    and translate's (float32 in [-1, 1]), both of the input shape
+    :func:`runtime_shape`; what tf2onnx cannot convert rewritten first
+    (to_onnx.py). RunError (one line) if it still cannot."""
+    generator = dataclasses.replace(generator,
+                                    graph_def=to_onnx.rewrite_unsupported(generator.graph_def))
+    shape = [d if d > 0 else None for d in runtime_shape(generator, size)]
+    for signature, file_name in ONNX_FILES.items():
+        graph_def, _ = frozen_graph_def(generator, signature, input_shape=shape)
+        try:
+            model = to_onnx.convert(graph_def, TENSORS[signature])
+        except Exception as e:  # tf2onnx's and onnx's errors have no common class
+            raise runs.RunError(f'tf2onnx cannot convert this generator '
+                                f'({runs.one_line(e)})') from None
+        with open(os.path.join(folder, file_name), 'wb') as f:
+            f.write(model)
+
+
 def _write_text(path, text):
     with open(path, 'w') as f:
         f.write(text)
@@ -648,8 +681,29 @@ def describe(plan, generator, key, checkpoint):
         info['frozen_graph'] = dict(file='frozen_graph.pb', **names)
     if 'tflite' in plan.formats:
         info['tflite'] = dict(file='model.tflite',
-                              input_shape=tflite_shape(generator, plan.tflite_size))
+                              input_shape=runtime_shape(generator, plan.tflite_size))
+    if 'onnx' in plan.formats:
+        info['onnx'] = {'opset': to_onnx.OPSET, **{
+            name: {'file': file_name, 'input': TENSORS[name][0], 'output': TENSORS[name][1],
+                   'input_shape': runtime_shape(generator, plan.onnx_size)}
+            for name, file_name in ONNX_FILES.items()}}
     return info
+
+
+def write_formats(plan, folder, generator, files):
+    """The files of ``plan.formats`` for ``generator`` in the new folder
+    ``folder``, and ``files`` (name -> text: config.json, export.json)."""
+    if 'saved_model' in plan.formats:
+        write_saved_model(folder, generator, files, max_pixels=plan.max_pixels)
+    else:
+        for file_name, text in files.items():
+            _write_text(os.path.join(folder, file_name), text)
+    if 'frozen_graph' in plan.formats:
+        write_frozen_graph(os.path.join(folder, 'frozen_graph.pb'), generator)
+    if 'tflite' in plan.formats:
+        write_tflite(os.path.join(folder, 'model.tflite'), generator, plan.tflite_size)
+    if 'onnx' in plan.formats:
+        write_onnx(folder, generator, plan.onnx_size)
 
 
 def export(plan, *, log=print):
@@ -683,15 +737,7 @@ def export(plan, *, log=print):
             info = describe(plan, generator, key, checkpoint)
             files = {runs.CONFIG_FILE: json.dumps(plan.cfg.to_dict(), indent=2, sort_keys=True)
                      + '\n', EXPORT_FILE: json.dumps(info, indent=2) + '\n'}
-            if 'saved_model' in plan.formats:
-                write_saved_model(folder, generator, files, max_pixels=plan.max_pixels)
-            else:
-                for file_name, text in files.items():
-                    _write_text(os.path.join(folder, file_name), text)
-            if 'frozen_graph' in plan.formats:
-                write_frozen_graph(os.path.join(folder, 'frozen_graph.pb'), generator)
-            if 'tflite' in plan.formats:
-                write_tflite(os.path.join(folder, 'model.tflite'), generator, plan.tflite_size)
+            write_formats(plan, folder, generator, files)
             final = target if len(keys) == 1 else os.path.join(target, name)
             folders[name] = final
             log(f'{name}: {generator.network} of {plan.cfg.model} at step {info["step"]} '

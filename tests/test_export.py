@@ -352,7 +352,7 @@ def test_bad_input_is_one_line_and_writes_nothing(exported, tmp_path, capsys):
     line = _error_line(capsys, [f'--run={col}', '--direction=BtoA',
                                 f'--export_dir={tmp_path / "x"}'])
     assert 'translates from A only' in line and 'BtoA' in line
-    assert '--format' in _error_line(capsys, [f'--run={cg}', '--format=onnx'])
+    assert '--format' in _error_line(capsys, [f'--run={cg}', '--format=pdf'])
     assert '--tflite_size' in _error_line(capsys, [f'--run={cg}', '--tflite_size=big'])
     assert 'give one of --checkpoint, --best' in _error_line(
         capsys, [f'--run={cg}', '--best', f'--checkpoint={cg}/checkpoints/model.ckpt-2'])

@@ -23,7 +23,8 @@ LAYERS = [
      'running.commands', 'running.cluster', 'running.replicas', 'interop.pth',
      'interop.torch_weights', 'evaluation.visuals', 'evaluation.metrics',
      'evaluation.inception', 'evaluation.streaming', 'evaluation.tiling'],
-    ['inference'], ['evaluation.sampling', 'evaluation.video', 'interop.exporting'],
+    ['inference'], ['interop.to_onnx'],
+    ['evaluation.sampling', 'evaluation.video', 'interop.exporting'],
     list(SCRIPTS),
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -11,6 +11,7 @@ listed there fails the test of the README's coverage.
 """
 
 import contextlib
+import importlib.util
 import io
 import os
 import re
@@ -42,6 +43,10 @@ NOT_RUN = {
     'TF_CONFIG=': 'a cluster of machines: tests/test_distribute.py runs two workers on '
                   '127.0.0.1',
 }
+# README lines that need an optional requirements file: (text in the line, its
+# modules, the file). They skip without it, naming it, and fail when CI=true.
+OPTIONAL = [('--format onnx', ('tf2onnx', 'onnx'), 'requirements-onnx.txt'),
+            ('onnxruntime', ('onnxruntime',), 'requirements-onnx.txt')]
 IMAGE_MODEL = ['--crop_size=32', '--load_size=32', '--ngf=4', '--ndf=4',
                '--netG=resnet_6blocks', '--max_steps=2', '--print_freq=1', '--eval_num=2']
 TOY = ['--steps_per_epoch=5', '--n_epochs=1', '--n_epochs_decay=1', '--hidden_units=8']
@@ -206,6 +211,7 @@ def _run_script(argv):
 @pytest.mark.parametrize('item', COMMANDS, ids=[_id(item) for item in COMMANDS])
 def test_readme_command(item, workspace, request, monkeypatch):
     language, line = item
+    _check_optional(line)
     for stand_in, here in STAND_INS.items():
         line = line.replace(stand_in, here)
     if language == 'python':
@@ -229,6 +235,16 @@ def test_readme_command(item, workspace, request, monkeypatch):
     argv += APPENDED.get(script, [])
     status, output = _run_script(argv)
     assert status == 0, f'{line}\n{output[-3000:]}'
+
+
+def _check_optional(line):
+    for text, modules, requirements in OPTIONAL:
+        missing = [m for m in modules if text in line and importlib.util.find_spec(m) is None]
+        if missing:
+            message = f'{", ".join(missing)} not installed (pip install -r {requirements})'
+            if os.environ.get('CI') == 'true':
+                pytest.fail(message)
+            pytest.skip(message)
 
 
 def _tensorboard(argv):
