@@ -253,7 +253,7 @@ def write_report(results, title, *, width=256):
     from cyclegan_tf.evaluation import visuals
 
     path = os.path.join(results.out, SCORES_FILE)
-    earlier = _read_scores(path) if os.path.exists(path) else {}
+    earlier = read_scores(path) if os.path.exists(path) else {}
     for direction, entry in earlier.items():
         if isinstance(entry, dict):
             results.scores[direction] = {**entry, **results.scores.get(direction, {})}
@@ -266,7 +266,8 @@ def write_report(results, title, *, width=256):
         visuals.write_text(path, json.dumps(results.scores, indent=2, sort_keys=True) + '\n')
 
 
-def _read_scores(path):
+def read_scores(path):
+    """The scores of a scores.json file ({direction: {name: value}}), {} if it cannot be read."""
     try:
         with open(path) as f:
             scores = json.load(f)
