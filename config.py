@@ -774,7 +774,10 @@ class DemoConfig(Settings):
     """Settings of demo.py. As for sample.py, the model's own settings are
     read from the run's config.json."""
 
-    run, checkpoint = ExportConfig.run, ExportConfig.checkpoint  # chosen as export.py's
+    run = Option('', 'the run to show, a folder <runs_dir>/<name> (its latest checkpoint; '
+                     'default: the run in ./runs trained last)')
+    checkpoint = Option('', 'a checkpoint to show instead of the latest, e.g. '
+                            'runs/<name>/checkpoints/model.ckpt-1000')
     best = Option(False, "show the run's best checkpoint by FID (kept by train.py --eval_freq)")
     eval = SampleConfig.eval  # the generators' mode, as sample.py's
     host = Option('127.0.0.1', 'the address to serve the page on: 127.0.0.1 is this machine '

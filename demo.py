@@ -288,16 +288,16 @@ def image_page(gr, page):
         button = gr.Button('Translate', variant='primary', elem_id='translate')
     note = gr.Markdown(elem_id='note')
     download = gr.File(label='the translation as PNG', interactive=False, elem_id='download')
-    if page.examples:
-        gr.Examples(page.examples, inputs=[upload, direction], cache_examples=False,
-                    label="examples from the run's test split")
     gr.Markdown(f'Images over {page.dcfg.max_size} px on the longer side are scaled down to it '
                 f'first; uploads over {page.dcfg.max_megapixels:g} megapixels are refused.')
     outputs = [translation, reconstruction, download, note]
-    button.click(_on_page(gr, page.translate), [upload, direction], outputs,
-                 api_name='translate')
-    upload.upload(_on_page(gr, page.translate), [upload, direction], outputs,
-                  api_name=False)
+    translate = _on_page(gr, page.translate)
+    button.click(translate, [upload, direction], outputs, api_name='translate')
+    if page.examples:
+        gr.Examples(page.examples, inputs=[upload, direction], outputs=outputs, fn=translate,
+                    run_on_click=True, cache_examples=False,
+                    label="examples from the run's test split (click one to translate it)")
+    upload.upload(translate, [upload, direction], outputs, api_name=False)
 
 
 def points_page(gr, page):

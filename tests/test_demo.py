@@ -91,6 +91,20 @@ def test_without_gradio_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
     assert '\n' not in err and 'pip install -r requirements-demo.txt' in err, err
 
 
+def test_the_page_binds_host_and_shares_only_when_asked():
+    class App:
+        def launch(self, **kwargs):
+            self.kwargs = kwargs
+
+    app = App()
+    demo.launch(app, config.DemoConfig())
+    assert (app.kwargs['server_name'], app.kwargs['server_port'], app.kwargs['share']) == (
+        '127.0.0.1', 7860, False)
+    demo.launch(app, config.DemoConfig(host='0.0.0.0', port=8080, share=True))
+    assert (app.kwargs['server_name'], app.kwargs['server_port'], app.kwargs['share']) == (
+        '0.0.0.0', 8080, True)
+
+
 @pytest.mark.parametrize('args, words', [
     (['--port=0'], '--port'), (['--max_size=0'], '--max_size'), (['--bogus'], 'bogus')])
 def test_bad_flags_are_one_line_and_exit_2(args, words, capsys):
@@ -149,6 +163,14 @@ def test_the_page_says_what_it_shows(served):
     assert len(page.examples) == 2 * 4 and {d for _, d in page.examples} == {'AtoB', 'BtoA'}
     with urllib.request.urlopen(served['url'], timeout=30) as response:
         assert response.status == 200
+
+
+@pytest.mark.parametrize('flag, words', [
+    ('--best', 'has no best checkpoint'), ('--checkpoint=nothing/model.ckpt-9', 'no checkpoint')])
+def test_a_missing_checkpoint_is_one_line_and_exit_2(served, flag, words, capsys):
+    assert demo.main(['demo.py', f'--run={served["page"].run_dir}', flag]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('demo.py: error: ') and '\n' not in err and words in err, err
 
 
 def test_concurrent_requests_each_get_their_own_result(served):
@@ -296,3 +318,24 @@ def test_every_models_page_translates_or_draws(name, gr, tmp_path):
     finally:
         page.close()
         shutil.rmtree(tmp_path / 'datasets', ignore_errors=True)
+
+
+def test_an_imported_generator_translates_its_direction_only(gr, fixtures_dir, tmp_path):
+    from cyclegan_tf import import_torch
+
+    path = fixtures_dir / 'torch_reference' / 'resnet_6blocks_ngf8.pth'
+    assert import_torch.main(['import_torch.py', f'--pth={path}', '--ngf=8', '--ndf=8',
+                              '--netG=resnet_6blocks', f'--runs_dir={tmp_path}',
+                              '--name=imported']) == 0
+    page = demo.Page(config.DemoConfig(), str(tmp_path / 'imported'), None)
+    try:
+        demo.build(gr, page)
+        assert page.directions == ['AtoB'] and not page.reconstructs
+        assert 'imported G_A' in page.about and 'step 0' in page.about
+        Image.new('RGB', (20, 12), (10, 200, 30)).save(tmp_path / 'photo.png')
+        translation, reconstruction, _, _ = page.translate(str(tmp_path / 'photo.png'), 'AtoB')
+        assert translation.shape == (12, 20, 3) and reconstruction is None
+        with pytest.raises(demo.UploadError, match='AtoB'):
+            page.translate(str(tmp_path / 'photo.png'), 'BtoA')
+    finally:
+        page.close()
