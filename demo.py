@@ -156,16 +156,24 @@ def example_files(cfg, keys, num, folder):
         if key not in keys:
             continue
         for i, path in enumerate(files.get(key, files.get('AB', []))):
-            with Image.open(path) as image:
-                if aligned and key not in files:  # A|B side by side: the model's input half
-                    half = image.width // 2
-                    box = (half, 0, image.width, image.height) if cfg.direction == 'BtoA' \
-                        else (0, 0, half, image.height)
-                    image = image.crop(box)
-                copy = os.path.join(folder, f'example_{key}_{i}.png')
-                image.save(copy)
+            copy = os.path.join(folder, f'example_{key}_{i}.png')
+            try:
+                _copy_example(path, copy, aligned and key not in files, cfg.direction)
+            except (OSError, ValueError, SyntaxError):
+                continue  # an unreadable file of the dataset: no example
             found.append([copy, f'{key}to{OTHER[key]}'])
     return found
+
+
+def _copy_example(path, copy, pair, direction):
+    """Writes the image file ``path`` to ``copy`` as PNG; of a ``pair`` (A|B
+    side by side) the model's input half (B's after --direction BtoA)."""
+    with Image.open(path) as image:
+        if pair:
+            half = image.width // 2
+            image = image.crop((half, 0, image.width, image.height) if direction == 'BtoA'
+                               else (0, 0, half, image.height))
+        image.save(copy)
 
 
 class Page:

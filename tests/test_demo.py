@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import struct
+import tempfile
 import urllib.request
 import zlib
 
@@ -25,7 +26,9 @@ from cyclegan_tf import config, demo, registry, sample, train
 from cyclegan_tf.data import layouts
 
 CHROMIUM, CHROMEDRIVER = '/usr/bin/chromium', '/usr/bin/chromedriver'
-SCREENSHOT_DIR = os.environ.get('CYCLEGAN_DEMO_SCREENSHOTS', '')
+# Where the browser test leaves its screenshot (pytest's own folders are rotated away).
+SCREENSHOTS = os.environ.get('CYCLEGAN_DEMO_SCREENSHOTS',
+                             os.path.join(tempfile.gettempdir(), 'cyclegan-demo-screenshots'))
 
 
 def _missing(what):
@@ -247,7 +250,7 @@ def _chrome():
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
-def test_an_upload_in_a_real_browser_comes_back_as_sample_py_translates_it(served, tmp_path):
+def test_an_upload_in_a_real_browser_comes_back_as_sample_py_translates_it(served, capsys):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as seen
     from selenium.webdriver.support.ui import WebDriverWait
@@ -262,9 +265,11 @@ def test_an_upload_in_a_real_browser_comes_back_as_sample_py_translates_it(serve
         image = wait.until(seen.presence_of_element_located(
             (By.CSS_SELECTOR, '#translation img[src]')))
         link = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, '#download a')))
-        screenshot = os.path.join(SCREENSHOT_DIR or str(served['tmp']), 'demo_page.png')
-        driver.save_screenshot(screenshot)
-        print(f'screenshot of the demo page: {screenshot}')
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        screenshot = os.path.join(SCREENSHOTS, 'demo_page.png')
+        assert driver.save_screenshot(screenshot)
+        with capsys.disabled():  # in the test output, passed or not (-n 0)
+            print(f'\nscreenshot of the demo page: {screenshot}')
         shown = _fetch_png(image.get_attribute('src'))
         downloaded = _fetch_png(link.get_attribute('href'))
     finally:
