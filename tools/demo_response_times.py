@@ -50,7 +50,7 @@ def spread(times):
             f'max {max(times):.2f} ({len(times)} requests)')
 
 
-def measure(run_dir, sizes, repeats, folder):
+def measure(run_dir, sizes, repeats, folder, translator=True):
     import gradio as gr
     from gradio_client import Client, handle_file
 
@@ -72,11 +72,13 @@ def measure(run_dir, sizes, repeats, folder):
                 start = time.perf_counter()
                 client.predict(handle_file(path), 'AtoB', api_name='/translate')
                 page_times.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                page.model.results(Image.open(path), 'AtoB')
-                model_times.append(time.perf_counter() - start)
-            print(f'{size}x{size} px: page {spread(page_times)}; translator alone '
-                  f'{spread(model_times)}')
+                print(f'  {size} px: page {page_times[-1]:.2f} s', flush=True)
+                if translator:
+                    start = time.perf_counter()
+                    page.model.results(Image.open(path), 'AtoB')
+                    model_times.append(time.perf_counter() - start)
+            alone = f'; translator alone {spread(model_times)}' if model_times else ''
+            print(f'{size}x{size} px: page {spread(page_times)}{alone}', flush=True)
     finally:
         app.close()
         page.close()
@@ -87,13 +89,16 @@ def main():
     parser.add_argument('--run', default='', help='a run folder (default: a new ngf-64 run)')
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--sizes', default='256,1024')
+    parser.add_argument('--translator', action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the translator alone (default: on)")
     args = parser.parse_args()
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
     print(f'commit {commit}, {os.cpu_count()} CPUs')
     with tempfile.TemporaryDirectory() as folder:
         run_dir = args.run or make_run(folder)
-        measure(run_dir, [int(s) for s in args.sizes.split(',')], args.repeats, folder)
+        measure(run_dir, [int(s) for s in args.sizes.split(',')], args.repeats, folder,
+                args.translator)
 
 
 if __name__ == '__main__':
