@@ -18,7 +18,7 @@ imports only from the layers below it:
     interop/        PyTorch .pth files and the official weights; SavedModel,
                     frozen graph, TFLite and ONNX exports
     inference.py    the Python API: Translator
-    train.py sample.py evaluate.py export.py bench.py import_torch.py
+    train.py sample.py evaluate.py export.py bench.py import_torch.py demo.py
                     the commands (``python train.py``, or installed ``cyclegan-train``)
 
 Importing the package imports nothing else: ``from cyclegan_tf.inference

@@ -811,3 +811,30 @@ class ExportConfig(Settings):
                                     '(height x width) than this with an error to the client '
                                     '(translate_encoded reads the size from the file\'s header, '
                                     'before decoding); stored in the export', min=1)
+
+
+class DemoConfig(Settings):
+    """Settings of demo.py. As for sample.py, the model's own settings are
+    read from the run's config.json."""
+
+    run = Option('', 'the run to show, a folder <runs_dir>/<name> (its latest checkpoint; '
+                     'default: the run in ./runs trained last)')
+    checkpoint = Option('', 'a checkpoint to show instead of the latest, e.g. '
+                            'runs/<name>/checkpoints/model.ckpt-1000')
+    best = Option(False, "show the run's best checkpoint by FID (kept by train.py --eval_freq)")
+    eval = SampleConfig.eval  # the generators' mode, as sample.py's
+    tile_size = SampleConfig.tile_size  # images above it translate in tiles, as sample.py's
+    norm_stats_size = SampleConfig.norm_stats_size
+    host = Option('127.0.0.1', 'the address to serve the page on: 127.0.0.1 is this machine '
+                               'only; 0.0.0.0 every network interface (anyone who reaches it)')
+    port = Option(7860, 'the port to serve the page on', min=1, max=65535)
+    share = Option(False, "also publish the page through Gradio's share servers (a public "
+                          'URL for 72 hours); off unless given')
+    max_size = Option(1024, 'images whose longer side is larger are scaled down to it before '
+                            'they are translated, with a note on the page', min=1)
+    max_megapixels = Option(60.0, 'uploads of more pixels than this are refused with a message '
+                                  'on the page', min_exclusive=0)
+    max_upload_mb = Option(100, 'uploads larger than this many MB are refused by the server',
+                           min=1)
+    num_examples = Option(4, "example images from the run's test split, per direction", min=0)
+    num_points = Option(1000, 'the toy GAN: points drawn for each figure', min=1)

@@ -52,7 +52,22 @@ def latest_checkpoint(run_dir):
     return path
 
 
-class Translator:
+class _Restored:
+    """What the restored graphs below share: a session to close, also by ``with``."""
+
+    sess = None
+
+    def close(self):
+        self.sess.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class Translator(_Restored):
     """The inference graph of an image model's run, restored from a checkpoint.
 
     ``translator(key, image)`` translates an image [H, W, C] in [-1, 1] of
@@ -184,6 +199,13 @@ class Translator:
         Returns:
           uint8 [H, W, C]: C the output channels (RGB for colorization).
         """
+        return self.results(image, direction, reconstruct=False)['translation']
+
+    def results(self, image, direction='AtoB', *, reconstruct=True):
+        """{'translation', 'reconstruction'?}: uint8 [H, W, C] images of one
+        image (arguments as :meth:`translate`), as sample.py writes its
+        _fake_ and _rec_ files; 'reconstruction' where the model has one
+        (CycleGAN whose both generators were trained) and ``reconstruct``."""
         from PIL import Image
 
         from cyclegan_tf.data import pipeline
@@ -199,17 +221,52 @@ class Translator:
         rgb = pipeline.pil_uint8(image, 3)
         model_input = self.sess.run(self.from_rgb[key], {self.rgb: rgb})
         del rgb
-        translation = self(key, model_input, reconstruct=False)['translation']
+        results = self(key, model_input, reconstruct=reconstruct)
         del model_input
         # By rows: a whole float temporary of an 8000x6000 image is 576 MB.
-        return np.concatenate([pipeline.to_uint8(translation[row:row + 256])
-                               for row in range(0, len(translation), 256)])
+        return {name: np.concatenate([pipeline.to_uint8(value[row:row + 256])
+                                      for row in range(0, len(value), 256)])
+                for name, value in results.items()}
 
-    def close(self):
-        self.sess.close()
 
-    def __enter__(self):
-        return self
+class PointSampler(_Restored):
+    """The generator and discriminator of a toy GAN's run, restored from a
+    checkpoint: :meth:`points` draws generated points and :meth:`figure`
+    plots them over the decision surface, as sample.py writes them."""
 
-    def __exit__(self, *exc_info):
-        self.close()
+    def __init__(self, cfg, checkpoint):
+        self.cfg, self.checkpoint, self.step = cfg, checkpoint, runs.step_of(checkpoint)
+        model_class = registry.of(cfg).model_class
+        if registry.of(cfg).images:
+            raise runs.RunError(f'a {cfg.model} run draws no points: it translates images')
+        tf = session.graph_mode()
+        tf1 = tf.compat.v1
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.inputs, self.outputs = model_class.build_inference(cfg)
+            variables = tf1.global_variables()
+            saver = tf1.train.Saver(variables)
+        self.graph.finalize()
+        self.sess = tf1.Session(graph=self.graph, config=session.session_config(training=False))
+        checkpoints.restore_checkpoint(self.sess, saver, variables, checkpoint)
+
+    @classmethod
+    def from_run(cls, run, *, checkpoint=None):
+        """The PointSampler of the run folder ``run`` (its latest checkpoint,
+        or the checkpoint prefix ``checkpoint``)."""
+        return cls(runs.load_config(run), checkpoint or latest_checkpoint(run))
+
+    def points(self, num=1000, seed=0):
+        """``num`` generated points [num, 2] from the noise of ``seed``."""
+        from cyclegan_tf.models import toy_gan
+
+        return toy_gan.toy_samples(self.sess, self.cfg, self.inputs, self.outputs, num=num,
+                                   seed=seed)
+
+    def figure(self, num=1000, seed=0, title=''):
+        """PNG bytes: ``num`` real and generated points (those of :meth:`points`)
+        over the discriminator's decision surface."""
+        from cyclegan_tf.models import toy_gan
+
+        return toy_gan.toy_figure(self.sess, self.cfg, self.inputs, self.outputs, num=num,
+                                  seed=seed, title=title)

@@ -47,7 +47,7 @@ from PIL import Image
 
 from cyclegan_tf import config, registry
 from cyclegan_tf.evaluation import sampling, streaming, video
-from cyclegan_tf.running import checkpoints, commands, runs, session
+from cyclegan_tf.running import commands, runs, session
 
 
 def parse(argv):
@@ -106,25 +106,16 @@ def translate_video(cfg, scfg, run_dir, checkpoint):
 
 def draw_points(cfg, scfg, run_dir, checkpoint):
     """The toy GAN: --num_test generated points (default 1000) and the figure."""
+    from cyclegan_tf import inference
     from cyclegan_tf.evaluation import visuals
     from cyclegan_tf.models import toy_gan
 
-    tf = session.graph_mode()
-    tf1 = tf.compat.v1
-    model_class = registry.of(cfg).model_class
-    with tf.Graph().as_default() as graph:
-        inputs, outputs = model_class.build_inference(cfg)
-        variables = tf1.global_variables()
-        saver = tf1.train.Saver(variables)
-    graph.finalize()
     out = scfg.results_dir or os.path.join(run_dir, f'test_{runs.step_of(checkpoint)}')
     num = scfg.num_test or 1000
-    with tf1.Session(graph=graph, config=session.session_config(training=False)) as sess:
-        checkpoints.restore_checkpoint(sess, saver, variables, checkpoint)
-        points = toy_gan.toy_samples(sess, cfg, inputs, outputs, num=num, seed=cfg.seed)
-        png = toy_gan.toy_figure(sess, cfg, inputs, outputs, num=num, seed=cfg.seed,
-                                 title=f'{os.path.basename(run_dir)} at step '
-                                       f'{runs.step_of(checkpoint)}')
+    with inference.PointSampler(cfg, checkpoint) as sampler:
+        points = sampler.points(num=num, seed=cfg.seed)
+        png = sampler.figure(num=num, seed=cfg.seed, title=f'{os.path.basename(run_dir)} at '
+                                                           f'step {sampler.step}')
     os.makedirs(out, exist_ok=True)
     np.save(os.path.join(out, 'samples.npy'), points)
     with Image.open(io.BytesIO(png)) as image:

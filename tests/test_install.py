@@ -30,14 +30,14 @@ FOLDERS = ('data', 'evaluation', 'interop', 'models', 'running')
 MODULES = sorted(str(path.relative_to(ROOT)) for path in
                  [*ROOT.glob('*.py'), *(p for f in FOLDERS for p in (ROOT / f).glob('*.py'))])
 COMMANDS = ('cyclegan-train', 'cyclegan-sample', 'cyclegan-evaluate', 'cyclegan-bench',
-            'cyclegan-export', 'cyclegan-import-torch')
+            'cyclegan-export', 'cyclegan-import-torch', 'cyclegan-demo')
 # Generic names a user's own code may well have: they must stay the user's.
 USER_MODULES = ('config', 'data', 'datasets', 'model', 'models', 'runs', 'metrics', 'train',
                 'registry', 'inference')
 # The names of .gitignore, and .git: what a fresh clone does not have.
 NOT_SOURCE = shutil.ignore_patterns('.git', '*.egg-info', '*.pyc', '__pycache__', '.gl',
                                     '.pytest_cache', '.venv', '.whl', 'build', 'datasets',
-                                    'results', 'runs', 'venv')
+                                    'results', 'runs', 'venv', '.venv-demo')
 
 
 def make_venv(path):

@@ -11,7 +11,7 @@ from cyclegan_tf import registry
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FOLDERS = ('data', 'evaluation', 'interop', 'models', 'running')
-SCRIPTS = ('train', 'sample', 'evaluate', 'export', 'bench', 'import_torch')
+SCRIPTS = ('train', 'sample', 'evaluate', 'export', 'bench', 'import_torch', 'demo')
 # The layers, bottom first: a module imports only modules of its own layer
 # or below (the package __init__.py's table says the same).
 LAYERS = [

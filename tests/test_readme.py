@@ -40,6 +40,8 @@ NOT_RUN = {
     'cyclegan-': 'the installed console commands: tests/test_install.py runs them',
     'docker ': 'TF Serving cannot be installed on these machines (the README says so)',
     'curl ': "a request to TF Serving's REST API, which is not installed here",
+    'python demo.py': 'serves a page until stopped: tests/test_demo.py serves it and drives it '
+                      'in headless Chromium',
     'TF_CONFIG=': 'a cluster of machines: tests/test_distribute.py runs two workers on '
                   '127.0.0.1',
 }

@@ -402,7 +402,8 @@ def test_the_readme_lists_every_flag():
 
     names = list(registry.define_flags(flags.FlagValues())) + [
         name for settings in (config.SampleConfig, config.BenchConfig, config.EvaluateConfig,
-                              config.ExportConfig, import_torch.ImportSettings)
+                              config.ExportConfig, import_torch.ImportSettings,
+                              config.DemoConfig)
         for name in settings.options()]
     assert [name for name in names if f'| `--{name}` |' not in readme] == []
 

@@ -52,4 +52,5 @@ if __name__ == '__main__':
     print('#### import_torch.py (besides the model flags of train.py)\n\n'
           + table(import_torch.ImportSettings.options()) + '\n')
     print('#### bench.py (besides the model flags of train.py)\n\n'
-          + table(config.BenchConfig.options()))
+          + table(config.BenchConfig.options()) + '\n')
+    print('#### demo.py\n\n' + table(config.DemoConfig.options()))

@@ -1,0 +1,346 @@
+"""demo.py: the page of a tiny run served on 127.0.0.1, through Gradio's
+Python client (concurrent requests, bad uploads) and in headless Chromium
+(an upload comes back as sample.py translates it), and every registered
+model's page. Gradio, Selenium and Chromium are the demo's optional
+dependencies (requirements-demo.txt, Debian's chromium and chromium-driver):
+the tests that need them skip without them, naming what is missing, and fail
+instead when CI=true."""
+
+import concurrent.futures
+import configparser
+import io
+import os
+import shutil
+import socket
+import struct
+import tempfile
+import urllib.request
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_train import ROOT, TINY, make_data_root, tiny_args
+
+from cyclegan_tf import config, demo, registry, sample, train
+from cyclegan_tf.data import layouts
+
+CHROMIUM, CHROMEDRIVER = '/usr/bin/chromium', '/usr/bin/chromedriver'
+# Where the browser test leaves its screenshot (pytest's own folders are rotated away).
+SCREENSHOTS = os.environ.get('CYCLEGAN_DEMO_SCREENSHOTS',
+                             os.path.join(tempfile.gettempdir(), 'cyclegan-demo-screenshots'))
+
+
+def _missing(what):
+    message = (f'{what} is not installed (the demo\'s test needs it: pip install -r '
+               f'requirements-demo.txt; apt-get install chromium chromium-driver)')
+    if os.environ.get('CI') == 'true':
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope='module')
+def gr():
+    try:
+        import gradio
+        import gradio_client  # noqa: F401
+    except ImportError:
+        _missing('gradio')
+    return gradio
+
+
+def _png(path):
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+def _close(a, b):
+    """Whether two uint8 images are equal within one 8-bit level."""
+    return a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+# ------------------------------------------------------------ without Gradio
+
+
+def test_fit_scales_the_longer_side_down_and_says_so():
+    image = Image.new('RGB', (300, 120))
+    same, note = demo.fit(image, 300)
+    assert same is image and note == ''
+    small, note = demo.fit(image, 100)
+    assert small.size == (100, 40) and '300x120' in note and '100x40' in note
+    assert demo.fit(Image.new('L', (1, 5000)), 64)[0].size == (1, 64)
+
+
+def test_defaults_serve_this_machine_only_and_share_nothing():
+    dcfg = config.DemoConfig()
+    assert (dcfg.host, dcfg.share, dcfg.best, dcfg.eval) == ('127.0.0.1', False, False, False)
+
+
+def test_the_core_install_leaves_gradio_out():
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / 'setup.cfg')
+    assert 'gradio' not in setup['options']['install_requires']
+    assert 'gradio' in setup['options.extras_require']['demo']
+    assert 'gradio' not in (ROOT / 'requirements.txt').read_text()
+    assert 'gradio==' in (ROOT / 'requirements-demo.txt').read_text()
+    assert 'cyclegan-demo = cyclegan_tf.demo:main' in setup['options.entry_points'][
+        'console_scripts']
+
+
+def test_without_gradio_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(__import__('sys').modules, 'gradio', None)  # import gradio fails
+    assert demo.main(['demo.py', f'--run={tmp_path}']) == 2
+    err = capsys.readouterr().err.strip()
+    assert '\n' not in err and 'pip install -r requirements-demo.txt' in err, err
+
+
+def test_the_page_binds_host_and_shares_only_when_asked():
+    class App:
+        def launch(self, **kwargs):
+            self.kwargs = kwargs
+
+    app = App()
+    demo.launch(app, config.DemoConfig())
+    assert (app.kwargs['server_name'], app.kwargs['server_port'], app.kwargs['share']) == (
+        '127.0.0.1', 7860, False)
+    demo.launch(app, config.DemoConfig(host='0.0.0.0', port=8080, share=True))
+    assert (app.kwargs['server_name'], app.kwargs['server_port'], app.kwargs['share']) == (
+        '0.0.0.0', 8080, True)
+
+
+@pytest.mark.parametrize('args, words', [
+    (['--port=0'], '--port'), (['--max_size=0'], '--max_size'), (['--bogus'], 'bogus')])
+def test_bad_flags_are_one_line_and_exit_2(args, words, capsys):
+    assert demo.main(['demo.py', *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert '\n' not in err and words in err, err
+
+
+# ------------------------------------------------------- a served tiny run
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def served(gr, tmp_path_factory):
+    """A tiny CycleGAN run (2 steps), sample.py's translation of its test
+    split, and its page served on 127.0.0.1: a dict."""
+    tmp = tmp_path_factory.mktemp('demo')
+    data_root = make_data_root(tmp / 'datasets')
+    assert train.main(tiny_args(tmp / 'runs', data_root, '--max_steps=2')) == 0
+    run_dir = str(tmp / 'runs' / 'tiny')
+    assert sample.main(['sample.py', f'--run={run_dir}', f'--results_dir={tmp / "sampled"}']) == 0
+    dcfg = config.DemoConfig(run=run_dir, port=_free_port(), max_size=64, max_megapixels=60)
+    page = demo.Page(dcfg, run_dir, None)
+    app = demo.build(gr, page)
+    demo.launch(app, dcfg, prevent_thread_lock=True, quiet=True)
+    try:
+        yield {'url': f'http://127.0.0.1:{dcfg.port}/', 'page': page, 'tmp': tmp,
+               'test': os.path.join(data_root, 'shapes2stripes'),
+               'sampled': tmp / 'sampled' / 'images'}
+    finally:
+        app.close()
+        page.close()
+
+
+def _client(served):
+    from gradio_client import Client
+
+    return Client(served['url'], verbose=False)
+
+
+def _translate(client, path, direction):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(path)), direction, api_name='/translate')
+
+
+def test_the_page_says_what_it_shows(served):
+    page = served['page']
+    assert page.directions == ['AtoB', 'BtoA'] and page.reconstructs
+    assert 'tiny' in page.about and 'cycle_gan' in page.about and 'step 2' in page.about
+    assert len(page.examples) == 2 * 4 and {d for _, d in page.examples} == {'AtoB', 'BtoA'}
+    with urllib.request.urlopen(served['url'], timeout=30) as response:
+        assert response.status == 200
+
+
+@pytest.mark.parametrize('flag, words', [
+    ('--best', 'has no best checkpoint'), ('--checkpoint=nothing/model.ckpt-9', 'no checkpoint')])
+def test_a_missing_checkpoint_is_one_line_and_exit_2(served, flag, words, capsys):
+    assert demo.main(['demo.py', f'--run={served["page"].run_dir}', flag]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('demo.py: error: ') and '\n' not in err and words in err, err
+
+
+def test_concurrent_requests_each_get_their_own_result(served):
+    """8 requests at once, both directions: each answer is sample.py's."""
+    client = _client(served)
+    work = [(os.path.join(served['test'], f'test{k}', f'{i:04d}.png'), f'{k}to{"BA"[k == "B"]}')
+            for i in range(4) for k in 'AB']
+    with concurrent.futures.ThreadPoolExecutor(len(work)) as pool:
+        answers = list(pool.map(lambda job: _translate(client, *job), work))
+    for (path, direction), (translation, reconstruction, png, note) in zip(work, answers):
+        stem, a, b = os.path.basename(path)[:4], direction[0], direction[-1]
+        assert _close(_png(translation), _png(served['sampled'] / f'{stem}_fake_{b}.png'))
+        assert _close(_png(reconstruction), _png(served['sampled'] / f'{stem}_rec_{a}.png'))
+        assert np.array_equal(_png(png), _png(translation)) and png.endswith(f'_fake_{b}.png')
+        assert note == ''
+
+
+def _huge_png_header(path, width, height):
+    """A PNG file that says it is width x height and holds one row of data."""
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack(
+            '>I', zlib.crc32(kind + data) & 0xffffffff)
+    ihdr = struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr)
+                     + chunk(b'IDAT', zlib.compress(b'\0' * (width + 1))) + chunk(b'IEND', b''))
+    return path
+
+
+def test_bad_uploads_are_messages_on_the_page_and_the_server_goes_on(served, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    client = _client(served)
+    good = os.path.join(served['test'], 'testA', '0001.png')
+    (tmp_path / 'notes.txt').write_text('not an image')
+    (tmp_path / 'cut.png').write_bytes(open(good, 'rb').read()[:200])
+    bad = {'notes.txt': 'Cannot read the upload as an image', 'cut.png': 'Cannot read',
+           'huge.png': 'megapixels'}
+    _huge_png_header(tmp_path / 'huge.png', 9000, 8000)  # 72 MP, over --max_megapixels 60
+    for name, words in bad.items():
+        with pytest.raises(AppError, match=words) as error:
+            _translate(client, tmp_path / name, 'AtoB')
+        assert str(tmp_path) not in str(error.value)  # no server paths on the page
+    Image.fromarray(np.full((1, 1, 3), 200, np.uint8)).save(tmp_path / 'dot.png')
+    translation, _, _, note = _translate(client, tmp_path / 'dot.png', 'BtoA')
+    assert _png(translation).shape == (1, 1, 3) and note == ''
+    Image.new('RGB', (200, 50), (90, 30, 10)).save(tmp_path / 'wide.png')
+    translation, reconstruction, _, note = _translate(client, tmp_path / 'wide.png', 'AtoB')
+    assert _png(translation).shape == (16, 64, 3) and _png(reconstruction).shape == (16, 64, 3)
+    assert 'scaled down to 64x16' in note
+    translation = _translate(client, good, 'AtoB')[0]  # still serving
+    assert _close(_png(translation), _png(served['sampled'] / '0001_fake_B.png'))
+
+
+def test_a_50_megapixel_photo_is_scaled_down_with_a_note(served, tmp_path):
+    Image.new('L', (8660, 5780), 128).save(tmp_path / 'big.png')  # 50.1 MP
+    translation, _, _, note = _translate(_client(served), tmp_path / 'big.png', 'AtoB')
+    assert _png(translation).shape == (43, 64, 3) and '8660x5780' in note
+
+
+def _chrome():
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _missing('selenium')
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not os.path.exists(path):
+            _missing(path)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage',
+                     '--window-size=1400,1100'):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def test_an_upload_in_a_real_browser_comes_back_as_sample_py_translates_it(served, capsys):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _chrome()
+    try:
+        driver.get(served['url'])
+        wait = WebDriverWait(driver, 60)
+        upload = wait.until(seen.presence_of_element_located(
+            (By.CSS_SELECTOR, '#input input[type=file]')))
+        upload.send_keys(os.path.join(served['test'], 'testA', '0002.png'))
+        image = wait.until(seen.presence_of_element_located(
+            (By.CSS_SELECTOR, '#translation img[src]')))
+        link = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, '#download a')))
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        screenshot = os.path.join(SCREENSHOTS, 'demo_page.png')
+        assert driver.save_screenshot(screenshot)
+        with capsys.disabled():  # in the test output, passed or not (-n 0)
+            print(f'\nscreenshot of the demo page: {screenshot}')
+        shown = _fetch_png(image.get_attribute('src'))
+        downloaded = _fetch_png(link.get_attribute('href'))
+    finally:
+        driver.quit()
+    expected = _png(served['sampled'] / '0002_fake_B.png')
+    assert _close(shown, expected) and _close(downloaded, expected)
+
+
+def _fetch_png(url):
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return np.asarray(Image.open(io.BytesIO(response.read())))
+
+
+# ------------------------------------------------------ every model's page
+
+
+TOY = ['--steps_per_epoch=5', '--n_epochs=1', '--n_epochs_decay=1', '--hidden_units=8',
+       '--batch_size=16', '--print_freq=5']
+
+
+@pytest.mark.parametrize('name', sorted(set(registry.MODELS) - {'cycle_gan'}))
+def test_every_models_page_translates_or_draws(name, gr, tmp_path):
+    spec = registry.get(name)
+    extra = TOY
+    if spec.images:
+        extra = [a for a in TINY if not a.startswith('--pool_size')] + [
+            '--dataset=shapes2stripes', f'--data_root={make_data_root(tmp_path / "datasets")}']
+    assert train.main(['train.py', f'--model={name}', f'--runs_dir={tmp_path}', '--name=run',
+                       *extra, '--max_steps=1']) == 0
+    # --eval on both sides: pix2pix's dropout draws new masks at each run in training mode.
+    page = demo.Page(config.DemoConfig(num_examples=1, eval=True), str(tmp_path / 'run'), None)
+    try:
+        demo.build(gr, page)
+        assert name in page.about and 'step 1' in page.about
+        if not spec.images:
+            figure, line = page.draw()
+            assert figure.ndim == 3 and 'mean' in line and page.draw()[1] != line
+            return
+        assert page.examples and page.directions[0] == 'AtoB'
+        path = page.examples[0][0]
+        translation = page.translate(path, 'AtoB')[0]
+        assert sample.main(['sample.py', f'--run={tmp_path / "run"}', f'--input={path}',
+                            f'--results_dir={tmp_path / "sampled"}', '--eval']) == 0
+        images = tmp_path / 'sampled' / 'images'
+        stem = os.path.splitext(os.path.basename(path))[0]
+        expected = images / f'{stem}_fake_B_rgb.png'  # colorization's RGB
+        assert _close(translation, _png(expected if expected.exists() else
+                                        images / f'{stem}_fake_B.png'))
+        if spec.data == layouts.ALIGNED:  # the input half of a pair of squares
+            assert _png(path).shape[0] == _png(path).shape[1]
+    finally:
+        page.close()
+        shutil.rmtree(tmp_path / 'datasets', ignore_errors=True)
+
+
+def test_an_imported_generator_translates_its_direction_only(gr, fixtures_dir, tmp_path):
+    from cyclegan_tf import import_torch
+
+    path = fixtures_dir / 'torch_reference' / 'resnet_6blocks_ngf8.pth'
+    assert import_torch.main(['import_torch.py', f'--pth={path}', '--ngf=8', '--ndf=8',
+                              '--netG=resnet_6blocks', f'--runs_dir={tmp_path}',
+                              '--name=imported']) == 0
+    page = demo.Page(config.DemoConfig(), str(tmp_path / 'imported'), None)
+    try:
+        demo.build(gr, page)
+        assert page.directions == ['AtoB'] and not page.reconstructs
+        assert 'imported G_A' in page.about and 'step 0' in page.about
+        Image.new('RGB', (20, 12), (10, 200, 30)).save(tmp_path / 'photo.png')
+        translation, reconstruction, _, _ = page.translate(str(tmp_path / 'photo.png'), 'AtoB')
+        assert translation.shape == (12, 20, 3) and reconstruction is None
+        with pytest.raises(demo.UploadError, match='AtoB'):
+            page.translate(str(tmp_path / 'photo.png'), 'BtoA')
+    finally:
+        page.close()
