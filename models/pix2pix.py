@@ -40,7 +40,7 @@ class Pix2Pix(Model):
         cfg = self.cfg
         real_A, real_B = self._image_inputs()
         G = self._add_network(self._generator(cfg))
-        D = self._add_network(modules.define_D(cfg, 'D', input_nc=cfg.input_nc + cfg.output_nc))
+        D = self._add_network(self.discriminator(cfg))
 
         fake_B = tf.identity(G(real_A), name='fake_B')
         self._set_visuals(real_A, fake_B, real_B)
@@ -80,6 +80,15 @@ class Pix2Pix(Model):
     @staticmethod
     def _generator(cfg):
         return modules.define_G(cfg, 'G')
+
+    @classmethod
+    def generator(cls, cfg):
+        return cls._generator(cfg)
+
+    @classmethod
+    def discriminator(cls, cfg):
+        """The conditional PatchGAN: (input, output) pairs on channels."""
+        return modules.define_D(cfg, 'D', input_nc=cfg.input_nc + cfg.output_nc)
 
     @classmethod
     def build_inference(cls, cfg, *, training=False):
