@@ -151,6 +151,8 @@ def test_fastcut_defaults_apply_to_the_settings_not_given():
         True, 'lsgan')
     fast = registry.from_flags(argv=['train.py', '--model=cut', '--CUT_mode=FastCUT',
                                      '--lambda_NCE=3', '--n_epochs=7'])
+    assert config.CUTConfig(CUT_mode='FastCUT').to_dict() == {
+        **cut.to_dict(), 'CUT_mode': 'FastCUT', **config.FASTCUT_DEFAULTS}
     assert (fast.lambda_NCE, fast.nce_idt, fast.flip_equivariance, fast.n_epochs,
             fast.n_epochs_decay) == (3.0, False, True, 7, 50)
     assert fast.replace(name='x') == fast.replace(name='x')  # a saved config reads back as it was
@@ -185,11 +187,15 @@ def test_default_networks_have_the_official_parameter_counts(graph):
     assert (G.num_params, D.num_params, F.num_params) == (11378179, 2764737, 560384)
 
 
-def test_scopes_optimizers_and_the_graphs_boxes(graph):
-    """Variables under G/, D/ and F/ only, one optimizer each, and the graph's
-    boxes: G, F, D, inputs, losses, optimizers, summaries."""
+def test_scopes_optimizers_boxes_and_the_flip(graph):
+    """Variables under G/, D/ and F/ only, one optimizer each, the graph's boxes
+    (G, F, D, inputs, losses, optimizers, summaries), the scalars and grids; with
+    flip_equivariance (FastCUT's) the batch flipped at random: then fake_B is
+    G(flip(real_A)) (and NCE compares G's features of it flipped back with those of
+    real_A)."""
     m = registry.create(config.CUTConfig(crop_size=32, load_size=32, ngf=4, ndf=4,
-                                         netG='resnet_6blocks', netF_nc=8, num_patches=8))
+                                         netG='resnet_6blocks', netF_nc=8, num_patches=8,
+                                         flip_equivariance=True))
     assert {v.op.name.split('/')[0] for v in tf1.trainable_variables()} == {'G', 'D', 'F'}
     assert sorted(m.optimizers) == ['D', 'F', 'G']
     assert [o.get_name() for o in m.optimizers.values()] == ['Adam_D', 'Adam_G', 'Adam_F']
@@ -199,20 +205,10 @@ def test_scopes_optimizers_and_the_graphs_boxes(graph):
     assert set(m.scalars()) == {'loss/G_GAN', 'loss/NCE', 'loss/NCE_Y', 'loss/D_real',
                                 'loss/D_fake', 'lr'}
     assert m.visual_rows == [['real_A', 'fake_B', 'real_B', 'idt_B']]
-
-
-def test_fastcut_flips_the_batch_at_random(graph):
-    """flip_equivariance: with the batch flipped, fake_B is G(flip(real_A)) (and NCE
-    compares G's features of it flipped back with those of real_A); the flip is
-    drawn at each iteration."""
-    cfg = config.CUTConfig(CUT_mode='FastCUT', crop_size=32, load_size=32, ngf=4, ndf=4,
-                           netG='resnet_6blocks', netF_nc=8, num_patches=8)
-    m = registry.create(cfg)
-    assert 'NCE_Y' not in m.losses and 'idt_B' not in m.visuals
     sess = session(graph)
     rng = np.random.default_rng(0)
     batch = {k: rng.uniform(-1, 1, [1, 32, 32, 3]).astype(np.float32) for k in 'AB'}
-    mirrored = {'A': batch['A'][:, :, ::-1], 'B': batch['B']}
+    mirrored = {k: v[:, :, ::-1] for k, v in batch.items()}
     fake_B = m.visuals['fake_B']
     flipped = sess.run(fake_B, {**m.feed_dict(batch), m.flipped: True})
     np.testing.assert_allclose(flipped, sess.run(fake_B, {**m.feed_dict(mirrored),
