@@ -7,7 +7,10 @@ default cycle_gan) with the session settings of train.py, feeds random
 images (no input pipeline, no disk), runs --warmup untimed iterations, then
 times --iters iterations and reports the median. Prints one JSON object:
 
-- train_s_per_iter, train_images_per_s (examples, an A and a B image, per
+- train_s_per_iter (the median), train_s_per_iter_each (every timed
+  iteration's), train_peak_memory_mib (the peak resident memory of the
+  process that trained: TensorFlow, graph, weights, activations),
+  train_images_per_s (examples, an A and a B image, per
   second: global_batch_size / train_s_per_iter); with --num_replicas N the
   model trains data parallel as in train.py (N GPUs, else N logical CPU
   devices) on a global batch of N x batch_size, and --amp and --xla apply
@@ -113,7 +116,8 @@ def flops(ops, batch_size):
     return total
 
 
-def median_time(fn, warmup, iters):
+def timings(fn, warmup, iters):
+    """The seconds of each of ``iters`` calls of ``fn``, after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     times = []
@@ -121,7 +125,18 @@ def median_time(fn, warmup, iters):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def median_time(fn, warmup, iters):
+    return statistics.median(timings(fn, warmup, iters))
+
+
+def peak_memory_mib():
+    """The peak resident memory of this process so far, in MiB (Linux: ru_maxrss is KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def random_images(rng, placeholder, batch_size, size):
@@ -148,7 +163,8 @@ def _setup_tensorflow(cfg):
 
 
 def bench_train(cfg, bench):
-    """(seconds per iteration, FLOPs per iteration, FLOPs of one generator forward)."""
+    """(seconds of each timed iteration, FLOPs per iteration, FLOPs of one
+    generator forward, peak resident memory of the process in MiB)."""
     import tensorflow as tf
 
     from cyclegan_tf.running import replicas
@@ -167,14 +183,15 @@ def bench_train(cfg, bench):
     proto = cluster.session_config(cfg, setup, base=session.session_config())
     with tf1.Session(setup.target, graph=graph, config=proto) as sess:
         sess.run(init_op)
-        seconds = median_time(lambda: net.train_step(sess, batch), bench.warmup, bench.iters)
+        seconds = timings(lambda: net.train_step(sess, batch), bench.warmup, bench.iters)
+    memory = peak_memory_mib()
     # Every replica's convolutions, each on batch_size examples.
     work = flops(executed_ops([net.train_op] + list(net.losses.values())), cfg.batch_size)
     # One generator forward, counted here where the sizes are static (the
     # inference graph takes any size).
     visuals = net.towers[0].visuals if hasattr(net, 'towers') else net.visuals
     fake_B = next(v for k, v in visuals.items() if k.startswith('fake_B'))
-    return seconds, work, flops(executed_ops([fake_B]), 1)
+    return seconds, work, flops(executed_ops([fake_B]), 1), memory
 
 
 def bench_infer(cfg, bench):
@@ -292,7 +309,8 @@ def run(cfg, bench):
     # First, so that a dataset that is not there fails before minutes of timing.
     root = (datasets.prepare(cfg, 'train', layout=registry.of(cfg).data)
             if bench.compare_pipeline else None)
-    train_s, train_flop, infer_flop = isolated(bench_train, cfg, bench)
+    train_times, train_flop, infer_flop, memory = isolated(bench_train, cfg, bench)
+    train_s = statistics.median(train_times)
     infer_s = isolated(bench_infer, cfg, bench)
     results = {
         'model': cfg.model, 'netG': cfg.netG, 'netD': cfg.netD, 'crop_size': cfg.crop_size,
@@ -301,6 +319,8 @@ def run(cfg, bench):
         'amp': cfg.amp, 'xla': cfg.xla,
         'iters': bench.iters, 'warmup': bench.warmup,
         'train_s_per_iter': round(train_s, 4),
+        'train_s_per_iter_each': [round(t, 4) for t in train_times],
+        'train_peak_memory_mib': round(memory, 1),
         'train_images_per_s': round(cfg.batch_size * cfg.num_replicas / train_s, 3),
         'train_gflop_per_iter': round(train_flop / 1e9, 2),
         'train_gflop_per_s': round(train_flop / 1e9 / train_s, 1),

@@ -136,11 +136,14 @@ def _is_utf8(text):
 
 
 def _collect_options(cls):
-    """Sets ``cls._options``: the parent's settings, then this class's own
-    Options and plain-value overrides of inherited ones (help kept)."""
+    """Sets ``cls._options``: the parent's settings less those named in the
+    class's ``OMIT``, then this class's own Options and plain-value overrides
+    of inherited ones (help kept)."""
     options = {}
     for base in cls.__bases__:
         options.update(getattr(base, '_options', {}))
+    for name in vars(cls).get('OMIT', ()):  # inherited settings this class has not
+        options.pop(name)
     for name, value in vars(cls).items():
         if name.startswith('_') or name.isupper() or callable(value) or isinstance(
                 value, (property, classmethod, staticmethod)):
@@ -413,6 +416,94 @@ class ColorizationConfig(Pix2PixConfig):
     output_nc = 2
 
 
+# FastCUT's defaults (the official cut_model.modify_commandline_options): they
+# apply to the settings a FastCUT config is not given.
+FASTCUT_DEFAULTS = dict(lambda_NCE=10.0, nce_idt=False, flip_equivariance=True, n_epochs=150,
+                        n_epochs_decay=50)
+
+
+class CUTConfig(ImageConfig):
+    """CUT and FastCUT (Park et al. 2020) with the official defaults and option
+    names (taesungp/contrastive-unpaired-translation: options/base_options.py,
+    train_options.py, models/cut_model.py). --CUT_mode FastCUT changes the
+    defaults of FASTCUT_DEFAULTS, for the settings not given. The generator's and
+    discriminator's norms are normG and normD (no --norm); no image pool."""
+
+    OMIT = ('norm',)
+    ARCHITECTURE = ('netG', 'netD', 'n_layers_D', 'ngf', 'ndf', 'normG', 'normD', 'input_nc',
+                    'output_nc', 'no_dropout', 'no_antialias', 'no_antialias_up', 'netF',
+                    'netF_nc', 'nce_layers')
+
+    model = 'cut'
+    n_epochs = 200
+    n_epochs_decay = 200
+    init_type = 'xavier'
+    no_dropout = True
+    netG = Option('resnet_9blocks', "generator architecture (CUT's anti-aliased ResNet)",
+                  choices=('resnet_9blocks', 'resnet_6blocks'))
+    netD = Option('basic', "discriminator: basic is CUT's anti-aliased 70x70 PatchGAN, "
+                           'n_layers uses n_layers_D', choices=('basic', 'n_layers'))
+    CUT_mode = Option('CUT', 'CUT, or FastCUT: its defaults lambda_NCE 10, no nce_idt, '
+                             'flip_equivariance, 150 + 50 epochs (for the settings not given)',
+                      choices=('CUT', 'cut', 'FastCUT', 'fastcut'))
+    normG = Option('instance', 'normalization of the generator', choices=('instance', 'batch',
+                                                                          'none'))
+    normD = Option('instance', 'normalization of the discriminator',
+                   choices=('instance', 'batch', 'none'))
+    no_antialias = Option(False, 'stride-2 convs instead of anti-aliased downsampling (conv, '
+                                 'then a fixed blur with stride 2)')
+    no_antialias_up = Option(False, 'learned transposed convs instead of anti-aliased '
+                                    'upsampling (a fixed [1 3 3 1] blur upsampling, then a conv)')
+    lambda_GAN = Option(1.0, 'weight of the GAN loss: GAN(G(X))', min=0)
+    lambda_NCE = Option(1.0, 'weight of the NCE loss: NCE(G(X), X) (FastCUT: 10)', min=0)
+    nce_idt = Option(True, 'also the NCE loss of the identity mapping, NCE(G(Y), Y) (FastCUT: '
+                           'off)')
+    nce_layers = Option('0,4,8,12,16', "the generator's layers whose features the NCE loss "
+                                       'compares, increasing indices of the official layer '
+                                       'list (0: the padded input)')
+    nce_includes_all_negatives_from_minibatch = Option(
+        False, 'take the negatives of the NCE loss from every image of the minibatch, not '
+               'only from the same image (single-image translation)')
+    netF = Option('mlp_sample', 'the patch sampler: mlp_sample passes each sampled patch '
+                                'through a 2-layer MLP per layer, sample takes it as it is',
+                  choices=('mlp_sample', 'sample'))
+    netF_nc = Option(256, 'output features of the MLP of netF mlp_sample', min=1)
+    nce_T = Option(0.07, 'temperature of the NCE loss', min_exclusive=0)
+    num_patches = Option(256, 'patches sampled per layer', min=1)
+    flip_equivariance = Option(False, 'flip the training batch left-right at random before '
+                                      'the generator and its features back, an extra '
+                                      'regularization (FastCUT: on)')
+
+    def __init__(self, **overrides):
+        if str(overrides.get('CUT_mode', '')).lower() == 'fastcut':
+            overrides = {**FASTCUT_DEFAULTS, **overrides}
+        super().__init__(**overrides)
+        layers = self.layers
+        if layers != sorted(set(layers)):
+            raise ConfigError(f'nce_layers must be increasing layer indices, got '
+                              f'{self.nce_layers!r}')
+        if self.lambda_GAN == 0 and self.lambda_NCE == 0:
+            raise ConfigError('lambda_GAN and lambda_NCE are both 0: the generator has nothing '
+                              'to learn')
+
+    @property
+    def layers(self):
+        """nce_layers as a list of ints; ConfigError if it is not one."""
+        try:
+            layers = [int(i) for i in self.nce_layers.split(',')]
+        except ValueError:
+            layers = []
+        if not layers or min(layers) < 0:
+            raise ConfigError(f'nce_layers must be comma-separated layer indices >= 0, got '
+                              f'{self.nce_layers!r}')
+        return layers
+
+    @property
+    def fast(self):
+        """Whether this is FastCUT."""
+        return self.CUT_mode.lower() == 'fastcut'
+
+
 class ToyGANConfig(Config):
     """A GAN of points in the plane (model.ToyGAN): small MLPs learn a 2-D
     Gaussian, or a ring of toy_modes Gaussians, from noise in seconds on a CPU.
@@ -525,10 +616,13 @@ GROUPS = {
              'output_nc', 'preprocess', 'load_size', 'crop_size', 'no_flip', 'serial_batches',
              'max_dataset_size', 'num_threads', 'toy_mean', 'toy_cov', 'toy_modes',
              'toy_radius', 'toy_mode_std', 'steps_per_epoch'),
-    'network': ('netG', 'netD', 'n_layers_D', 'ngf', 'ndf', 'norm', 'init_type', 'init_gain',
-                'no_dropout', 'noise_dim', 'hidden_units', 'hidden_layers'),
-    'objective': ('gan_mode', 'lambda_A', 'lambda_B', 'lambda_identity', 'lambda_L1',
-                  'lambda_gp', 'pool_size'),
+    'network': ('netG', 'netD', 'n_layers_D', 'ngf', 'ndf', 'norm', 'normG', 'normD',
+                'init_type', 'init_gain', 'no_dropout', 'no_antialias', 'no_antialias_up',
+                'netF', 'netF_nc', 'noise_dim', 'hidden_units', 'hidden_layers'),
+    'objective': ('CUT_mode', 'gan_mode', 'lambda_A', 'lambda_B', 'lambda_identity',
+                  'lambda_L1', 'lambda_GAN', 'lambda_NCE', 'nce_idt', 'nce_layers', 'nce_T',
+                  'num_patches', 'nce_includes_all_negatives_from_minibatch',
+                  'flip_equivariance', 'lambda_gp', 'pool_size'),
     'optimization': ('batch_size', 'lr', 'beta1', 'n_epochs', 'n_epochs_decay', 'lr_policy',
                      'lr_decay_iters'),
     'logging': ('print_freq', 'summary_freq', 'display_freq', 'save_freq', 'save_epoch_freq',

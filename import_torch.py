@@ -1,4 +1,4 @@
-"""Imports networks of the official PyTorch CycleGAN and pix2pix as a run:
+"""Imports networks of the official PyTorch CycleGAN, pix2pix and CUT as a run:
 
     python import_torch.py --pretrained horse2zebra
     python import_torch.py --pth latest_net_G_A.pth [--pth_B latest_net_G_B.pth] --netG ...
@@ -13,10 +13,11 @@ imported.json) that sample.py and train.py use like any other run:
   translating as the name says: horse2zebra is horse -> zebra) or G
   (pix2pix). sat2map and map2sat exist for both: --model pix2pix picks
   pix2pix's. Default --name: NAME_pretrained.
-- --pth FILE: a state dict of one generator (G_A, or pix2pix's G), with the
-  architecture flags of train.py (--model, --netG, --ngf, --norm, --input_nc,
-  --output_nc, --no_dropout ...); --pth_B FILE adds CycleGAN's G_B. Default
-  --name: the file's name without .pth.
+- --pth FILE: a state dict of one generator (G_A, or pix2pix's and CUT's G),
+  with the architecture flags of train.py (--model, --netG, --ngf, --norm, --input_nc,
+  --output_nc, --no_dropout ...); --pth_B FILE adds CycleGAN's G_B, --pth_D
+  FILE the discriminator D (pix2pix, CUT), --pth_F FILE CUT's patch sampler F.
+  Default --name: the file's name without .pth.
 - --from_checkpoints DIR: a training folder of the official code: the
   architecture and training settings from DIR/train_opt.txt, and every
   network it holds (<epoch>_net_G_A.pth, _G_B, _D_A, _D_B; pix2pix _G, _D;
@@ -87,14 +88,16 @@ PRETRAINED_PATH = {'cycle_gan': 'cyclegan/pretrained_models/{}.pth',
 
 # The official networks of each model, as <epoch>_net_<name>.pth.
 NETWORKS = {'cycle_gan': ('G_A', 'G_B', 'D_A', 'D_B'), 'pix2pix': ('G', 'D'),
-            'colorization': ('G', 'D')}
+            'colorization': ('G', 'D'), 'cut': ('G', 'D', 'F')}
 # Settings read from an official train_opt.txt (same names here), besides the
 # architecture (registry.Spec.architecture), whose values must all be understood.
 # Older official versions called n_epochs and n_epochs_decay niter and niter_decay.
 TRAINING_OPTIONS = ('direction', 'batch_size', 'lr', 'beta1', 'n_epochs', 'n_epochs_decay',
                     'lr_policy', 'lr_decay_iters', 'gan_mode', 'lambda_A', 'lambda_B',
                     'lambda_identity', 'pool_size', 'lambda_L1', 'load_size', 'crop_size',
-                    'preprocess', 'no_flip', 'serial_batches', 'init_type', 'init_gain')
+                    'preprocess', 'no_flip', 'serial_batches', 'init_type', 'init_gain',
+                    'CUT_mode', 'lambda_GAN', 'lambda_NCE', 'nce_idt', 'nce_T', 'num_patches',
+                    'flip_equivariance', 'nce_includes_all_negatives_from_minibatch')
 OLD_NAMES = {'niter': 'n_epochs', 'niter_decay': 'n_epochs_decay'}
 
 
@@ -106,6 +109,10 @@ class ImportSettings(config.Settings):
     pth = config.Option('', "a .pth state dict of one generator (CycleGAN's G_A, pix2pix's G), "
                             'with the architecture flags of train.py')
     pth_B = config.Option('', "with --pth: a .pth state dict of CycleGAN's G_B")
+    pth_D = config.Option('', "with --pth: a .pth state dict of the discriminator D (pix2pix, "
+                              'CUT), to go on training')
+    pth_F = config.Option('', "with --pth: a .pth state dict of CUT's patch sampler F "
+                              '(latest_net_F.pth), to go on training')
     from_checkpoints = config.Option('', 'a checkpoints folder of the official training code '
                                          '(train_opt.txt and <epoch>_net_*.pth)')
     epoch = config.Option('latest', 'with --from_checkpoints: the epoch whose networks to import')
@@ -131,8 +138,9 @@ def parse(argv):
         raise config.ConfigError('give one of --pretrained NAME, --pth FILE or '
                                  '--from_checkpoints DIR' + (f' (not --{" and --".join(modes)})'
                                                              if modes else ''))
-    if settings.pth_B and not settings.pth:
-        raise config.ConfigError('--pth_B goes with --pth')
+    for extra in ('pth_B', 'pth_D', 'pth_F'):
+        if getattr(settings, extra) and not settings.pth:
+            raise config.ConfigError(f'--{extra} goes with --pth')
     if flag_values['epoch'].present and not settings.from_checkpoints:
         raise config.ConfigError('--epoch goes with --from_checkpoints')
     if not re.fullmatch(r'latest|\d+', settings.epoch):
@@ -211,6 +219,13 @@ def plan_pth(settings, flag_values, given):
         if cfg.model != 'cycle_gan':
             raise config.ConfigError(f'--pth_B: {cfg.model} has one generator')
         files['G_B'] = settings.pth_B
+    for network in ('D', 'F'):
+        path = getattr(settings, f'pth_{network}')
+        if path:
+            if network not in NETWORKS.get(cfg.model, ()):
+                raise config.ConfigError(f'--pth_{network}: {cfg.model} has no network '
+                                         f'{network}')
+            files[network] = path
     states = {net: (_read(path), path) for net, path in files.items()}
     source = {'kind': 'pth', 'files': {net: _file_record(path) for net, path in files.items()}}
     return Plan(cfg, states, source)
@@ -335,16 +350,20 @@ def check_fit(plan):
     from cyclegan_tf.interop import torch_weights
 
     cfg = plan.cfg
+    model = registry.of(cfg).model_class
     channels = {'G_A': (cfg.input_nc, cfg.output_nc), 'G_B': (cfg.output_nc, cfg.input_nc),
-                'G': (cfg.input_nc, cfg.output_nc), 'D_A': (cfg.output_nc,),
-                'D_B': (cfg.input_nc,), 'D': (cfg.input_nc + cfg.output_nc,)}
+                'D_A': (cfg.output_nc,), 'D_B': (cfg.input_nc,)}
     with tf.Graph().as_default():
         for name, (state, where) in plan.states.items():
-            if name.startswith('G'):
+            if name in ('G', 'D'):  # the model's own: pix2pix's conditional D, CUT's networks
+                network = model.generator(cfg) if name == 'G' else model.discriminator(cfg)
+            elif name in channels and name.startswith('G'):
                 inputs, outputs = channels[name]
                 network = modules.define_G(cfg, name, input_nc=inputs, output_nc=outputs)
-            else:
+            elif name in channels:
                 network = modules.define_D(cfg, name, input_nc=channels[name][0])
+            else:  # CUT's F: made from G's features, checked with the whole model
+                continue
             try:
                 network(tf.compat.v1.placeholder(tf.float32, [None, None, None,
                                                               network.input_nc]))
@@ -420,8 +439,9 @@ def write_checkpoint(plan, folder):
 def report(plan, counts):
     cfg = plan.cfg
     imported = ', '.join(f'{name} ({n} tensors)' for name, n in counts.items())
+    norm = cfg.norm if 'norm' in cfg.options() else cfg.normG
     print(f'Imported {imported} into {cfg.run_dir} ({cfg.model}, {cfg.netG}, ngf {cfg.ngf}, '
-          f'norm {cfg.norm})')
+          f'norm {norm})')
     others = [n for n in NETWORKS[cfg.model] if n not in counts]
     if others:
         print(f'  not imported, freshly initialized: {", ".join(others)}')
@@ -430,7 +450,7 @@ def report(plan, counts):
     else:
         directions = ['AtoB']
     print(f'  translate: python sample.py --run {cfg.run_dir} --input IMAGE_OR_FOLDER '
-          f'--direction {directions[0]}' + (' --eval' if cfg.norm == 'batch' else ''))
+          f'--direction {directions[0]}' + (' --eval' if norm == 'batch' else ''))
 
 
 def main(argv=None):

@@ -114,9 +114,29 @@ class Schedule:
         sess.run(self._set_epoch, {self._new_epoch: epoch})
 
 
+class TorchAdam(tf1.train.AdamOptimizer):
+    """Adam as torch.optim.Adam (the official code's), epsilon added to
+    sqrt(v_hat), the bias-corrected second moment:
+
+        w -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + epsilon)
+
+    tf.train.AdamOptimizer adds it to sqrt(v) before the correction (its
+    "epsilon hat"), so it steps less where gradients are small (|g| near
+    epsilon / sqrt(1 - beta2^t), 3e-7 at the first step). The same update
+    with TensorFlow's fused kernel, its epsilon epsilon * sqrt(1 - beta2^t) of
+    this step (beta2_power: beta2^t before _finish raises it); the same
+    variables and slots, so checkpoints of either load."""
+
+    def _prepare(self):
+        super()._prepare()
+        _, beta2_power = self._get_beta_accumulators()
+        self._epsilon_t = tf.multiply(self._epsilon_t, tf.sqrt(1.0 - beta2_power),
+                                      name='epsilon_torch')
+
+
 class Optimizers(dict):
-    """One Adam optimizer per network (a dict: network name -> its optimizer,
-    ``Adam_<name>``), each restricted to its network's trainable variables,
+    """One Adam optimizer per network (:class:`TorchAdam`; a dict: network name
+    -> its optimizer, ``Adam_<name>``), each restricted to its network's trainable variables,
     applying the gradients of a loss computed once for all the networks it
     trains (separate minimize calls would backpropagate once each).
 
@@ -140,7 +160,7 @@ class Optimizers(dict):
             updates, start = [], 0
             for network in networks:
                 if network.name not in self:
-                    self[network.name] = tf1.train.AdamOptimizer(
+                    self[network.name] = TorchAdam(
                         self.learning_rate, self.beta1, name=f'Adam_{network.name}')
                 count = len(network.variables)
                 updates.append((network.name, list(zip(grads[start:start + count],
@@ -283,8 +303,20 @@ class Model(abc.ABC):
         unet_256) and at least ``minimum``; sample.py and the export pad
         images to them."""
         with tf.Graph().as_default():  # a throwaway network, for its attributes
-            network = modules.define_G(cfg, 'G')
+            network = cls.generator(cfg)
             return network.multiple, network.min_size
+
+    @classmethod
+    def generator(cls, cfg):
+        """A generator of the model (unbuilt), for its input sizes: by default
+        modules.define_G's."""
+        return modules.define_G(cfg, 'G')
+
+    @classmethod
+    def discriminator(cls, cfg):
+        """A discriminator of the model (unbuilt), for its minimum input size:
+        by default modules.define_D's."""
+        return modules.define_D(cfg, 'D')
 
     @classmethod
     def training_sizes(cls, cfg):
@@ -293,7 +325,7 @@ class Model(abc.ABC):
         images of --preprocess none and scale_width to them."""
         multiple, minimum = cls.input_sizes(cfg)
         with tf.Graph().as_default():
-            return multiple, max(minimum, modules.define_D(cfg, 'D').min_size)
+            return multiple, max(minimum, cls.discriminator(cfg).min_size)
 
     def scalars(self):
         """The scalar summaries, tag -> scalar tensor: ``loss/<name>`` and ``lr``."""
@@ -306,6 +338,18 @@ class Model(abc.ABC):
         ``metric/<name>``, and name -> uint8 [H, W, 3], written to samples/ and
         TensorBoard. None by default."""
         return {}, {}
+
+    def _image_inputs(self):
+        """(real_A, real_B): the placeholders of a batch of image pairs,
+        ``self.inputs`` 'A' and 'B', of input_nc and output_nc channels,
+        crop_size square when the images are cropped."""
+        cfg = self.cfg
+        size = cfg.crop_size if 'crop' in cfg.preprocess else None
+        with tf.name_scope('inputs/'):
+            real_A = tf1.placeholder(tf.float32, [None, size, size, cfg.input_nc], name='real_A')
+            real_B = tf1.placeholder(tf.float32, [None, size, size, cfg.output_nc], name='real_B')
+        self.inputs = {'A': real_A, 'B': real_B}
+        return real_A, real_B
 
     def _add_network(self, network):
         self.networks[network.name] = network

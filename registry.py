@@ -7,6 +7,7 @@ the dataset layer know a model only through its entry here::
     cycle_gan       CycleGANConfig       models/cycle_gan CycleGAN    unaligned image folders
     pix2pix         Pix2PixConfig        models/pix2pix Pix2Pix       aligned A|B image pairs
     colorization    ColorizationConfig   models/pix2pix Colorization  RGB photos (L -> ab)
+    cut             CUTConfig            models/cut CUT               unaligned image folders
     toy_gan         ToyGANConfig         models/toy_gan ToyGAN        its own sampler of points
 
 What each part says about the model:
@@ -84,6 +85,8 @@ MODELS = {spec.name: spec for spec in (
          'pix2pix (Isola et al. 2017): paired translation A -> B'),
     Spec('colorization', config.ColorizationConfig, '.models.pix2pix.Colorization', COLORIZATION,
          'pix2pix from the lightness of photos to their colours'),
+    Spec('cut', config.CUTConfig, '.models.cut.CUT', UNALIGNED,
+         'CUT and FastCUT (Park et al. 2020): contrastive unpaired translation A -> B'),
     Spec('toy_gan', config.ToyGANConfig, '.models.toy_gan.ToyGAN', TOY,
          'a GAN of points in the plane, trained in seconds'),
 )}

@@ -325,7 +325,8 @@ class Quality:
         from cyclegan_tf import inference
 
         with inference.Translator(self.cfg, prefix, training=True) as translator:
-            results = sampling.translate(translator, self.cfg, self.work, out=None, write=False)
+            work = [job for job in self.work if job[0] in translator.keys]  # CUT: A only
+            results = sampling.translate(translator, self.cfg, work, out=None, write=False)
         scores = sampling.add_quality_scores(results, self.cfg, self.extractor)
         values = {}
         for direction, entry in scores.items():

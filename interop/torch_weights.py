@@ -164,7 +164,7 @@ def fixed_buffers(network):
     anti-aliased networks: ``model.<i>.filt`` of each Downsample / Upsample,
     its filter repeated per channel, [C, 1, k, k]. These buffers are checked,
     never loaded: the filters here are constants (ops.blur_downsample)."""
-    import ops
+    from cyclegan_tf import ops
 
     filters = {'blur_down': ops.DOWNSAMPLE_FILTER, 'blur_up': ops.UPSAMPLE_FILTER}
     return collections.OrderedDict(

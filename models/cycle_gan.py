@@ -138,11 +138,7 @@ class CycleGAN(Model):
 
     def _build(self):
         cfg = self.cfg
-        size = cfg.crop_size if 'crop' in cfg.preprocess else None
-        with tf.name_scope('inputs/'):
-            real_A = tf1.placeholder(tf.float32, [None, size, size, cfg.input_nc], name='real_A')
-            real_B = tf1.placeholder(tf.float32, [None, size, size, cfg.output_nc], name='real_B')
-        self.inputs = {'A': real_A, 'B': real_B}
+        real_A, real_B = self._image_inputs()
         G_A, G_B = (self._add_network(G) for G in self._generators(cfg))
         D_A = self._add_network(modules.define_D(cfg, 'D_A', input_nc=cfg.output_nc))
         D_B = self._add_network(modules.define_D(cfg, 'D_B', input_nc=cfg.input_nc))

@@ -38,13 +38,9 @@ class Pix2Pix(Model):
 
     def _build(self):
         cfg = self.cfg
-        size = cfg.crop_size if 'crop' in cfg.preprocess else None
-        with tf.name_scope('inputs/'):
-            real_A = tf1.placeholder(tf.float32, [None, size, size, cfg.input_nc], name='real_A')
-            real_B = tf1.placeholder(tf.float32, [None, size, size, cfg.output_nc], name='real_B')
-        self.inputs = {'A': real_A, 'B': real_B}
+        real_A, real_B = self._image_inputs()
         G = self._add_network(self._generator(cfg))
-        D = self._add_network(modules.define_D(cfg, 'D', input_nc=cfg.input_nc + cfg.output_nc))
+        D = self._add_network(self.discriminator(cfg))
 
         fake_B = tf.identity(G(real_A), name='fake_B')
         self._set_visuals(real_A, fake_B, real_B)
@@ -84,6 +80,15 @@ class Pix2Pix(Model):
     @staticmethod
     def _generator(cfg):
         return modules.define_G(cfg, 'G')
+
+    @classmethod
+    def generator(cls, cfg):
+        return cls._generator(cfg)
+
+    @classmethod
+    def discriminator(cls, cfg):
+        """The conditional PatchGAN: (input, output) pairs on channels."""
+        return modules.define_D(cfg, 'D', input_nc=cfg.input_nc + cfg.output_nc)
 
     @classmethod
     def build_inference(cls, cfg, *, training=False):

@@ -274,12 +274,12 @@ def test_updates_use_this_iterations_forward_pass_and_the_starting_weights(graph
     start, g = sess.run([variables, grads], m.feed_dict(batch))
     m.train_step(sess, batch)
     end = sess.run(variables)
-    # Adam's first step: lr * g / (|g| + epsilon / sqrt(1 - beta2)).
+    # Adam's first step as torch.optim.Adam (model.TorchAdam): lr * g / (|g| + epsilon).
     for group, names in (('G', ('G_A', 'G_B')), ('D', ('D_A', 'D_B'))):
         before = [w for name in names for w in start[name]]
         after = [w for name in names for w in end[name]]
         for w0, w1, grad in zip(before, after, g[group]):
-            expected = w0 - cfg.lr * grad / (np.abs(grad) + 1e-8 / np.sqrt(1 - 0.999))
+            expected = w0 - cfg.lr * grad / (np.abs(grad) + 1e-8)
             np.testing.assert_allclose(w1, expected, rtol=0, atol=cfg.lr * 1e-3)
 
 
@@ -330,3 +330,23 @@ def test_inference_graph_restores_from_a_training_checkpoint(tmp_path):
             bigger = sess.run(outputs['rec_A'], {inputs['A']: np.zeros([2, 48, 64, 3])})
     np.testing.assert_allclose(fake_B, expected, atol=1e-5)
     assert bigger.shape == (2, 48, 64, 3)
+
+
+def test_adam_adds_epsilon_to_the_corrected_second_moment_as_torch(graph):
+    """model.TorchAdam is torch.optim.Adam: w -= lr / (1 - b1^t) * m / (sqrt(v) /
+    sqrt(1 - b2^t) + eps), over steps and for gradients near eps, where
+    tf.train.AdamOptimizer's form (eps added before the correction) steps far less."""
+    grads = np.array([1e-8, -3e-8, 1e-6, 0.5], np.float32)
+    w = tf1.get_variable('w', initializer=np.zeros(4, np.float32))
+    g = tf1.placeholder(tf.float32, [4])
+    step = model.TorchAdam(0.1, 0.5).apply_gradients([(g, w)])
+    sess = session(graph)
+    m = v = np.zeros(4)
+    expected = np.zeros(4)
+    for t in range(1, 4):
+        scale = grads * t  # a different gradient at each step
+        sess.run(step, {g: scale})
+        m, v = 0.5 * m + 0.5 * scale, 0.999 * v + 0.001 * scale ** 2
+        expected -= 0.1 / (1 - 0.5 ** t) * m / (np.sqrt(v) / np.sqrt(1 - 0.999 ** t) + 1e-8)
+        np.testing.assert_allclose(sess.run(w), expected, rtol=1e-5)
+    assert abs(expected[0]) > 0.3 * 3 * 0.1  # half a step or more: eps matters there
