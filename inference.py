@@ -94,7 +94,7 @@ class Translator(_Restored):
             self.inputs, self.outputs = self.roles.build_inference(cfg, training=training)
             variables = tf1.global_variables()
             saver = tf1.train.Saver(variables)
-            self.tiled = self._build_tiled(training)
+            self.tiled = self._build_tiled(training) if tile_size else {}  # 0: whole images
             with tf.name_scope('from_rgb'):  # images from memory, as training reads files
                 from cyclegan_tf.data import pipeline
 
