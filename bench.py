@@ -94,9 +94,27 @@ def executed_ops(fetches):
     return seen
 
 
-def flops(ops, batch_size):
+MATMUL_OPS = ('MatMul', 'BatchMatMulV2')
+
+
+def operand_shapes(ops):
+    """{name: tf.shape} of the matrix products' operands in ``ops`` whose
+    static shape is not fully known (the patch count of CUT's F, for one),
+    for a session run to resolve for :func:`flops`."""
+    import tensorflow as tf
+
+    return {t.name: tf.shape(t) for op in ops if op.type in MATMUL_OPS
+            for t in op.inputs[:2] if not t.shape.is_fully_defined()}
+
+
+def flops(ops, batch_size, shapes=None):
     """Floating-point operations of the convolutions and matrix products in
-    ``ops`` for a batch of ``batch_size`` (a None batch dimension)."""
+    ``ops`` for a batch of ``batch_size`` (a None batch dimension); ``shapes``:
+    the run-time shapes of operands that are not static (operand_shapes)."""
+    def dims(tensor):
+        known = (shapes or {}).get(tensor.name)
+        return [int(d) for d in known] if known is not None else tensor.shape.as_list()
+
     total = 0
     for op in ops:
         if op.type in CONV_OPS:
@@ -107,12 +125,14 @@ def flops(ops, batch_size):
             kernel = op.outputs[0] if op.type == 'Conv2DBackpropFilter' else op.inputs[1]
             _, height, width, _ = out.shape.as_list()
             total += 2 * height * width * int(np.prod(kernel.shape.as_list())) * batch_size
-        elif op.type == 'MatMul':
-            a, b = (t.shape.as_list() for t in op.inputs[:2])
-            rows = a[1] if op.get_attr('transpose_a') else a[0]
-            inner = a[0] if op.get_attr('transpose_a') else a[1]
-            cols = b[0] if op.get_attr('transpose_b') else b[1]
-            total += 2 * (rows or batch_size) * inner * cols
+        elif op.type in MATMUL_OPS:
+            a, b = dims(op.inputs[0]), dims(op.inputs[1])
+            flip_a, flip_b = (('transpose_a', 'transpose_b') if op.type == 'MatMul'
+                              else ('adj_x', 'adj_y'))
+            rows, inner = (a[-1], a[-2]) if op.get_attr(flip_a) else (a[-2], a[-1])
+            cols = b[-2] if op.get_attr(flip_b) else b[-1]
+            stacked = int(np.prod([d or batch_size for d in a[:-2]]))
+            total += 2 * stacked * (rows or batch_size) * inner * cols
     return total
 
 
@@ -176,6 +196,8 @@ def bench_train(cfg, bench):
     with graph.as_default():
         net = replicas.create(cfg, setup)
         init_op = tf1.global_variables_initializer()
+        counted = executed_ops([net.train_op] + list(net.losses.values()))
+        unknown = operand_shapes(counted)
     graph.finalize()
     batch = {key: random_images(rng, placeholder, cfg.batch_size * setup.local_replicas,
                                 cfg.crop_size)
@@ -184,9 +206,10 @@ def bench_train(cfg, bench):
     with tf1.Session(setup.target, graph=graph, config=proto) as sess:
         sess.run(init_op)
         seconds = timings(lambda: net.train_step(sess, batch), bench.warmup, bench.iters)
+        shapes = sess.run(unknown, net.feed_dict(batch)) if unknown else {}
     memory = peak_memory_mib()
     # Every replica's convolutions, each on batch_size examples.
-    work = flops(executed_ops([net.train_op] + list(net.losses.values())), cfg.batch_size)
+    work = flops(counted, cfg.batch_size, shapes)
     # One generator forward, counted here where the sizes are static (the
     # inference graph takes any size).
     visuals = net.towers[0].visuals if hasattr(net, 'towers') else net.visuals

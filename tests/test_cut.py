@@ -406,3 +406,18 @@ def test_import_torch_reads_an_official_cut_checkpoints_folder(fixtures_dir, tmp
     assert (cfg['model'], cfg['CUT_mode'], cfg['ngf'], cfg['lambda_NCE'], cfg['nce_idt'],
             cfg['flip_equivariance'], cfg['dataset']) == ('cut', 'FastCUT', 8, 10.0, False,
                                                           True, 'horse2zebra')
+
+
+def test_bench_times_cut_and_counts_its_patch_sampler():
+    """bench.py's FLOPs count read only static shapes: F's and the NCE's
+    matrix products (as many rows as patches, a dynamic count) stopped it."""
+    from cyclegan_tf import bench
+
+    cfg, settings = bench.parse(['bench.py', '--model=cut', '--crop_size=32', '--load_size=32',
+                                 '--ngf=2', '--ndf=2', '--netG=resnet_6blocks', '--netF_nc=4',
+                                 '--num_patches=8', '--iters=1', '--warmup=0'])
+    with tf.Graph().as_default():
+        seconds, work, forward, memory = bench.bench_train(cfg, settings)
+    assert len(seconds) == 1 and memory > 0 and 0 < forward < work
+    # F's first linear layer alone, per NCE term and layer, forward: 2 * rows * C_l * nc.
+    assert work > 2 * 8 * 3 * 4
