@@ -131,7 +131,10 @@ def test_one_iteration_updates_D_and_F_as_the_official(official_step, network):
     'F and D match, and no variant of the NCE terms (feat_k not detached, swapped or other '
     'patch ids, encoder or generation path alone, G_GAN) reproduces the official signs: '
     'the official G gradient holds a component of the same size that the official '
-    'optimize_parameters does not explain (see the report of branch cut)'))
+    'optimize_parameters does not explain: the best sign fit of any linear combination of '
+    '29 parts of our gradient (G_GAN; per NCE term and layer, the encoder path, the path '
+    'through fake_B or idt_B, the feat_k path) agrees with 65% of the official signs, ours '
+    'with 59%; Adam moved every official weight by exactly lr, a first step'))
 def test_one_iteration_updates_G_as_the_official(official_step):
     errors = {k: v for k, v in official_step[3].items() if k.startswith('G/')}
     worst = max(errors, key=errors.get)
