@@ -42,6 +42,7 @@ Exit status: 0 imported; 2 a bad command line, file, download or run folder
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -159,11 +160,11 @@ class Plan:
         self.cfg, self.states, self.source = cfg, states, source
         self.downloaded, self.unusable = downloaded, tuple(unusable)
 
-    def discard(self):
-        """Deletes the unusable files."""
-        for path in self.unusable:
-            if os.path.isfile(path):
-                os.remove(path)
+
+def _discard(paths):
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):  # maybe another process's doing
+            os.remove(path)
 
 
 def parse(argv):
@@ -228,21 +229,31 @@ def _pretrained_config(name, flag_values, given):
                          _given_values(flag_values, given), f'the published {name}')
 
 
+def _load_published(source, unusable):
+    """The state dict of the published file ``source`` (a path or a file
+    object); the files ``unusable`` are deleted when it is none."""
+    try:
+        return pth.load(source)
+    except pth.PthError:
+        _discard(unusable)  # the next try downloads it again
+        raise
+
+
 def _fetch_file(url, path):
     """The published .pth at ``url``, downloaded to ``path`` (resumed if
-    interrupted): (its record, the files to delete if unusable, its name)."""
+    interrupted): its (state dict, record, files to delete if unusable, name)."""
     if not os.path.isfile(path):
         print(f'Downloading {url}')
         download.download(url, path, hint='; or download it yourself and import it with '
                                           '--pth FILE and the architecture flags')
-    return _file_record(path, url), (path,), url
+    return _load_published(path, (path,)), _file_record(path, url), (path,), url
 
 
-def _fetch_member(url, path, name):
-    """The generator of the published CUT model ``name``, extracted to ``path``
-    from the archive at ``url``, downloaded into the cache folder unless it is
-    there, as _fetch_file. An archive that is unsafe, invalid or lacks the
-    file is deleted."""
+def _fetch_member(url, name):
+    """The generator of the published CUT model ``name``, read from the
+    archive at ``url``, downloaded into the cache folder unless it is there,
+    as _fetch_file. An archive that is unsafe, invalid or lacks the file is
+    deleted; a good one is kept for the other names."""
     archive = os.path.join(download.cache_dir(), PRETRAINED_PATH['cut'])
     member = PRETRAINED_MEMBER.format(name)
     print(f'Using {archive}, downloaded before' if os.path.isfile(archive) else
@@ -250,13 +261,17 @@ def _fetch_member(url, path, name):
     hint = f'; or download it yourself and import its {member} with --model cut --pth FILE'
     download.cached_download(url, archive, hint=hint)
     try:
-        archives.extract_member(archive, member, path, max_size=PRETRAINED_MEMBER_LIMIT)
+        data = archives.read_member(archive, member, max_size=PRETRAINED_MEMBER_LIMIT)
     except layouts.DatasetError as e:
-        with contextlib.suppress(FileNotFoundError):  # another process's doing
-            os.remove(archive)
+        _discard([archive])
         raise layouts.DatasetError(f'{e} (deleted it: the next try downloads it '
                                    f'again)') from None
-    return dict(_file_record(path, url), member=member), (path, archive), f'{member} of {url}'
+    where = f'{member} of {url}'
+    buffer = io.BytesIO(data)
+    buffer.name = where  # for pth's errors
+    state = _load_published(buffer, (archive,))
+    record = {'url': url, 'member': member, 'sha256': hashlib.sha256(data).hexdigest()}
+    return state, record, (archive,), where
 
 
 def plan_pretrained(settings, flag_values, given):
@@ -264,22 +279,19 @@ def plan_pretrained(settings, flag_values, given):
     cfg = _pretrained_config(name, flag_values, given)
     check_new_run(cfg)
     url = f'{datasets.base_url(cfg)}/{PRETRAINED_PATH[cfg.model].format(name)}'
-    os.makedirs(cfg.runs_dir, exist_ok=True)
-    path = os.path.join(cfg.runs_dir, f'{cfg.run_name}.pth')
+    downloaded = None
     if cfg.model == 'cut':
-        record, unusable, where = _fetch_member(url, path, name)
+        fetched = _fetch_member(url, name)
     else:
-        record, unusable, where = _fetch_file(url, path)
+        os.makedirs(cfg.runs_dir, exist_ok=True)
+        downloaded = os.path.join(cfg.runs_dir, f'{cfg.run_name}.pth')
+        fetched = _fetch_file(url, downloaded)
+    state, record, unusable, where = fetched
     network = 'G_A' if cfg.model == 'cycle_gan' else 'G'
     source = {'kind': 'pretrained', 'name': name, 'model': cfg.model, 'url': url,
               'files': {network: record}}
-    plan = Plan(cfg, {}, source, downloaded=path, unusable=unusable)
-    try:
-        plan.states[network] = (pth.load(path), where)
-    except pth.PthError:
-        plan.discard()  # unusable: the next try downloads it again
-        raise
-    return plan
+    return Plan(cfg, {network: (state, where)}, source, downloaded=downloaded,
+                unusable=unusable)
 
 
 def plan_pth(settings, flag_values, given):
@@ -448,7 +460,7 @@ def check_fit(plan):
             try:
                 torch_weights.convert(state, network, source=where)
             except torch_weights.WeightsError:
-                plan.discard()  # unusable as published: the next try downloads it again
+                _discard(plan.unusable)  # unusable as published: the next try downloads it again
                 raise
 
 

@@ -6,7 +6,7 @@ device files; in all no more than ``MAX_EXPANSION`` times the archive's size
 plus ``EXPANSION_ALLOWANCE``, and at most ``MAX_ENTRIES`` entries), extracted
 into a temporary folder inside data_root, checked against the layout and
 renamed into place; the archive is deleted afterwards, like the official
-scripts do. :func:`extract_member` takes one file out of a tar (a model of
+scripts do. :func:`read_member` reads one file of a tar (a model of
 an archive of several) after the same checks of every entry.
 """
 
@@ -212,22 +212,15 @@ def _checked_member(tar, archive, name, max_size):
     return member
 
 
-def extract_member(archive, name, dest, *, max_size):
-    """Writes the file ``name`` of the tar ``archive`` (gzip and the like too)
-    to ``dest``, through ``dest.part``, reading only that file. Raises
-    DatasetError, writing nothing, for an invalid archive, an unsafe entry
-    anywhere in it (see :func:`extract`), no such file, or one of more than
-    ``max_size`` bytes."""
-    part = dest + '.part'
+def read_member(archive, name, *, max_size):
+    """The bytes of the file ``name`` of the tar ``archive`` (gzip and the
+    like too), reading only that file. Raises DatasetError for an invalid
+    archive, an unsafe entry anywhere in it (see :func:`extract`), no such
+    file, or one of more than ``max_size`` bytes."""
     try:
         with tarfile.open(archive, 'r:*') as tar:
             member = _checked_member(tar, archive, name, max_size)
-            with tar.extractfile(member) as source, open(part, 'wb') as f:
-                shutil.copyfileobj(source, f)  # no more than the member's size
-        os.replace(part, dest)
+            with tar.extractfile(member) as f:
+                return f.read(member.size)
     except (tarfile.TarError, EOFError, ValueError) as e:
         raise DatasetError(f'{archive} is not a valid archive ({reason(e)})') from None
-    finally:
-        if os.path.exists(part):
-            os.remove(part)
-    return dest

@@ -7,6 +7,7 @@ table is data), so a run and its checkpoint stay small. One run is written
 the other modes are checked up to the run's writing, which they share.
 """
 
+import hashlib
 import io
 import json
 import os
@@ -23,7 +24,7 @@ from test_train import make_data_root
 
 from cyclegan_tf import import_torch, sample, train
 from cyclegan_tf.data import pipeline
-from cyclegan_tf.interop import pth
+from cyclegan_tf.interop import pth, torch_weights
 from cyclegan_tf.running import runs
 
 # The discriminators, which are not imported, small too; no identity loss: a training
@@ -328,52 +329,59 @@ def cut_published(tmp_path, monkeypatch, server, fixtures_dir):
     return (folder / 'cut_G_resnet_9blocks_ngf8.pth').read_bytes(), x, y, cached
 
 
-def test_pretrained_cut_downloads_one_archive_once_and_translates(
+def plan_of(argv):
+    """import_torch.py's plan of ``argv``: all it reads and fetches, without
+    the run's writing (write_run, the same for every mode and tested on CUT's
+    --pth import in tests/test_cut.py: its training graph costs about 10 s)."""
+    return import_torch.plan_pretrained(*import_torch.parse(['import_torch.py', *argv]))
+
+
+def test_pretrained_cut_reads_its_generator_from_one_archive_downloaded_once(
         tmp_path, server, cut_published, capsys):
     G, x, expected, cached = cut_published
     server.files[ARCHIVE_PATH] = cut_archive({
         'checkpoints/horse2zebra_cut_pretrained/latest_net_G.pth': G,
         './checkpoints/cat2dog_fastcut_pretrained/latest_net_G.pth': G})
     runs_dir = tmp_path / 'runs'
-    assert import_torch.main(['import_torch.py', '--pretrained=horse2zebra_cut', '--ndf=8',
-                              f'--download_url={server.url}', f'--runs_dir={runs_dir}']) == 0
-    assert 'Imported G (48 tensors)' in capsys.readouterr().out
-    run_dir = runs_dir / 'horse2zebra_cut_pretrained'
-    assert os.listdir(runs_dir) == [run_dir.name] and cached.is_file()  # the tar kept
-    record = json.loads((run_dir / runs.IMPORTED_FILE).read_text())
-    assert record['files']['G']['member'] == \
-        'checkpoints/horse2zebra_cut_pretrained/latest_net_G.pth'
-    assert record['url'] == server.url + ARCHIVE_PATH and record['networks'] == ['G']
-    cfg = runs.load_config(run_dir)
-    assert (cfg.model, cfg.CUT_mode, cfg.netG, cfg.ngf, cfg.normG, cfg.dataset,
-            cfg.direction) == ('cut', 'CUT', 'resnet_9blocks', 8, 'instance', 'horse2zebra',
-                               'AtoB')
+    plan = plan_of(['--pretrained=horse2zebra_cut', f'--download_url={server.url}',
+                    f'--runs_dir={runs_dir}'])
+    assert cached.is_file() and nothing_in(runs_dir)  # the tar kept, nothing else written
+    cfg = plan.cfg
+    assert (cfg.model, cfg.CUT_mode, cfg.netG, cfg.ngf, cfg.normG, cfg.no_antialias,
+            cfg.dataset, cfg.direction, cfg.run_name) == (
+        'cut', 'CUT', 'resnet_9blocks', 8, 'instance', False, 'horse2zebra', 'AtoB',
+        'horse2zebra_cut_pretrained')
+    member = 'checkpoints/horse2zebra_cut_pretrained/latest_net_G.pth'
+    assert json.loads(json.dumps(plan.source)) == {  # imported.json's, but for 'networks'
+        'kind': 'pretrained', 'name': 'horse2zebra_cut', 'model': 'cut',
+        'url': server.url + ARCHIVE_PATH, 'files': {'G': {
+            'url': server.url + ARCHIVE_PATH, 'member': member,
+            'sha256': hashlib.sha256(G).hexdigest()}}}
 
-    photos, results = tmp_path / 'photos', tmp_path / 'results'
-    os.makedirs(photos)
-    Image.fromarray(pipeline.to_uint8(x[0].transpose(1, 2, 0))).save(photos / 'h.png')
+    # The generator as the run gets it translates as the official network.
+    state, where = plan.states['G']
+    assert where == f'{member} of {server.url}{ARCHIVE_PATH}'
     with tf.Graph().as_default():
-        assert sample.main(['sample.py', f'--run={run_dir}', f'--input={photos}',
-                            f'--results_dir={results}']) == 0
-    fake_B = np.asarray(Image.open(results / 'images' / 'h_fake_B.png')).astype(int)
-    official = pipeline.to_uint8(expected[0].transpose(1, 2, 0)).astype(int)
-    assert fake_B.shape == official.shape == (64, 48, 3)
-    diff = np.abs(fake_B - official)  # the 8-bit input's rounding, as for CycleGAN above
-    assert diff.max() <= 2 and np.mean(diff <= 1) > 0.99
+        network = import_torch.registry.of(cfg).model_class.generator(cfg)
+        inputs = tf.compat.v1.placeholder(tf.float32, [1, None, None, 3])
+        outputs = network(inputs, training=False)
+        with tf.compat.v1.Session() as sess:
+            assert torch_weights.load_into(sess, network, state, source=where) == 48
+            y = sess.run(outputs, {inputs: x.transpose(0, 2, 3, 1)})
+    np.testing.assert_allclose(y, expected.transpose(0, 2, 3, 1), rtol=0, atol=1e-5)
 
-    # Another name: from the cached archive, not downloaded again (planned only:
-    # the run's writing is the same as above).
+    # Another name: from the cached archive, not downloaded again.
     assert len(server.requests) == 1
-    plan = import_torch.plan_pretrained(*import_torch.parse([
-        'import_torch.py', '--pretrained=cat2dog_fastcut', f'--download_url={server.url}',
-        f'--runs_dir={runs_dir}']))
+    plan = plan_of(['--pretrained=cat2dog_fastcut', f'--download_url={server.url}',
+                    f'--runs_dir={runs_dir}'])
     assert len(server.requests) == 1 and 'downloaded before' in capsys.readouterr().out
     assert (plan.cfg.CUT_mode, plan.cfg.lambda_NCE, plan.cfg.nce_idt, plan.cfg.dataset,
             plan.cfg.run_name) == ('FastCUT', 10.0, False, 'cat2dog', 'cat2dog_fastcut_pretrained')
-    assert sorted(plan.states['G'][0]) == sorted(pth.load(io.BytesIO(G)))
+    assert sorted(plan.states['G'][0]) == sorted(state)
 
 
-@pytest.mark.parametrize('problem', ['traversal', 'huge', 'missing', 'not_tar', 'not_fitting'])
+@pytest.mark.parametrize('problem', ['traversal', 'huge', 'missing', 'not_tar', 'not_pth',
+                                     'not_fitting'])
 def test_pretrained_cut_refuses_a_bad_archive_and_deletes_it(
         tmp_path, server, cut_published, fixtures_dir, monkeypatch, capsys, problem):
     G, _, _, cached = cut_published
@@ -382,6 +390,8 @@ def test_pretrained_cut_refuses_a_bad_archive_and_deletes_it(
     if problem == 'not_fitting':  # the archive's file, of another architecture
         members[member] = (fixtures_dir / 'cut_reference' /
                            'cut_G_resnet_6blocks_ngf8_batch2.pth').read_bytes()
+    elif problem == 'not_pth':
+        members[member] = b'<html>Moved</html>\n'
     elif problem == 'traversal':
         members['../escaped'] = b'x'
     elif problem == 'huge':
@@ -393,10 +403,12 @@ def test_pretrained_cut_refuses_a_bad_archive_and_deletes_it(
     reason = {'traversal': "unsafe entry '../escaped'", 'not_tar': 'not a valid archive',
               'huge': f'{member} in {cached} has 0.7 MiB, more than 0.1 MiB: refused',
               'missing': f'{cached} holds no {member}',
+              'not_pth': f'{member} of {server.url}{ARCHIVE_PATH}: not a .pth file',
               'not_fitting': f'{member} of {server.url}{ARCHIVE_PATH} does not fit G'}[problem]
     runs_dir = tmp_path / 'runs'
     fails(['--pretrained=cityscapes_fastcut', f'--download_url={server.url}',
            f'--runs_dir={runs_dir}'], capsys, reason,
-          *(['deleted it: the next try downloads it'] if problem != 'not_fitting' else []))
+          *(['deleted it: the next try downloads it'] if problem not in ('not_pth', 'not_fitting')
+            else []))
     assert nothing_in(runs_dir) and not cached.exists()
     assert not (tmp_path / 'xdg' / 'cyclegan-tf' / 'escaped').exists()
