@@ -11,8 +11,12 @@ imported.json) that sample.py and train.py use like any other run:
   from the official server or --download_url. Each name's architecture and
   direction are known; the file is one generator, imported as G_A (CycleGAN,
   translating as the name says: horse2zebra is horse -> zebra) or G
-  (pix2pix). sat2map and map2sat exist for both: --model pix2pix picks
-  pix2pix's. Default --name: NAME_pretrained.
+  (pix2pix, CUT). sat2map and map2sat exist for both: --model pix2pix picks
+  pix2pix's. The six CUT and FastCUT models (horse2zebra_cut,
+  horse2zebra_fastcut, cat2dog_..., cityscapes_...) come in one archive,
+  downloaded once into $XDG_CACHE_HOME/cyclegan-tf/CUT/ and kept for the
+  others; each import extracts its generator only. Default --name:
+  NAME_pretrained (for CUT the official checkpoints folder's name).
 - --pth FILE: a state dict of one generator (G_A, or pix2pix's and CUT's G),
   with the architecture flags of train.py (--model, --netG, --ngf, --norm, --input_nc,
   --output_nc, --no_dropout ...); --pth_B FILE adds CycleGAN's G_B, --pth_D
@@ -36,7 +40,9 @@ Exit status: 0 imported; 2 a bad command line, file, download or run folder
 (one line on stderr, nothing written).
 """
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -47,7 +53,7 @@ import tempfile
 from absl import flags
 
 from cyclegan_tf import config, registry
-from cyclegan_tf.data import datasets, download, layouts
+from cyclegan_tf.data import archives, datasets, download, layouts
 from cyclegan_tf.interop import pth
 from cyclegan_tf.running import commands, runs, session
 
@@ -76,15 +82,41 @@ PRETRAINED_PIX2PIX = {
     'map2sat': ('maps', 'BtoA'), 'facades_label2photo': ('facades', 'BtoA'),
     'day2night': ('night2day', 'BtoA'),
 }
-# Their architecture: the official defaults of each model (ngf 64, normal init).
+# The published CUT and FastCUT models (taesungp/contrastive-unpaired-translation
+# b3ac297: README.md "Pretrained models", experiments/pretrained_launcher.py), named
+# as their checkpoints folders without _pretrained: name -> (dataset, direction,
+# CUT_mode). All six are one archive, checkpoints/<name>_pretrained/latest_net_G.pth
+# each; the launcher gives them the official defaults but these. Deviation: the
+# launcher's phase val for cityscapes_cut is its test run's (on CUT's resized val
+# set): here phase stays train, the split train.py would fine-tune on.
+PRETRAINED_CUT = {
+    'cityscapes_cut': ('cityscapes', 'BtoA', 'CUT'),  # labels -> photos
+    'cityscapes_fastcut': ('cityscapes', 'BtoA', 'FastCUT'),
+    'horse2zebra_cut': ('horse2zebra', 'AtoB', 'CUT'),
+    'horse2zebra_fastcut': ('horse2zebra', 'AtoB', 'FastCUT'),
+    'cat2dog_cut': ('cat2dog', 'AtoB', 'CUT'),  # AFHQ's cats and dogs: not on the servers
+    'cat2dog_fastcut': ('cat2dog', 'AtoB', 'FastCUT'),
+}
+PRETRAINED = {'cycle_gan': PRETRAINED_CYCLEGAN, 'pix2pix': PRETRAINED_PIX2PIX,
+              'cut': PRETRAINED_CUT}
+# Their architecture: the official defaults of each model (ngf 64).
 PRETRAINED_ARCHITECTURE = {
     'cycle_gan': dict(netG='resnet_9blocks', ngf=64, norm='instance', no_dropout=True,
                       input_nc=3, output_nc=3),
     'pix2pix': dict(netG='unet_256', ngf=64, norm='batch', no_dropout=False, input_nc=3,
                     output_nc=3),
+    'cut': dict(netG='resnet_9blocks', ngf=64, normG='instance', no_dropout=True,
+                no_antialias=False, no_antialias_up=False, input_nc=3, output_nc=3),
 }
 PRETRAINED_PATH = {'cycle_gan': 'cyclegan/pretrained_models/{}.pth',
-                   'pix2pix': 'pix2pix/models-pytorch/{}.pth'}
+                   'pix2pix': 'pix2pix/models-pytorch/{}.pth',
+                   'cut': 'CUT/pretrained_models.tar'}
+# CUT's archive is downloaded once into the cache folder (download.cache_dir,
+# under its path on the server) and kept for the other names; each import
+# extracts its generator only, of at most PRETRAINED_MEMBER_LIMIT bytes (the
+# published ones have about 46 MB: 11.4 M float32).
+PRETRAINED_MEMBER = 'checkpoints/{}_pretrained/latest_net_G.pth'
+PRETRAINED_MEMBER_LIMIT = 256 << 20
 
 # The official networks of each model, as <epoch>_net_<name>.pth.
 NETWORKS = {'cycle_gan': ('G_A', 'G_B', 'D_A', 'D_B'), 'pix2pix': ('G', 'D'),
@@ -105,7 +137,7 @@ class ImportSettings(config.Settings):
     """Settings of import_torch.py, besides the model's (--model, --netG, --name ...)."""
 
     pretrained = config.Option('', 'import a published model: ' + ', '.join(
-        sorted(set(PRETRAINED_CYCLEGAN) | set(PRETRAINED_PIX2PIX))))
+        sorted(set().union(*PRETRAINED.values()))))
     pth = config.Option('', "a .pth state dict of one generator (CycleGAN's G_A, pix2pix's G), "
                             'with the architecture flags of train.py')
     pth_B = config.Option('', "with --pth: a .pth state dict of CycleGAN's G_B")
@@ -120,10 +152,19 @@ class ImportSettings(config.Settings):
 
 class Plan:
     """What to import: the config, the state dicts (network name -> dict), where they come
-    from (for imported.json), and a downloaded file to delete once imported."""
+    from (for imported.json), a downloaded file to delete once imported, and the files
+    to delete when the state dicts prove unusable (a published download: the next try
+    fetches it again)."""
 
-    def __init__(self, cfg, states, source, downloaded=None):
-        self.cfg, self.states, self.source, self.downloaded = cfg, states, source, downloaded
+    def __init__(self, cfg, states, source, downloaded=None, unusable=()):
+        self.cfg, self.states, self.source = cfg, states, source
+        self.downloaded, self.unusable = downloaded, tuple(unusable)
+
+
+def _discard(paths):
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):  # maybe another process's doing
+            os.remove(path)
 
 
 def parse(argv):
@@ -166,12 +207,11 @@ def _build_config(cls, values, fixed, given_values, what):
     return cls(**merged)
 
 
-def plan_pretrained(settings, flag_values, given):
-    name = settings.pretrained
-    models = [m for m, table in (('cycle_gan', PRETRAINED_CYCLEGAN),
-                                 ('pix2pix', PRETRAINED_PIX2PIX)) if name in table]
+def _pretrained_config(name, flag_values, given):
+    """The config of the published model ``name``, with the flags ``given``."""
+    models = [model for model, table in PRETRAINED.items() if name in table]
     if not models:
-        known = sorted(set(PRETRAINED_CYCLEGAN) | set(PRETRAINED_PIX2PIX))
+        known = sorted(set().union(*PRETRAINED.values()))
         raise config.ConfigError(f'no published model {name!r}; choose one of '
                                  f'{", ".join(known)}')
     model = models[0]
@@ -180,30 +220,78 @@ def plan_pretrained(settings, flag_values, given):
         if model not in models:
             raise config.ConfigError(f'{name} is a published {" and ".join(models)} model, '
                                      f'not {model}')
-    table = PRETRAINED_CYCLEGAN if model == 'cycle_gan' else PRETRAINED_PIX2PIX
-    dataset, direction = table[name]
+    dataset, direction = PRETRAINED[model][name][:2]
     architecture = PRETRAINED_ARCHITECTURE[model]
-    cls = registry.get(model).config
     values = dict(architecture, dataset=dataset, direction=direction, name=f'{name}_pretrained')
-    cfg = _build_config(cls, values, architecture, _given_values(flag_values, given),
-                        f'the published {name}')
-    check_new_run(cfg)
-    url = f'{datasets.base_url(cfg)}/{PRETRAINED_PATH[model].format(name)}'
-    os.makedirs(cfg.runs_dir, exist_ok=True)
-    path = os.path.join(cfg.runs_dir, f'{cfg.run_name}.pth')  # resumed if interrupted
+    if model == 'cut':
+        values['CUT_mode'] = PRETRAINED_CUT[name][2]
+    return _build_config(registry.get(model).config, values, architecture,
+                         _given_values(flag_values, given), f'the published {name}')
+
+
+def _load_published(source, unusable):
+    """The state dict of the published file ``source`` (a path or a file
+    object); the files ``unusable`` are deleted when it is none."""
+    try:
+        return pth.load(source)
+    except pth.PthError:
+        _discard(unusable)  # the next try downloads it again
+        raise
+
+
+def _fetch_file(url, path):
+    """The published .pth at ``url``, downloaded to ``path`` (resumed if
+    interrupted): its (state dict, record, files to delete if unusable, name)."""
     if not os.path.isfile(path):
         print(f'Downloading {url}')
         download.download(url, path, hint='; or download it yourself and import it with '
                                           '--pth FILE and the architecture flags')
+    return _load_published(path, (path,)), _file_record(path, url), (path,), url
+
+
+def _fetch_member(url, name):
+    """The generator of the published CUT model ``name``, read from the
+    archive at ``url``, downloaded into the cache folder unless it is there,
+    as _fetch_file. An archive that is unsafe, invalid or lacks the file is
+    deleted; a good one is kept for the other names."""
+    archive = os.path.join(download.cache_dir(), PRETRAINED_PATH['cut'])
+    member = PRETRAINED_MEMBER.format(name)
+    print(f'Using {archive}, downloaded before' if os.path.isfile(archive) else
+          f'Downloading {url} into {archive}, for every published CUT model')
+    hint = f'; or download it yourself and import its {member} with --model cut --pth FILE'
+    download.cached_download(url, archive, hint=hint)
     try:
-        state = pth.load(path)
-    except pth.PthError:
-        os.remove(path)  # unusable: the next try downloads it again
-        raise
-    network = 'G_A' if model == 'cycle_gan' else 'G'
-    source = {'kind': 'pretrained', 'name': name, 'model': model, 'url': url,
-              'files': {network: _file_record(path, url)}}
-    return Plan(cfg, {network: (state, url)}, source, downloaded=path)
+        data = archives.read_member(archive, member, max_size=PRETRAINED_MEMBER_LIMIT)
+    except layouts.DatasetError as e:
+        _discard([archive])
+        raise layouts.DatasetError(f'{e} (deleted it: the next try downloads it '
+                                   f'again)') from None
+    where = f'{member} of {url}'
+    buffer = io.BytesIO(data)
+    buffer.name = where  # for pth's errors
+    state = _load_published(buffer, (archive,))
+    record = {'url': url, 'member': member, 'sha256': hashlib.sha256(data).hexdigest()}
+    return state, record, (archive,), where
+
+
+def plan_pretrained(settings, flag_values, given):
+    name = settings.pretrained
+    cfg = _pretrained_config(name, flag_values, given)
+    check_new_run(cfg)
+    url = f'{datasets.base_url(cfg)}/{PRETRAINED_PATH[cfg.model].format(name)}'
+    downloaded = None
+    if cfg.model == 'cut':
+        fetched = _fetch_member(url, name)
+    else:
+        os.makedirs(cfg.runs_dir, exist_ok=True)
+        downloaded = os.path.join(cfg.runs_dir, f'{cfg.run_name}.pth')
+        fetched = _fetch_file(url, downloaded)
+    state, record, unusable, where = fetched
+    network = 'G_A' if cfg.model == 'cycle_gan' else 'G'
+    source = {'kind': 'pretrained', 'name': name, 'model': cfg.model, 'url': url,
+              'files': {network: record}}
+    return Plan(cfg, {network: (state, where)}, source, downloaded=downloaded,
+                unusable=unusable)
 
 
 def plan_pth(settings, flag_values, given):
@@ -372,8 +460,7 @@ def check_fit(plan):
             try:
                 torch_weights.convert(state, network, source=where)
             except torch_weights.WeightsError:
-                if plan.downloaded:  # unusable as published: the next try downloads it again
-                    os.remove(plan.downloaded)
+                _discard(plan.unusable)  # unusable as published: the next try downloads it again
                 raise
 
 

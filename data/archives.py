@@ -6,7 +6,8 @@ device files; in all no more than ``MAX_EXPANSION`` times the archive's size
 plus ``EXPANSION_ALLOWANCE``, and at most ``MAX_ENTRIES`` entries), extracted
 into a temporary folder inside data_root, checked against the layout and
 renamed into place; the archive is deleted afterwards, like the official
-scripts do.
+scripts do. :func:`read_member` reads one file of a tar (a model of
+an archive of several) after the same checks of every entry.
 """
 
 import logging
@@ -108,6 +109,18 @@ def _check_expansion(archive, sizes):
                            f'{_mib(EXPANSION_ALLOWANCE)}: refused (an archive bomb?)')
 
 
+def _checked_tar_members(tar, archive):
+    """The entries of the open ``tar`` (the file ``archive``), once each is
+    safe to extract and they are not too many or too large."""
+    members = tar.getmembers()
+    for member in members:
+        problem = _tar_problem(member)
+        if problem:
+            raise DatasetError(f'unsafe entry {member.name!r} in {archive} ({problem})')
+    _check_expansion(archive, [member.size for member in members])
+    return members
+
+
 def _extract_into(archive, folder):
     """Extracts ``archive`` into ``folder`` once every entry passed the checks."""
     if archive.endswith('.zip'):
@@ -122,12 +135,7 @@ def _extract_into(archive, folder):
             zf.extractall(folder)
     else:
         with tarfile.open(archive, 'r:*') as tar:
-            members = tar.getmembers()
-            for member in members:
-                problem = _tar_problem(member)
-                if problem:
-                    raise DatasetError(f'unsafe entry {member.name!r} in {archive} ({problem})')
-            _check_expansion(archive, [member.size for member in members])
+            members = _checked_tar_members(tar, archive)
             # The 'data' filter (Python >= 3.10.12) checks the same again.
             safety = {'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}
             tar.extractall(folder, members=members, **safety)
@@ -185,3 +193,34 @@ def extract(archive, target, layout, known=None):
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def _checked_member(tar, archive, name, max_size):
+    """The regular file ``name`` of the open ``tar``, once every entry passed
+    the checks of :func:`extract` and the file is at most ``max_size`` bytes."""
+    members = _checked_tar_members(tar, archive)
+    # Written ./name by some tar tools; of two entries of one name, tar -x keeps the last.
+    found = [member for member in members if posixpath.normpath(member.name) == name]
+    if not found:
+        raise DatasetError(f'{archive} holds no {name}')
+    member = found[-1]
+    if not member.isfile():
+        raise DatasetError(f'{name} in {archive} is not a regular file')
+    if member.size > max_size:
+        raise DatasetError(f'{name} in {archive} has {_mib(member.size)}, more than '
+                           f'{_mib(max_size)}: refused')
+    return member
+
+
+def read_member(archive, name, *, max_size):
+    """The bytes of the file ``name`` of the tar ``archive`` (gzip and the
+    like too), reading only that file. Raises DatasetError for an invalid
+    archive, an unsafe entry anywhere in it (see :func:`extract`), no such
+    file, or one of more than ``max_size`` bytes."""
+    try:
+        with tarfile.open(archive, 'r:*') as tar:
+            member = _checked_member(tar, archive, name, max_size)
+            with tar.extractfile(member) as f:
+                return f.read(member.size)
+    except (tarfile.TarError, EOFError, ValueError) as e:
+        raise DatasetError(f'{archive} is not a valid archive ({reason(e)})') from None

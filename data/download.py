@@ -1,5 +1,6 @@
-"""Downloading a file over HTTP(S), resumably, and the lock that keeps two
-processes from fetching the same dataset at once.
+"""Downloading a file over HTTP(S), resumably, the lock that keeps two
+processes from fetching the same dataset at once, and the cache folder of
+downloads kept for every run (:func:`cache_dir`, :func:`cached_download`).
 
 Downloads (urllib only) go to ``<data_root>/.<name>.<ext>.part`` and are
 renamed to ``<data_root>/<name>.<ext>`` only once complete and of the size the
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 DOWNLOAD_ATTEMPTS = 5
 TIMEOUT = 60.0  # seconds, per socket operation
 _USER_AGENT = 'cyclegan-tf-datasets'
+CACHE_FOLDER = 'cyclegan-tf'
 
 
 # ---------------------------------------------------------------------------
@@ -227,3 +229,25 @@ def download(url, dest, *, timeout=TIMEOUT, attempts=DOWNLOAD_ATTEMPTS, hint='')
     _remove(part)
     raise DatasetError(f'download of {url} failed after {attempts} attempts: got {size} bytes, '
                        f'the server announced {expected} (deleted the partial file){hint}')
+
+
+# ---------------------------------------------------------------------------
+# The cache folder.
+
+def cache_dir():
+    """``$XDG_CACHE_HOME/cyclegan-tf``, by default ``~/.cache/cyclegan-tf``."""
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.path.join(base, CACHE_FOLDER)
+
+
+def cached_download(url, path, *, hint=''):
+    """``path``, downloaded from ``url`` first (:func:`download`) unless it is
+    there; one process at a time downloads it (:func:`download_lock`), and a
+    process that waited for another uses the other's file."""
+    if os.path.isfile(path):
+        return path
+    folder, name = os.path.split(path)
+    with download_lock(folder, name):
+        if not os.path.isfile(path):
+            download(url, path, hint=hint)
+    return path

@@ -58,7 +58,6 @@ WEIGHTS_FILE = 'pt_inception-2015-12-05-6726825d.pth'
 # check_hash convention); the full digest, 95,628,359 bytes, as torch-fidelity
 # and others pin it.
 WEIGHTS_SHA256 = '6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2'
-CACHE_FOLDER = 'cyclegan-tf'
 
 INPUT_SIZE = 299
 FEATURES = 2048
@@ -280,10 +279,7 @@ class InceptionV3(modules.Network):
 # ---------------------------------------------------------------------------
 # Weights.
 
-def cache_dir():
-    """``$XDG_CACHE_HOME/cyclegan-tf``, by default ``~/.cache/cyclegan-tf``."""
-    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-    return os.path.join(base, CACHE_FOLDER)
+cache_dir = download.cache_dir  # the project's cache folder, which import_torch.py uses too
 
 
 def sha256_of(path):

@@ -7,10 +7,13 @@ table is data), so a run and its checkpoint stay small. One run is written
 the other modes are checked up to the run's writing, which they share.
 """
 
+import hashlib
+import io
 import json
 import os
 import pickle
 import socket
+import tarfile
 
 import numpy as np
 import pytest
@@ -21,7 +24,7 @@ from test_train import make_data_root
 
 from cyclegan_tf import import_torch, sample, train
 from cyclegan_tf.data import pipeline
-from cyclegan_tf.interop import pth
+from cyclegan_tf.interop import pth, torch_weights
 from cyclegan_tf.running import runs
 
 # The discriminators, which are not imported, small too; no identity loss: a training
@@ -149,6 +152,10 @@ def test_command_line_errors(tmp_path, fixtures_dir, capsys):
           'the published horse2zebra has --ngf=64: drop --ngf=32')
     fails(['--pretrained=edges2shoes', '--model=cycle_gan', f'--runs_dir={runs_dir}'], capsys,
           'edges2shoes is a published pix2pix model, not cycle_gan')
+    fails(['--pretrained=horse2zebra_cut', '--no_antialias', f'--runs_dir={runs_dir}'], capsys,
+          'the published horse2zebra_cut has --no_antialias=False: drop --no_antialias=True')
+    fails(['--pretrained=cat2dog_fastcut', '--model=pix2pix', f'--runs_dir={runs_dir}'], capsys,
+          'cat2dog_fastcut is a published cut model, not pix2pix')
     fails([f'--runs_dir={runs_dir}'], capsys, 'give one of --pretrained NAME')
     fails(['--pth=a.pth', '--pretrained=horse2zebra'], capsys, 'not --pretrained and --pth')
     fails(['--pth=a.pth', f'--runs_dir={runs_dir}'], capsys, 'no file a.pth')
@@ -287,3 +294,121 @@ def test_imported_networks_of_other_folders(tmp_path):
     (tmp_path / runs.IMPORTED_FILE).write_text('{"source": "x"}')
     with pytest.raises(runs.RunError, match='lists no imported networks'):
         runs.imported_networks(tmp_path)
+
+
+# ---------------------------------------------------------------------------
+# The published CUT and FastCUT models: one archive, served here as
+# /CUT/pretrained_models.tar with the fixtures' ngf-8 generator in the
+# official layout.
+
+ARCHIVE_PATH = '/CUT/pretrained_models.tar'
+
+
+def cut_archive(members):
+    """The bytes of a tar holding ``members`` (name -> bytes)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode='w') as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def cut_published(tmp_path, monkeypatch, server, fixtures_dir):
+    """The published CUT architecture at the fixtures' ngf 8, a fresh cache
+    folder, and the G file of the fixtures (its reference input and output)."""
+    monkeypatch.setitem(import_torch.PRETRAINED_ARCHITECTURE, 'cut', dict(
+        import_torch.PRETRAINED_ARCHITECTURE['cut'], ngf=8))
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg'))
+    folder = fixtures_dir / 'cut_reference'
+    with np.load(folder / 'cut_G_resnet_9blocks_ngf8.npz') as npz:
+        x, y = npz['input_nchw'], npz['output_nchw']
+    cached = tmp_path / 'xdg' / 'cyclegan-tf' / 'CUT' / 'pretrained_models.tar'
+    return (folder / 'cut_G_resnet_9blocks_ngf8.pth').read_bytes(), x, y, cached
+
+
+def plan_of(argv):
+    """import_torch.py's plan of ``argv``: all it reads and fetches, without
+    the run's writing (write_run, the same for every mode and tested on CUT's
+    --pth import in tests/test_cut.py: its training graph costs about 10 s)."""
+    return import_torch.plan_pretrained(*import_torch.parse(['import_torch.py', *argv]))
+
+
+def test_pretrained_cut_reads_its_generator_from_one_archive_downloaded_once(
+        tmp_path, server, cut_published, capsys):
+    G, x, expected, cached = cut_published
+    server.files[ARCHIVE_PATH] = cut_archive({
+        'checkpoints/horse2zebra_cut_pretrained/latest_net_G.pth': G,
+        './checkpoints/cat2dog_fastcut_pretrained/latest_net_G.pth': G})
+    runs_dir = tmp_path / 'runs'
+    plan = plan_of(['--pretrained=horse2zebra_cut', f'--download_url={server.url}',
+                    f'--runs_dir={runs_dir}'])
+    assert cached.is_file() and nothing_in(runs_dir)  # the tar kept, nothing else written
+    cfg = plan.cfg
+    assert (cfg.model, cfg.CUT_mode, cfg.netG, cfg.ngf, cfg.normG, cfg.no_antialias,
+            cfg.dataset, cfg.direction, cfg.run_name) == (
+        'cut', 'CUT', 'resnet_9blocks', 8, 'instance', False, 'horse2zebra', 'AtoB',
+        'horse2zebra_cut_pretrained')
+    member = 'checkpoints/horse2zebra_cut_pretrained/latest_net_G.pth'
+    assert json.loads(json.dumps(plan.source)) == {  # imported.json's, but for 'networks'
+        'kind': 'pretrained', 'name': 'horse2zebra_cut', 'model': 'cut',
+        'url': server.url + ARCHIVE_PATH, 'files': {'G': {
+            'url': server.url + ARCHIVE_PATH, 'member': member,
+            'sha256': hashlib.sha256(G).hexdigest()}}}
+
+    # The generator as the run gets it translates as the official network.
+    state, where = plan.states['G']
+    assert where == f'{member} of {server.url}{ARCHIVE_PATH}'
+    with tf.Graph().as_default():
+        network = import_torch.registry.of(cfg).model_class.generator(cfg)
+        inputs = tf.compat.v1.placeholder(tf.float32, [1, None, None, 3])
+        outputs = network(inputs, training=False)
+        with tf.compat.v1.Session() as sess:
+            assert torch_weights.load_into(sess, network, state, source=where) == 48
+            y = sess.run(outputs, {inputs: x.transpose(0, 2, 3, 1)})
+    np.testing.assert_allclose(y, expected.transpose(0, 2, 3, 1), rtol=0, atol=1e-5)
+
+    # Another name: from the cached archive, not downloaded again.
+    assert len(server.requests) == 1
+    plan = plan_of(['--pretrained=cat2dog_fastcut', f'--download_url={server.url}',
+                    f'--runs_dir={runs_dir}'])
+    assert len(server.requests) == 1 and 'downloaded before' in capsys.readouterr().out
+    assert (plan.cfg.CUT_mode, plan.cfg.lambda_NCE, plan.cfg.nce_idt, plan.cfg.dataset,
+            plan.cfg.run_name) == ('FastCUT', 10.0, False, 'cat2dog', 'cat2dog_fastcut_pretrained')
+    assert sorted(plan.states['G'][0]) == sorted(state)
+
+
+@pytest.mark.parametrize('problem', ['traversal', 'huge', 'missing', 'not_tar', 'not_pth',
+                                     'not_fitting'])
+def test_pretrained_cut_refuses_a_bad_archive_and_deletes_it(
+        tmp_path, server, cut_published, fixtures_dir, monkeypatch, capsys, problem):
+    G, _, _, cached = cut_published
+    member = 'checkpoints/cityscapes_fastcut_pretrained/latest_net_G.pth'
+    members = {member: G}
+    if problem == 'not_fitting':  # the archive's file, of another architecture
+        members[member] = (fixtures_dir / 'cut_reference' /
+                           'cut_G_resnet_6blocks_ngf8_batch2.pth').read_bytes()
+    elif problem == 'not_pth':
+        members[member] = b'<html>Moved</html>\n'
+    elif problem == 'traversal':
+        members['../escaped'] = b'x'
+    elif problem == 'huge':
+        monkeypatch.setattr(import_torch, 'PRETRAINED_MEMBER_LIMIT', 100 << 10)
+    elif problem == 'missing':
+        members = {'checkpoints/cityscapes_cut_pretrained/latest_net_G.pth': G}
+    server.files[ARCHIVE_PATH] = (b'<html>Moved</html>\n' if problem == 'not_tar'
+                                  else cut_archive(members))
+    reason = {'traversal': "unsafe entry '../escaped'", 'not_tar': 'not a valid archive',
+              'huge': f'{member} in {cached} has 0.7 MiB, more than 0.1 MiB: refused',
+              'missing': f'{cached} holds no {member}',
+              'not_pth': f'{member} of {server.url}{ARCHIVE_PATH}: not a .pth file',
+              'not_fitting': f'{member} of {server.url}{ARCHIVE_PATH} does not fit G'}[problem]
+    runs_dir = tmp_path / 'runs'
+    fails(['--pretrained=cityscapes_fastcut', f'--download_url={server.url}',
+           f'--runs_dir={runs_dir}'], capsys, reason,
+          *(['deleted it: the next try downloads it'] if problem not in ('not_pth', 'not_fitting')
+            else []))
+    assert nothing_in(runs_dir) and not cached.exists()
+    assert not (tmp_path / 'xdg' / 'cyclegan-tf' / 'escaped').exists()
