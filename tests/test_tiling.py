@@ -71,29 +71,48 @@ def test_stats_shape_is_the_image_or_a_thumbnail_in_multiples():
     assert tiling.stats_shape(3000, 3000, 512, 256, 256) == (512, 512)
 
 
-@pytest.mark.parametrize('blocks', [1, 2])
-def test_receptive_radius_bounds_what_an_output_pixel_sees(graph, blocks):
-    G = modules.ResnetGenerator('G', ngf=4, n_blocks=blocks, norm='none')
-    x = tf1.placeholder(tf.float32, [1, 96, 96, 3])
+def _reach(graph, G, size=96):
+    """How far (pixels) the output pixels at (c + d, c + d), c the centre, d 0 ... 3,
+    see into the input of ``G`` (norm 'none'), measured by their gradients."""
+    x = tf1.placeholder(tf.float32, [1, size, size, 3])
     y = G(x, training=False)
-    grads = [tf.gradients(y[0, 48 + dy, 48 + dx], x)[0][0] for dy in range(4) for dx in range(4)]
+    centre = size // 2
+    grads = [tf.gradients(y[0, centre + dy, centre + dx], x)[0][0]
+             for dy in range(4) for dx in range(4)]
     with tf1.Session(graph=graph) as sess:
         sess.run(tf1.global_variables_initializer())
-        noise = np.random.RandomState(0).uniform(-1, 1, [1, 96, 96, 3])
+        noise = np.random.RandomState(0).uniform(-1, 1, [1, size, size, 3])
         values = sess.run(grads, {x: noise})  # noise: few ReLUs off, few gradients zero
     reach = 0
     for (dy, dx), grad in zip([(a, b) for a in range(4) for b in range(4)], values):
         rows = np.nonzero(np.abs(grad).sum((1, 2)))[0]
         cols = np.nonzero(np.abs(grad).sum((0, 2)))[0]
-        reach = max(reach, 48 + dy - rows[0], rows[-1] - 48 - dy,
-                    48 + dx - cols[0], cols[-1] - 48 - dx)
-    assert reach == G.receptive_radius  # no farther, and as far
+        row, col = centre + dy, centre + dx
+        reach = max(reach, row - rows[0], rows[-1] - row, col - cols[0], cols[-1] - col)
+    return reach
+
+
+@pytest.mark.parametrize('blocks', [1, 2])
+def test_receptive_radius_bounds_what_an_output_pixel_sees(graph, blocks):
+    G = modules.ResnetGenerator('G', ngf=4, n_blocks=blocks, norm='none')
+    assert _reach(graph, G) == G.receptive_radius  # no farther, and as far
+
+
+@pytest.mark.parametrize('blocks,no_antialias,no_antialias_up', [
+    (1, False, False), (2, False, False), (1, True, False), (1, False, True), (1, True, True)])
+def test_cut_receptive_radius_counts_the_blur_layers(graph, blocks, no_antialias,
+                                                     no_antialias_up):
+    """29 px for CUT's anti-aliased generator with 1 block (8 more a block); both
+    blurs off, CycleGAN's 20."""
+    G = modules.CUTResnetGenerator('G', ngf=4, n_blocks=blocks, norm='none',
+                                   no_antialias=no_antialias, no_antialias_up=no_antialias_up)
+    assert _reach(graph, G, 112) == G.receptive_radius
 
 
 def _translations(graph, y, x, tiled, image, *how):
     """The untiled translation of ``image``, then for each of ``how``: (tile,
     stats_size), its tiled translation; ((r0, r1), (c0, c1)), the tile pass's
-    output for that window alone."""
+    output for that window alone, normalized with the whole image's statistics."""
     with tf1.Session(graph=graph) as sess:
         sess.run(tf1.global_variables_initializer())
         results = [sess.run(y, {x: image[None]})[0]]
@@ -101,8 +120,9 @@ def _translations(graph, y, x, tiled, image, *how):
             if isinstance(a, int):
                 results.append(tiled.translate(sess, image, tile=a, stats_size=b))
             else:
-                window = image[None, a[0]:a[1], b[0]:b[1]]
-                results.append(sess.run(tiled.output, {tiled.window: window})[0])
+                feed = tiled.statistics(sess, image, 0)
+                feed[tiled.window] = image[None, a[0]:a[1], b[0]:b[1]]
+                results.append(sess.run(tiled.output, feed)[0])
     return results
 
 
@@ -118,6 +138,25 @@ def test_tiles_with_the_whole_images_statistics_give_its_translation(graph, norm
     assert np.abs(tiles - whole).max() < LEVEL
     assert np.abs(pipeline.to_uint8(tiles).astype(int) - pipeline.to_uint8(whole)).max() <= 1
     assert np.abs(thumbnail - whole).max() > LEVEL  # other statistics: another output
+
+
+def test_cut_tiles_with_the_whole_images_statistics_give_its_translation(graph):
+    """CUT's anti-aliased generator (margin 32), 96x128 in 32 px tiles (windows
+    of up to 96 px, none the whole image): within one 8-bit level of the untiled
+    translation. A window must start at a multiple of 4 pixels: 2 pixels off,
+    the blurred downsampling samples another grid and the tile comes out
+    otherwise."""
+    y, x, tiled = _with_tiles(lambda: modules.CUTResnetGenerator('G', ngf=4, n_blocks=1))
+    assert tiled.margin == 32 and len(tiled.moments) == 1 + 2 + 2 + 2
+    image = _photo(96, 128)
+    whole, tiles, thumbnail, aligned, shifted = _translations(
+        graph, y, x, tiled, image, (32, 0), (32, 48), ((0, 96), (4, 100)), ((0, 96), (2, 98)))
+    assert tiles.shape == whole.shape == (96, 128, 3)
+    assert np.abs(tiles - whole).max() < LEVEL
+    assert np.abs(pipeline.to_uint8(tiles).astype(int) - pipeline.to_uint8(whole)).max() <= 1
+    assert np.abs(thumbnail - whole).max() > LEVEL  # other statistics: another output
+    assert np.abs(aligned[:, 32:64] - whole[:, 36:68]).max() < LEVEL
+    assert np.abs(shifted[:, 32:64] - whole[:, 34:66]).max() > LEVEL
 
 
 def test_on_tile_reports_progress_and_can_stop(graph):
