@@ -442,7 +442,18 @@ class CUTResnetGenerator(ResnetGenerator):
         self.official_layers = None  # tuple of OfficialLayer, known after the first call
         self._stop = None
 
-    receptive_radius = None  # not worked out for the blur filters: tiles are blended
+    @property
+    def receptive_radius(self):
+        """93 px for 9 blocks, anti-aliased both ways (69 for 6; CycleGAN's 84
+        and 60 with both blurs off), counted as ResnetGenerator's. Down, each
+        conv3 then blur reads a pixel of its input each side: down_1 1 + 1,
+        down_2 2 + 2 (a stride-2 conv3: 1, 2). Up, the blurred upsampling reads
+        the 2 input pixels nearest each output pixel and the conv3 after it one
+        more output pixel each side, 1.5 input pixels: up_1 6, up_2 3 (a
+        transposed conv: 2, 1). tests/test_tiling.py measures each variant."""
+        down = 3 if self.no_antialias else 6
+        up = 3 if self.no_antialias_up else 9
+        return 3 + down + self.n_blocks * 2 * 4 + up + 3
 
     @property
     def antialias(self):
@@ -455,16 +466,17 @@ class CUTResnetGenerator(ResnetGenerator):
         down, up = 3 if self.no_antialias else 4, 3 if self.no_antialias_up else 4
         return 4 + 2 * down + self.n_blocks + 2 * up + 3
 
-    def __call__(self, x, *, training=True, nce_layers=(), encode_only=False):
+    def __call__(self, x, *, training=True, moments=None, nce_layers=(), encode_only=False):
         """The generated images; with ``nce_layers``, (images, features), the
         features a list of the outputs of those layers (NHWC) in that order;
         ``encode_only``: the features alone, without building the layers after
         the last one (as the official encode_only). The first call must build
-        the whole network, so it cannot be encode_only."""
+        the whole network, so it cannot be encode_only. ``moments`` as
+        ImageNetwork's (a tiled translation's statistics)."""
         layers = self._check_nce_layers(nce_layers, encode_only)
         self._stop = layers[-1] if encode_only else None  # read by _build, this call only
         try:
-            outputs = super().__call__(x, training=training)
+            outputs = super().__call__(x, training=training, moments=moments)
         finally:
             self._stop = None
         features = [self._feature(outputs, i) for i in layers]

@@ -5,9 +5,12 @@ square, the last ones smaller), each translated inside a window that adds a
 margin around it, and the tiles' centres are put together:
 
 - a ResNet generator sees ``receptive_radius`` pixels around each output
-  pixel (87 for 9 blocks); with a margin that covers it, and windows that
-  start at multiples of the network's stride (4), every output pixel of a
-  tile is the one the whole image would give, so there is no seam;
+  pixel (84 for CycleGAN's with 9 blocks, 93 for CUT's anti-aliased one, its
+  blur layers included); with a margin that covers it, and windows that
+  start at multiples of the network's stride (4: each stride-2 conv or blur
+  then samples the whole image's grid, its padding falling in the margin),
+  every output pixel of a tile is the one the whole image would give, so
+  there is no seam;
 - its instance norms are statistics of the whole image: a first pass over
   the image (or over a copy downscaled to ``stats_size`` pixels on its longer
   side, "thumbnail instance normalization", Chen et al. AAAI 2022) records

@@ -174,11 +174,18 @@ class CUT(Model):
         return define_D(cfg)
 
     @classmethod
+    def inference_generators(cls, cfg):
+        """{'A': G}: an image larger than --tile_size translates in tiles, as
+        CycleGAN's (G's receptive_radius counts its blur layers)."""
+        return {'A': cls.generator(cfg)}
+
+    @classmethod
     def build_inference(cls, cfg, *, training=False):
         """real_A -> fake_B; inputs {'A'}, outputs {'fake_B'} (the official test)."""
         with tf.name_scope('inputs/'):
             real_A = tf1.placeholder(tf.float32, [None, None, None, cfg.input_nc], name='real_A')
-        fake_B = tf.identity(cls.generator(cfg)(real_A, training=training), name='fake_B')
+        generator = cls.inference_generators(cfg)['A']
+        fake_B = tf.identity(generator(real_A, training=training), name='fake_B')
         return {'A': real_A}, {'fake_B': fake_B}
 
 

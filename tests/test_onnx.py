@@ -1,9 +1,10 @@
 """export.py --format onnx: onnxruntime on CPU against TensorFlow for the
 same photo, within one 8-bit level, for the ResNet (CycleGAN) and U-Net
 (pix2pix) generators of runs and for CUT's anti-aliased generator built from
-modules.CUTResnetGenerator; the ops tf2onnx cannot convert, rewritten; the
-README's onnxruntime example without TensorFlow; the missing dependency as
-one line. The runs are untrained (weights as initialized, saved as a
+modules.CUTResnetGenerator; a --train_mode export (batch statistics,
+dropout), fed the dropout draws TensorFlow made; the ops tf2onnx cannot
+convert, rewritten; the README's onnxruntime example without TensorFlow; the
+missing dependency as one line. The runs are untrained (weights as initialized, saved as a
 checkpoint): the conversion does not depend on the values."""
 
 import importlib.util
@@ -21,12 +22,14 @@ from PIL import Image
 from test_export import _error_line
 
 from cyclegan_tf import config, export, inference, modules, ops, registry
+from cyclegan_tf.data import pipeline
 from cyclegan_tf.interop import exporting, to_onnx
 from cyclegan_tf.running import runs
 
 tf1 = tf.compat.v1
 PHOTO = SAMPLE_DATA / 'misc' / 'zebra_wide.jpg'
 FIXED = (40, 60)  # the pix2pix export's --onnx_size
+LEVEL = 1.0 / 127.5  # one 8-bit level in [-1, 1]
 
 
 @pytest.fixture(scope='module')
@@ -130,6 +133,62 @@ def test_resnet_and_unet_exports_run_in_onnxruntime_as_in_tensorflow(exported, o
         else:
             assert i.shape == i_float.shape == [1, *FIXED, 3]
             assert meta['serving_default']['input_shape'] == [1, *FIXED, 3]
+
+
+def _draws_as_inputs(path):
+    """(the ONNX model at ``path`` with each RandomUniformLike, dropout's uniform
+    draws, replaced by a graph input of its output's name, as bytes; those names)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    nodes = [node for node in model.graph.node if node.op_type == 'RandomUniformLike']
+    for node in nodes:
+        model.graph.node.remove(node)
+        model.graph.input.append(onnx.helper.make_tensor_value_info(
+            node.output[0], onnx.TensorProto.FLOAT, None))
+    return model.SerializeToString(), [node.output[0] for node in nodes]
+
+
+def test_a_train_mode_export_runs_in_onnxruntime_as_in_tensorflow(ort, tmp_path):
+    """export.py --train_mode of pix2pix (unet_128: batch norm with each request's
+    statistics, dropout 0.5 in up_5 and up_6, the official test.py's default):
+    onnxruntime draws its own dropout masks, a new one each run, as TensorFlow
+    does, so their outputs differ by more than a level; with the uniform draws
+    TensorFlow made for a request fed to the ONNX graph in place of its
+    RandomUniformLike, onnxruntime gives TensorFlow's translation of it (uint8
+    within one level, float within 1e-4)."""
+    run = _untrained_run(tmp_path / 'p2p', config.Pix2PixConfig(ngf=4, netG='unet_128'))
+    assert export.main(['export.py', f'--run={run}', '--format=onnx', '--train_mode',
+                        f'--onnx_size={FIXED[0]}x{FIXED[1]}']) == 0
+    folder = run / 'export'
+    assert json.loads((folder / 'export.json').read_text())['mode'] == 'training'
+    image = _photo(FIXED)
+    with inference.Translator.from_run(str(run), tile_size=0) as translator:  # training mode
+        x = translator.sess.run(translator.from_rgb['A'], {translator.rgb: image})
+        draws = {op.name: op.outputs[0] for op in translator.graph.get_operations()
+                 if op.type == 'RandomUniform'}
+        assert sorted(draws) == [f'G/up_{i}/dropout/random_uniform/RandomUniform'
+                                 for i in (5, 6)]
+        padded = inference.pad_to(x, translator.multiple, translator.min_size)
+        y, drawn = translator.sess.run((translator.outputs['fake_B'], draws),
+                                       {translator.inputs['A']: padded[None]})
+    expected = {'model.onnx': pipeline.to_uint8(y[0, :FIXED[0], :FIXED[1]]),
+                'model_float.onnx': y[0, :FIXED[0], :FIXED[1]]}
+    feeds = {'model.onnx': {'input_images': image[None]},
+             'model_float.onnx': {'input_float': x[None]}}
+    for name, inputs in feeds.items():
+        model = _session(ort, folder / name)
+        first, second = (model.run(None, inputs)[0][0].astype(np.float32) for _ in range(2))
+        assert np.abs(first - second).max() > (1 if name == 'model.onnx' else LEVEL)
+        fed, names = _draws_as_inputs(folder / name)
+        given = {n: drawn[n.split('/', 1)[1].rsplit(':', 1)[0]] for n in names}  # generator/G/...
+        assert len(given) == 2
+        got = ort.InferenceSession(fed, providers=['CPUExecutionProvider']).run(
+            None, {**inputs, **given})[0][0]
+        if name == 'model.onnx':
+            assert _max_diff(got, expected[name]) <= 1
+        else:
+            np.testing.assert_allclose(got, expected[name], atol=1e-4, rtol=0)
 
 
 def test_cuts_antialiased_generator_runs_in_onnxruntime_as_in_tensorflow(ort, tmp_path):

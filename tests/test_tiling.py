@@ -1,7 +1,8 @@
 """Tiled translation (evaluation/tiling.py, inference.Translator): the tiles'
-margins cover the receptive field, tiles normalized with the statistics of
-the whole image give the whole image's translation, U-Net tiles blend, and
-sample.py takes --tile_size and --norm_stats_size."""
+margins cover the receptive field (CycleGAN's ResNet and CUT's anti-aliased
+one), tiles normalized with the statistics of the whole image give the whole
+image's translation, U-Net tiles blend, and sample.py takes --tile_size and
+--norm_stats_size and tiles a CUT run's images."""
 
 import os
 import subprocess
@@ -12,9 +13,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from cyclegan_tf import config, inference, modules, ops, registry
+from cyclegan_tf import config, inference, modules, ops, registry, sample
 from cyclegan_tf.data import pipeline
 from cyclegan_tf.evaluation import tiling
+from cyclegan_tf.running import runs
 
 tf1 = tf.compat.v1
 LEVEL = 1.0 / 127.5  # one 8-bit level in [-1, 1]
@@ -71,29 +73,53 @@ def test_stats_shape_is_the_image_or_a_thumbnail_in_multiples():
     assert tiling.stats_shape(3000, 3000, 512, 256, 256) == (512, 512)
 
 
+def _reach(graph, G, size=96):
+    """How far (pixels) the output pixels at (c + d, c + d), c the centre, d 0 ... 3,
+    see into the input of ``G`` (norm 'none'), measured by their gradients: each
+    row and column offset modulo the stride 4 once (how far a pixel sees along
+    one axis depends on its position along that axis only). Weights of a fixed
+    seed: where every ReLU on the way is off, a gradient is 0."""
+    graph.seed = 0
+    x = tf1.placeholder(tf.float32, [1, size, size, 3])
+    y = G(x, training=False)
+    centre = size // 2
+    grads = [tf.gradients(y[0, centre + d, centre + d], x)[0][0] for d in range(4)]
+    with tf1.Session(graph=graph) as sess:
+        sess.run(tf1.global_variables_initializer())
+        noise = np.random.RandomState(0).uniform(-1, 1, [1, size, size, 3])
+        values = sess.run(grads, {x: noise})  # noise: few ReLUs off, few gradients zero
+    reach = 0
+    for d, grad in enumerate(values):
+        rows = np.nonzero(np.abs(grad).sum((1, 2)))[0]
+        cols = np.nonzero(np.abs(grad).sum((0, 2)))[0]
+        at = centre + d
+        reach = max(reach, at - rows[0], rows[-1] - at, at - cols[0], cols[-1] - at)
+    return reach
+
+
 @pytest.mark.parametrize('blocks', [1, 2])
 def test_receptive_radius_bounds_what_an_output_pixel_sees(graph, blocks):
     G = modules.ResnetGenerator('G', ngf=4, n_blocks=blocks, norm='none')
-    x = tf1.placeholder(tf.float32, [1, 96, 96, 3])
-    y = G(x, training=False)
-    grads = [tf.gradients(y[0, 48 + dy, 48 + dx], x)[0][0] for dy in range(4) for dx in range(4)]
-    with tf1.Session(graph=graph) as sess:
-        sess.run(tf1.global_variables_initializer())
-        noise = np.random.RandomState(0).uniform(-1, 1, [1, 96, 96, 3])
-        values = sess.run(grads, {x: noise})  # noise: few ReLUs off, few gradients zero
-    reach = 0
-    for (dy, dx), grad in zip([(a, b) for a in range(4) for b in range(4)], values):
-        rows = np.nonzero(np.abs(grad).sum((1, 2)))[0]
-        cols = np.nonzero(np.abs(grad).sum((0, 2)))[0]
-        reach = max(reach, 48 + dy - rows[0], rows[-1] - 48 - dy,
-                    48 + dx - cols[0], cols[-1] - 48 - dx)
-    assert reach == G.receptive_radius  # no farther, and as far
+    assert _reach(graph, G) == G.receptive_radius  # no farther, and as far
+
+
+@pytest.mark.parametrize('blocks,no_antialias,no_antialias_up', [
+    (1, False, False), (2, False, False), (1, True, False), (1, False, True)])
+def test_cut_receptive_radius_counts_the_blur_layers(graph, blocks, no_antialias,
+                                                     no_antialias_up):
+    """29 px for CUT's anti-aliased generator with 1 block (8 more a block), 26
+    with stride-2 convs down, 23 with transposed convs up (both: CycleGAN's
+    20, as ResnetGenerator's above). ngf 8: at 4, 2 of 48 random inits had an
+    output pixel whose ReLUs were all off (a zero gradient)."""
+    G = modules.CUTResnetGenerator('G', ngf=8, n_blocks=blocks, norm='none',
+                                   no_antialias=no_antialias, no_antialias_up=no_antialias_up)
+    assert _reach(graph, G) == G.receptive_radius
 
 
 def _translations(graph, y, x, tiled, image, *how):
     """The untiled translation of ``image``, then for each of ``how``: (tile,
     stats_size), its tiled translation; ((r0, r1), (c0, c1)), the tile pass's
-    output for that window alone."""
+    output for that window alone, normalized with the whole image's statistics."""
     with tf1.Session(graph=graph) as sess:
         sess.run(tf1.global_variables_initializer())
         results = [sess.run(y, {x: image[None]})[0]]
@@ -101,8 +127,9 @@ def _translations(graph, y, x, tiled, image, *how):
             if isinstance(a, int):
                 results.append(tiled.translate(sess, image, tile=a, stats_size=b))
             else:
-                window = image[None, a[0]:a[1], b[0]:b[1]]
-                results.append(sess.run(tiled.output, {tiled.window: window})[0])
+                feed = tiled.statistics(sess, image, 0)
+                feed[tiled.window] = image[None, a[0]:a[1], b[0]:b[1]]
+                results.append(sess.run(tiled.output, feed)[0])
     return results
 
 
@@ -118,6 +145,27 @@ def test_tiles_with_the_whole_images_statistics_give_its_translation(graph, norm
     assert np.abs(tiles - whole).max() < LEVEL
     assert np.abs(pipeline.to_uint8(tiles).astype(int) - pipeline.to_uint8(whole)).max() <= 1
     assert np.abs(thumbnail - whole).max() > LEVEL  # other statistics: another output
+
+
+def test_cut_tiles_with_the_whole_images_statistics_give_its_translation(graph):
+    """CUT's anti-aliased generator (margin 32), 96x128 in 32 px tiles (windows
+    of up to 96 px, none the whole image): within one 8-bit level of the untiled
+    translation. A window must start at a multiple of 4 pixels: 2 pixels off,
+    the blurred downsampling samples another grid and the tile comes out
+    otherwise. Xavier gain 1, not CUT's 0.02: outputs over all of [-1, 1]
+    (std about 0.5; at 0.02 about 0.01, where a level says little)."""
+    y, x, tiled = _with_tiles(lambda: modules.CUTResnetGenerator('G', ngf=4, n_blocks=1,
+                                                                 init_gain=1.0))
+    assert tiled.margin == 32 and len(tiled.moments) == 1 + 2 + 2 + 2
+    image = _photo(96, 128)
+    whole, tiles, thumbnail, aligned, shifted = _translations(
+        graph, y, x, tiled, image, (32, 0), (32, 48), ((0, 96), (4, 100)), ((0, 96), (2, 98)))
+    assert tiles.shape == whole.shape == (96, 128, 3)
+    assert np.abs(tiles - whole).max() < LEVEL
+    assert np.abs(pipeline.to_uint8(tiles).astype(int) - pipeline.to_uint8(whole)).max() <= 1
+    assert np.abs(thumbnail - whole).max() > LEVEL  # other statistics: another output
+    assert np.abs(aligned[:, 32:64] - whole[:, 36:68]).max() < LEVEL
+    assert np.abs(shifted[:, 32:64] - whole[:, 34:66]).max() > LEVEL
 
 
 def test_on_tile_reports_progress_and_can_stop(graph):
@@ -215,6 +263,32 @@ def test_sample_py_takes_the_tile_flags_and_rejects_bad_ones():
                           capture_output=True, text=True)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert 'tile_size' in done.stderr
+
+
+def test_sample_py_translates_a_cut_runs_large_image_in_tiles(tmp_path, monkeypatch):
+    """sample.py on a CUT run (random weights, Xavier gain 1: outputs over [-1,
+    1]; resnet_6blocks: margins of 72 px), a 240x104 photo in 48 px tiles (5
+    windows, none the whole image) with exact statistics: through the tiled
+    generator, within one 8-bit level of --tile_size 0."""
+    cfg = config.CUTConfig(ngf=4, netG='resnet_6blocks', init_gain=1.0)
+    run_dir = tmp_path / 'cut'
+    (run_dir / 'checkpoints').mkdir(parents=True)
+    _checkpoint(cfg, str(run_dir / 'checkpoints'))
+    runs.save_config(cfg, str(run_dir / 'config.json'))
+    Image.fromarray(pipeline.to_uint8(_photo(240, 104))).save(tmp_path / 'photo.png')
+    calls, translate = [], tiling.TiledGenerator.translate
+    monkeypatch.setattr(tiling.TiledGenerator, 'translate', lambda self, *args, **kwargs: (
+        calls.append(kwargs['tile']) or translate(self, *args, **kwargs)))
+    written = {}
+    for tile in (48, 0):
+        out = tmp_path / f'tile_{tile}'
+        assert sample.main(['sample.py', f'--run={run_dir}', f'--input={tmp_path / "photo.png"}',
+                            '--eval', f'--tile_size={tile}', '--norm_stats_size=0',
+                            f'--results_dir={out}']) == 0
+        written[tile] = np.asarray(Image.open(out / 'images' / 'photo_fake_B.png'), int)
+    assert calls == [48]
+    assert written[48].shape == (240, 104, 3) and written[0].std() > 30
+    assert np.abs(written[48] - written[0]).max() <= 1
 
 
 def test_odd_images_translate_in_tiles(translators):
