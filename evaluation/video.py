@@ -28,6 +28,7 @@ import os
 
 import numpy as np
 
+from cyclegan_tf import config
 from cyclegan_tf.data import layouts
 from cyclegan_tf.evaluation import sampling, streaming
 from cyclegan_tf.running import fileio
@@ -40,6 +41,7 @@ INSTALL = "pip install -r requirements-video.txt, or pip install 'cyclegan-tf[vi
 # A clip that ends this long before its declared duration is truncated
 # (beyond two frames: a last frame's duration, audio a little longer).
 TRUNCATION_SLACK_S = 0.25
+NORM_STATS = config.SampleConfig.options()['video_norm_stats']  # .default, .choices
 
 
 class VideoError(layouts.DatasetError):
@@ -68,24 +70,77 @@ def _av(path):
     return av
 
 
-def translate_frames(translator, direction, frames):
+def translate_frames(translator, direction, frames, norm_stats=NORM_STATS.default):
     """The translations of a clip's frames, in order: (uint8 [H, W, C],
     tag) for each (uint8 [H, W, 3], tag) of ``frames``.
 
-    The one place where frames are translated, and the seam of
-    --video_norm_stats: here each frame is translated on its own
-    (Translator.translate), with its own instance-norm statistics ('each'),
-    which makes a still scene flicker with its noise. Keeping the first
-    frame's statistics for every frame ('first') goes here, once the
-    translator can return an image's statistics and translate with given
-    ones (tiled translation's statistics).
+    The one place where frames are translated. ``norm_stats`` (sample.py's
+    --video_norm_stats) says with which normalization statistics
+    (Translator.statistics: of the whole frame, or of its thumbnail where it
+    is tiled): 'first', those of the first frame for every frame (one
+    statistics pass per clip); 'each', the running average of those of the
+    frames so far, that frame included (:class:`RunningStatistics`; a
+    statistics pass per frame); 'frame', each frame's own (each frame
+    translated as an image). Where the translator gives no statistics (a
+    model without Model.inference_generators, CUT) each frame has its own,
+    with a warning.
     """
-    for frame, tag in frames:
-        yield translator.translate(frame, direction), tag
+    if norm_stats not in NORM_STATS.choices:
+        raise ValueError(f'norm_stats is one of {NORM_STATS.choices}, not {norm_stats!r}')
+    running, statistics = RunningStatistics(), None
+    for index, (frame, tag) in enumerate(frames):
+        if norm_stats == 'each' or (norm_stats == 'first' and index == 0):
+            statistics = translator.statistics(frame, direction)
+            if statistics is None and index == 0:
+                logger.warning('a %s model translates each frame with its own normalization '
+                               'statistics: --video_norm_stats %s needs the tiled passes '
+                               '(Model.inference_generators)', translator.cfg.model,
+                               norm_stats)
+            if norm_stats == 'each':
+                statistics = running.add(statistics)
+        yield translator.translate(frame, direction, statistics=statistics), tag
 
 
-def translate_video(translator, key, path, out, *, progress=None):
-    """Translates the video file ``path`` from domain ``key`` into ``out``.
+class RunningStatistics:
+    """The pooled normalization statistics of the frames so far.
+
+    Per layer, the mean and variance of its features over all the frames'
+    pixels, as if the frames so far were one image (frames of one size weigh
+    alike): the mean of the means, and the mean of the variances plus the
+    variance of the means (law of total variance). The mean of the variances
+    alone would understate the spread wherever the scene changes (the
+    frames' means move), the frames then normalized to more contrast than
+    any has; for a still scene the two agree. Kept in float64 (Welford's
+    update for the means)."""
+
+    def __init__(self):
+        self.count, self.layers = 0, {}
+
+    def add(self, statistics):
+        """Adds a frame's ``statistics`` ({layer: (mean, variance)}, of
+        Translator.statistics); returns the average so far, in float32
+        (None for None)."""
+        if statistics is None:
+            return None
+        self.count += 1
+        average = {}
+        for layer, (mean, variance) in statistics.items():
+            mean, variance = np.float64(mean), np.float64(variance)
+            means, spread, variances = self.layers.get(layer, (0.0, 0.0, 0.0))
+            delta = mean - means
+            means = means + delta / self.count
+            spread = spread + delta * (mean - means)  # count x the variance of the means
+            variances = variances + variance
+            self.layers[layer] = (means, spread, variances)
+            average[layer] = (np.float32(means),
+                              np.float32((variances + spread) / self.count))
+        return average
+
+
+def translate_video(translator, key, path, out, *, progress=None,
+                    norm_stats=NORM_STATS.default):
+    """Translates the video file ``path`` from domain ``key`` into ``out``,
+    with the normalization statistics ``norm_stats`` (see translate_frames).
 
     Returns (sampling.Results of the grid's frames, for
     sampling.write_report; the path of the translated video).
@@ -103,7 +158,8 @@ def translate_video(translator, key, path, out, *, progress=None):
             bar.total = count or None
             bar.refresh()
             for translation, (index, frame, tag) in translate_frames(
-                    translator, direction, ((f, (i, f, t)) for i, (f, t) in enumerate(frames))):
+                    translator, direction, ((f, (i, f, t)) for i, (f, t) in enumerate(frames)),
+                    norm_stats):
                 translation = _rgb(translation)
                 grid.offer(index, count, frame, translation)
                 bar.update(1)
