@@ -9,7 +9,9 @@ memory does not grow with the clip's length (a GIF's frames are held, as
 Pillow writes them all at once, at one byte a pixel).
 
 The translation, ``<out>/<name>_<fake_B>.<ext>``, has the container, frame
-size and timestamps of the input (so its frame rate, constant or not):
+size and timestamps of the input (so its frame rate, constant or not), and
+its display matrix (a phone's rotation, where the container holds one: not
+AVI), the frames translated as they are stored, unrotated:
 H.264 (VP9 in .webm; yuv444p where a side is odd, which 4:2:0 cannot hold),
 the audio streams copied where the container takes their codec (else left
 out, with a warning); a GIF keeps its frame durations and loop count. It is
@@ -278,8 +280,11 @@ def _transcode_av(path, target, translate):
         if not source.streams.video:
             raise VideoError(f'{path} holds no video stream')
         stream = source.streams.video[0]
+        matrix = _display_matrix(av, path)
         with fileio.atomic_write(target) as f, av.open(f, 'w', format=_FORMATS[ext]) as sink:
             encoder = _video_stream(sink, stream, ext)
+            if matrix is not None:  # before the header, which the first packet writes
+                encoder.set_display_matrix(matrix)
             audio = _audio_streams(sink, source, path, ext)
             frames = _demux(av, source, stream, audio, sink, path)
             count = 0
@@ -304,6 +309,25 @@ def _video_stream(sink, stream, ext):
     encoder.time_base = stream.time_base
     encoder.options = {'crf': '30', 'b': '0'} if ext == '.webm' else {'crf': '17'}
     return encoder
+
+
+def _display_matrix(av, path):
+    """The display matrix of the first video stream of ``path`` (9 ints, as
+    FFmpeg's AV_PKT_DATA_DISPLAYMATRIX: a phone's rotation and flips), or
+    None. PyAV 18 shows it on decoded frames only (VideoFrame.side_data), so
+    the first frame is decoded from the file opened a second time, before
+    the translation's header is written; a file that cannot be read gives
+    None here and its VideoError in the pass that translates it."""
+    import struct
+
+    try:
+        with av.open(path) as source:
+            for frame in source.decode(video=0):
+                data = frame.side_data.get('DISPLAYMATRIX')
+                return list(struct.unpack('9i', bytes(data))) if data is not None else None
+    except av.error.FFmpegError:
+        return None
+    return None
 
 
 def _audio_streams(sink, source, path, ext):

@@ -56,9 +56,11 @@ def _frames(count, height=32, width=32):
     return frames
 
 
-def make_video(path, count=6, *, size=(32, 32), rate=12, audio=None, options=None):
+def make_video(path, count=6, *, size=(32, 32), rate=12, audio=None, options=None,
+               rotation=None):
     """Writes a clip of ``count`` frames (H.264, VP9 in .webm) with, if
-    ``audio`` names a codec, a tone as long as the clip."""
+    ``audio`` names a codec, a tone as long as the clip, and with a display
+    matrix of ``rotation`` (degrees, hflip) where given, as phones write."""
     av = _require_av()
     ext = os.path.splitext(path)[1]
     with av.open(str(path), 'w', format=video._FORMATS[ext], options=options or {}) as sink:
@@ -66,6 +68,8 @@ def make_video(path, count=6, *, size=(32, 32), rate=12, audio=None, options=Non
         stream.height, stream.width = size
         stream.pix_fmt = 'yuv420p' if size[0] % 2 == 0 == size[1] % 2 else 'yuv444p'
         sound = sink.add_stream(audio, rate=44100) if audio else None
+        if rotation:
+            stream.set_display_rotation(rotation[0], hflip=rotation[1])
         sink.start_encoding()
         for frame in _frames(count, *size):
             sink.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')))
@@ -141,6 +145,32 @@ def test_each_container_keeps_its_frames_size_and_audio(translator, tmp_path, na
     frames, rate, codecs = _read(target)
     assert len(frames) == 5 and frames[0].shape == size + (3,)
     assert rate == 12 and codecs == ([audio] if audio else [])
+    assert _rotation(target) == (None, 0)  # no display matrix given, none made
+
+
+def _rotation(path):
+    """(the display matrix of a clip's first frame, 9 ints or None; its rotation)."""
+    av = _require_av()
+    with av.open(str(path)) as source:
+        frame = next(source.decode(video=0))
+        data = frame.side_data.get('DISPLAYMATRIX')
+        return (list(np.frombuffer(bytes(data), np.int32)) if data is not None else None,
+                frame.rotation)
+
+
+@pytest.mark.parametrize('name,rotation,audio', [('phone.mp4', (90, False), 'aac'),
+                                                 ('phone.mov', (-90, True), None),
+                                                 ('phone.mkv', (180, False), 'aac'),
+                                                 ('phone.webm', (90, False), None)])
+def test_a_phones_rotation_and_flips_are_kept(translator, tmp_path, name, rotation, audio):
+    clip = make_video(tmp_path / name, 3, size=(32, 48), audio=audio, rotation=rotation)
+    matrix, degrees = _rotation(clip)
+    assert matrix is not None and (rotation[1] or (degrees - rotation[0]) % 360 == 0)
+    _, target = video.translate_video(translator, 'A', clip, str(tmp_path / 'out'),
+                                      progress=False)
+    assert _rotation(target) == (matrix, degrees)
+    frames, _, _ = _read(target)
+    assert frames[0].shape == (32, 48, 3)  # stored as the input is, unrotated
 
 
 def test_an_animated_gif_is_translated_as_a_gif_without_pyav(translator, tmp_path, monkeypatch):
