@@ -826,10 +826,10 @@ class SampleConfig(Settings):
                                   'exactly from the image where it is no larger (0: always '
                                   'exactly, in memory that grows with the image)', min=0)
     video_norm_stats = Option('first', "a video's normalization statistics: first (those of "
-                                       'its first frame for every frame: no flicker), each (the '
-                                       'running average over the frames so far: slow scene '
-                                       'changes, twice the time) or frame (each its own: a '
-                                       'still scene flickers with its noise)',
+                                       'its first frame, for every frame), each (the running '
+                                       'average over the frames so far: follows slow scene '
+                                       'changes, about twice the time) or frame (each frame '
+                                       'its own, as an image)',
                               choices=('first', 'each', 'frame'))
 
 

@@ -383,8 +383,8 @@ def test_a_translator_without_the_tile_passes_translates_each_frame_with_a_warni
     assert 'translates each frame with its own normalization statistics' in caplog.text
 
 
-def test_sample_py_passes_video_norm_stats_and_rejects_other_values(run, tmp_path, capsys,
-                                                                   monkeypatch):
+def test_sample_py_passes_video_norm_stats_and_rejects_other_values(
+        run, tmp_path, capsys, monkeypatch):
     assert config.SampleConfig().video_norm_stats == 'first'
     assert 'video_norm_stats' not in config.DemoConfig.options()  # the demo shows no videos
     seen = []
