@@ -4,9 +4,11 @@
 FFmpeg (optional: ``pip install -r requirements-video.txt`` or
 ``pip install 'cyclegan-tf[video]'``); animated .gif with Pillow alone. Each
 frame is decoded, translated by :func:`translate_frames` (as sample.py
-translates an image: any size, RGB in and out) and encoded as it comes, so
-memory does not grow with the clip's length (a GIF's frames are held, as
-Pillow writes them all at once, at one byte a pixel).
+translates an image: any size, RGB in and out; by default with the
+normalization statistics of the first frame, --video_norm_stats) and
+encoded as it comes, so memory does not grow with the clip's length (a
+GIF's frames are held, as Pillow writes them all at once, at one byte a
+pixel).
 
 The translation, ``<out>/<name>_<fake_B>.<ext>``, has the container, frame
 size and timestamps of the input (so its frame rate, constant or not), and
