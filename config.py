@@ -825,6 +825,12 @@ class SampleConfig(Settings):
                                   'downscaled to this many pixels on its longer side, '
                                   'exactly from the image where it is no larger (0: always '
                                   'exactly, in memory that grows with the image)', min=0)
+    video_norm_stats = Option('first', "a video's normalization statistics: first (those of "
+                                       'its first frame, for every frame), each (the running '
+                                       'average over the frames so far: follows slow scene '
+                                       'changes, about twice the time) or frame (each frame '
+                                       'its own, as an image)',
+                              choices=('first', 'each', 'frame'))
 
 
 class EvaluateConfig(Settings):

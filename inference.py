@@ -10,8 +10,10 @@ Images of any size are reflected at the bottom and right to the networks'
 multiple and cropped back. An image larger than ``tile_size`` pixels is
 translated tile by tile, its normalization statistics taken once for the
 whole image (or a copy downscaled to ``norm_stats_size``), in memory bounded
-by the tile size (evaluation/tiling.py). sample.py and the other tools build
-on this.
+by the tile size (evaluation/tiling.py). The same passes give an image's
+statistics (Translator.statistics) and translate with given ones (a video's
+first frame's: sample.py --video_norm_stats). sample.py and the other tools
+build on this.
 """
 
 import functools
@@ -77,10 +79,13 @@ class Translator(_Restored):
     (sample.py's --eval turns it off). ``tile_size`` and ``norm_stats_size``
     as sample.py's --tile_size and --norm_stats_size (models without
     Model.inference_generators translate every image whole).
+    ``given_statistics`` builds, also with tile_size 0, the passes of
+    :meth:`statistics` and of translating with given statistics (built
+    anyway where tile_size is not 0).
     """
 
     def __init__(self, cfg, checkpoint, *, training=False, networks=None, tile_size=TILE_SIZE,
-                 norm_stats_size=NORM_STATS_SIZE):
+                 norm_stats_size=NORM_STATS_SIZE, given_statistics=False):
         self.cfg, self.checkpoint, self.step = cfg, checkpoint, runs.step_of(checkpoint)
         self.networks = networks  # the trained ones (runs.trained_networks); None: all
         self.spec = registry.of(cfg)
@@ -94,7 +99,8 @@ class Translator(_Restored):
             self.inputs, self.outputs = self.roles.build_inference(cfg, training=training)
             variables = tf1.global_variables()
             saver = tf1.train.Saver(variables)
-            self.tiled = self._build_tiled(training) if tile_size else {}  # 0: whole images
+            # 0: whole images, each with its own statistics
+            self.tiled = self._build_tiled(training) if tile_size or given_statistics else {}
             with tf.name_scope('from_rgb'):  # images from memory, as training reads files
                 from cyclegan_tf.data import pipeline
 
@@ -128,7 +134,7 @@ class Translator(_Restored):
     def from_run(cls, run, *, checkpoint=None, eval=False, **tiles):
         """The Translator of the run folder ``run`` (its latest checkpoint,
         or the checkpoint prefix ``checkpoint``); ``eval`` as sample.py's
-        --eval; ``tiles``: tile_size, norm_stats_size."""
+        --eval; ``tiles``: tile_size, norm_stats_size, given_statistics."""
         cfg = runs.load_config(run)
         checkpoint = checkpoint or latest_checkpoint(run)
         return cls(cfg, checkpoint, training=not eval,
@@ -161,19 +167,23 @@ class Translator(_Restored):
             names['reconstruction'] = self.roles.RECONSTRUCTIONS[key]
         return names
 
-    def __call__(self, key, image, *, reconstruct=True):
+    def __call__(self, key, image, *, reconstruct=True, statistics=None):
         """{'translation', 'reconstruction'?}: arrays [H, W, C] in [-1, 1] of
         ``image`` [H, W, C] in [-1, 1] of domain ``key`` (the reconstruction
-        where the model has one and ``reconstruct``)."""
+        where the model has one and ``reconstruct``). ``statistics`` (of
+        :meth:`statistics`, of another image) normalize the translation
+        instead of the image's own; the reconstruction has its own."""
         names = self.fetches(key)
         if not reconstruct:
             names.pop('reconstruction', None)
         height, width = image.shape[:2]
         padded = pad_to(image, self.multiple, self.min_size)
-        if self.tiles(key, image.shape):
-            results = {'translation': self._tiled(key, padded)}
+        if statistics is not None or self.tiles(key, image.shape):
+            tiles = self.tiles(key, image.shape)
+            results = {'translation': self._tiled(key, padded, tiles, statistics)}
             if 'reconstruction' in names:
-                results['reconstruction'] = self._tiled(OTHER[key], results['translation'])
+                results['reconstruction'] = self._tiled(OTHER[key], results['translation'],
+                                                        tiles)
             return {k: v[:height, :width] for k, v in results.items()}
         results = self.sess.run({k: self.outputs[n] for k, n in names.items()},
                                 {self.inputs[key]: padded[None]})
@@ -185,27 +195,72 @@ class Translator(_Restored):
         has inference_generators."""
         return bool(self.tile_size) and key in self.tiled and max(shape[:2]) > self.tile_size
 
-    def _tiled(self, key, padded):
-        return self.tiled[key].translate(self.sess, padded, tile=self.tile_size,
-                                         stats_size=self.norm_stats_size, on_tile=self.on_tile)
+    def _tiled(self, key, padded, tiles, statistics=None):
+        """The translation of ``padded`` by the tile passes: in tiles where
+        ``tiles``, else whole as one tile (with exact statistics)."""
+        if key not in self.tiled:
+            raise ValueError(f'a {self.cfg.model} model translates with the statistics of '
+                             f'each image only (Translator.statistics is None)')
+        return self.tiled[key].translate(
+            self.sess, padded, tile=self.tile_size if tiles else max(padded.shape[:2]),
+            stats_size=self.norm_stats_size if tiles else 0, statistics=statistics,
+            on_tile=self.on_tile if tiles else None)
 
-    def translate(self, image, direction='AtoB'):
+    def statistics(self, image, direction='AtoB'):
+        """The normalization statistics :meth:`translate` takes from ``image``
+        (arguments as there): {layer: (mean, variance)} of float32 arrays
+        [1, 1, 1, C] ({} for a network without image statistics: no norm, or
+        batch norm with --eval), taken from the image whole, or from its
+        thumbnail where it is tiled (--norm_stats_size); to give
+        ``statistics=`` for other images. None where the model cannot
+        translate with given statistics (no Model.inference_generators, or a
+        Translator built with tile_size 0 and no ``given_statistics``)."""
+        key = direction[0]
+        self.fetches(key)
+        if key not in self.tiled:
+            return None
+        image = self._model_input(image, key)
+        tiles = self.tiles(key, image.shape)
+        padded = pad_to(image, self.multiple, self.min_size)
+        return self.tiled[key].record(self.sess, padded,
+                                      self.norm_stats_size if tiles else 0)
+
+    def translate(self, image, direction='AtoB', *, statistics=None):
         """The translation of one image, as sample.py writes it.
 
         Args:
           image: a PIL image of any mode, or a uint8 array [H, W] (grey) or
             [H, W, 3] (RGB).
           direction: 'AtoB', or 'BtoA' for CycleGAN.
+          statistics: the normalization statistics to translate with (of
+            :meth:`statistics`, e.g. of a video's first frame); None: the
+            image's own.
         Returns:
           uint8 [H, W, C]: C the output channels (RGB for colorization).
         """
-        return self.results(image, direction, reconstruct=False)['translation']
+        return self.results(image, direction, reconstruct=False,
+                            statistics=statistics)['translation']
 
-    def results(self, image, direction='AtoB', *, reconstruct=True):
+    def results(self, image, direction='AtoB', *, reconstruct=True, statistics=None):
         """{'translation', 'reconstruction'?}: uint8 [H, W, C] images of one
         image (arguments as :meth:`translate`), as sample.py writes its
         _fake_ and _rec_ files; 'reconstruction' where the model has one
         (CycleGAN whose both generators were trained) and ``reconstruct``."""
+        from cyclegan_tf.data import pipeline
+
+        key = direction[0]
+        self.fetches(key)  # an unknown direction fails here
+        model_input = self._model_input(image, key)
+        results = self(key, model_input, reconstruct=reconstruct, statistics=statistics)
+        del model_input
+        # By rows: a whole float temporary of an 8000x6000 image is 576 MB.
+        return {name: np.concatenate([pipeline.to_uint8(value[row:row + 256])
+                                      for row in range(0, len(value), 256)])
+                for name, value in results.items()}
+
+    def _model_input(self, image, key):
+        """float32 [H, W, C] in [-1, 1]: the network's input of domain ``key``
+        from a PIL image or a uint8 array, as training reads files."""
         from PIL import Image
 
         from cyclegan_tf.data import pipeline
@@ -216,17 +271,7 @@ class Translator(_Restored):
                                  f'{image.dtype} {list(image.shape)}')
             image = Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1
                                     else image)
-        key = direction[0]
-        self.fetches(key)  # an unknown direction fails here
-        rgb = pipeline.pil_uint8(image, 3)
-        model_input = self.sess.run(self.from_rgb[key], {self.rgb: rgb})
-        del rgb
-        results = self(key, model_input, reconstruct=reconstruct)
-        del model_input
-        # By rows: a whole float temporary of an 8000x6000 image is 576 MB.
-        return {name: np.concatenate([pipeline.to_uint8(value[row:row + 256])
-                                      for row in range(0, len(value), 256)])
-                for name, value in results.items()}
+        return self.sess.run(self.from_rgb[key], {self.rgb: pipeline.pil_uint8(image, 3)})
 
 
 class PointSampler(_Restored):

@@ -22,7 +22,8 @@ completely by the same checkpoint and settings from the same files.
 A video (--input clip.mp4, .mov, .avi, .mkv, .webm, .gif) is translated
 frame by frame into <name>_fake_B.<ext> beside grid.png, with its frame
 size, timing and audio (evaluation/video.py; PyAV: pip install -r
-requirements-video.txt).
+requirements-video.txt), every frame normalized with the statistics of the
+first (--video_norm_stats first; each: a running average; frame: its own).
 
 Where the test split has a ground truth (the built-in shapes2stripes pairs
 testA/NNNN.png with testB/NNNN.png; a pix2pix pair file holds its target) it
@@ -55,14 +56,15 @@ def parse(argv):
     return config.parse_settings(config.SampleConfig, argv)
 
 
-def _translator(cfg, scfg, run_dir, checkpoint):
+def _translator(cfg, scfg, run_dir, checkpoint, *, given_statistics=False):
     """(the inference.Translator of ``checkpoint``, the results folder)."""
     from cyclegan_tf import inference
 
     translator = inference.Translator(cfg, checkpoint, training=not scfg.eval,
                                       networks=runs.trained_networks(run_dir, checkpoint),
                                       tile_size=scfg.tile_size,
-                                      norm_stats_size=scfg.norm_stats_size)
+                                      norm_stats_size=scfg.norm_stats_size,
+                                      given_statistics=given_statistics)
     out = scfg.results_dir or os.path.join(run_dir, f'test_{translator.step}')
     print(f'Translating with {checkpoint} into {out}')
     return translator, out
@@ -95,8 +97,10 @@ def translate(cfg, scfg, run_dir, checkpoint, work):
 
 def translate_video(cfg, scfg, run_dir, checkpoint):
     """Translates the video --input frame by frame (evaluation/video.py)."""
-    translator, out = _translator(cfg, scfg, run_dir, checkpoint)
-    results, target = video.translate_video(translator, scfg.direction[0], scfg.input, out)
+    translator, out = _translator(cfg, scfg, run_dir, checkpoint,
+                                  given_statistics=scfg.video_norm_stats != 'frame')
+    results, target = video.translate_video(translator, scfg.direction[0], scfg.input, out,
+                                            norm_stats=scfg.video_norm_stats)
     sampling.write_report(results, f'{run_dir} at {checkpoint}', width=scfg.display_winsize)
     print(f'  {results.sections[0][0]}')
     print(f'Wrote {target}, {os.path.join(out, "index.html")} and '

@@ -127,27 +127,39 @@ class TiledGenerator:
             radius = max(32, self.multiple // 4)
         return -(-radius // self.multiple) * self.multiple
 
-    def statistics(self, sess, image, stats_size):
-        """{placeholder: value} of the tile pass: the moments of ``image``
-        [H, W, C], taken from it whole or from a thumbnail (stats_shape)."""
-        if not self.moments:  # no norm takes its statistics from the image
+    def record(self, sess, image, stats_size):
+        """{layer: (mean, variance)}: float32 arrays [1, 1, 1, C], the moments
+        of ``image`` [H, W, C] at each normalization layer, taken from it
+        whole or from a thumbnail (stats_shape); {} where no norm takes its
+        statistics from the image."""
+        if not self.moments:
             return {}
         height, width = image.shape[:2]
         shape = stats_shape(height, width, stats_size, self.multiple, self.min_size)
         feed = ({self.small: image[None]} if shape == (height, width)
                 else {self.image: image[None], self.size: shape})
-        values = sess.run({name: recorded for name, (recorded, _) in self.moments.items()}, feed)
-        return {placeholder: value for name, (_, given) in self.moments.items()
-                for placeholder, value in zip(given, values[name])}
+        return sess.run({name: recorded for name, (recorded, _) in self.moments.items()}, feed)
 
-    def translate(self, sess, image, *, tile, stats_size, on_tile=None):
+    def feed(self, statistics):
+        """{placeholder: value} of the tile pass for ``statistics`` (of :meth:`record`)."""
+        if statistics.keys() != self.moments.keys():
+            raise ValueError(f'{self.network.name}: statistics of the layers '
+                             f'{sorted(statistics)}, not of {sorted(self.moments)}')
+        return {placeholder: value for name, (_, given) in self.moments.items()
+                for placeholder, value in zip(given, statistics[name])}
+
+    def translate(self, sess, image, *, tile, stats_size, statistics=None, on_tile=None):
         """The translation [H, W, C_out] of ``image`` [H, W, C] (H and W
         multiples of ``multiple``) in tiles of ``tile`` pixels (rounded up to
         a multiple), its norms' statistics from ``stats_size`` (see
-        :func:`stats_shape`). ``on_tile(done, total)``, if given, is called
-        after each tile (a progress bar); where it returns True the
-        translation stops there, the tiles not done left 0."""
-        feed = self.statistics(sess, image, stats_size)
+        :func:`stats_shape`), or ``statistics`` where given (of
+        :meth:`record`: another image's, a video's first frame's). A tile as
+        large as the image translates it whole. ``on_tile(done, total)``, if
+        given, is called after each tile (a progress bar); where it returns
+        True the translation stops there, the tiles not done left 0."""
+        if statistics is None:
+            statistics = self.record(sess, image, stats_size)
+        feed = self.feed(statistics)
         tile = max(self.multiple, -(-tile // self.multiple) * self.multiple)
         height, width = image.shape[:2]
         blend = self.network.receptive_radius is None

@@ -4,12 +4,16 @@
 FFmpeg (optional: ``pip install -r requirements-video.txt`` or
 ``pip install 'cyclegan-tf[video]'``); animated .gif with Pillow alone. Each
 frame is decoded, translated by :func:`translate_frames` (as sample.py
-translates an image: any size, RGB in and out) and encoded as it comes, so
-memory does not grow with the clip's length (a GIF's frames are held, as
-Pillow writes them all at once, at one byte a pixel).
+translates an image: any size, RGB in and out; by default with the
+normalization statistics of the first frame, --video_norm_stats) and
+encoded as it comes, so memory does not grow with the clip's length (a
+GIF's frames are held, as Pillow writes them all at once, at one byte a
+pixel).
 
 The translation, ``<out>/<name>_<fake_B>.<ext>``, has the container, frame
-size and timestamps of the input (so its frame rate, constant or not):
+size and timestamps of the input (so its frame rate, constant or not), and
+its display matrix (a phone's rotation, where the container holds one: not
+AVI), the frames translated as they are stored, unrotated:
 H.264 (VP9 in .webm; yuv444p where a side is odd, which 4:2:0 cannot hold),
 the audio streams copied where the container takes their codec (else left
 out, with a warning); a GIF keeps its frame durations and loop count. It is
@@ -28,6 +32,7 @@ import os
 
 import numpy as np
 
+from cyclegan_tf import config
 from cyclegan_tf.data import layouts
 from cyclegan_tf.evaluation import sampling, streaming
 from cyclegan_tf.running import fileio
@@ -40,6 +45,7 @@ INSTALL = "pip install -r requirements-video.txt, or pip install 'cyclegan-tf[vi
 # A clip that ends this long before its declared duration is truncated
 # (beyond two frames: a last frame's duration, audio a little longer).
 TRUNCATION_SLACK_S = 0.25
+NORM_STATS = config.SampleConfig.options()['video_norm_stats']  # .default, .choices
 
 
 class VideoError(layouts.DatasetError):
@@ -68,24 +74,77 @@ def _av(path):
     return av
 
 
-def translate_frames(translator, direction, frames):
+def translate_frames(translator, direction, frames, norm_stats=NORM_STATS.default):
     """The translations of a clip's frames, in order: (uint8 [H, W, C],
     tag) for each (uint8 [H, W, 3], tag) of ``frames``.
 
-    The one place where frames are translated, and the seam of
-    --video_norm_stats: here each frame is translated on its own
-    (Translator.translate), with its own instance-norm statistics ('each'),
-    which makes a still scene flicker with its noise. Keeping the first
-    frame's statistics for every frame ('first') goes here, once the
-    translator can return an image's statistics and translate with given
-    ones (tiled translation's statistics).
+    The one place where frames are translated. ``norm_stats`` (sample.py's
+    --video_norm_stats) says with which normalization statistics
+    (Translator.statistics: of the whole frame, or of its thumbnail where it
+    is tiled): 'first', those of the first frame for every frame (one
+    statistics pass per clip); 'each', the running average of those of the
+    frames so far, that frame included (:class:`RunningStatistics`; a
+    statistics pass per frame); 'frame', each frame's own (each frame
+    translated as an image). Where the translator gives no statistics (a
+    model without Model.inference_generators, CUT) each frame has its own,
+    with a warning.
     """
-    for frame, tag in frames:
-        yield translator.translate(frame, direction), tag
+    if norm_stats not in NORM_STATS.choices:
+        raise ValueError(f'norm_stats is one of {NORM_STATS.choices}, not {norm_stats!r}')
+    running, statistics = RunningStatistics(), None
+    for index, (frame, tag) in enumerate(frames):
+        if norm_stats == 'each' or (norm_stats == 'first' and index == 0):
+            statistics = translator.statistics(frame, direction)
+            if statistics is None and index == 0:
+                logger.warning('a %s model translates each frame with its own normalization '
+                               'statistics: --video_norm_stats %s needs the tiled passes '
+                               '(Model.inference_generators)', translator.cfg.model,
+                               norm_stats)
+            if norm_stats == 'each':
+                statistics = running.add(statistics)
+        yield translator.translate(frame, direction, statistics=statistics), tag
 
 
-def translate_video(translator, key, path, out, *, progress=None):
-    """Translates the video file ``path`` from domain ``key`` into ``out``.
+class RunningStatistics:
+    """The pooled normalization statistics of the frames so far.
+
+    Per layer, the mean and variance of its features over all the frames'
+    pixels, as if the frames so far were one image (frames of one size weigh
+    alike): the mean of the means, and the mean of the variances plus the
+    variance of the means (law of total variance). The mean of the variances
+    alone would understate the spread wherever the scene changes (the
+    frames' means move), the frames then normalized to more contrast than
+    any has; for a still scene the two agree. Kept in float64 (Welford's
+    update for the means)."""
+
+    def __init__(self):
+        self.count, self.layers = 0, {}
+
+    def add(self, statistics):
+        """Adds a frame's ``statistics`` ({layer: (mean, variance)}, of
+        Translator.statistics); returns the average so far, in float32
+        (None for None)."""
+        if statistics is None:
+            return None
+        self.count += 1
+        average = {}
+        for layer, (mean, variance) in statistics.items():
+            mean, variance = np.float64(mean), np.float64(variance)
+            means, spread, variances = self.layers.get(layer, (0.0, 0.0, 0.0))
+            delta = mean - means
+            means = means + delta / self.count
+            spread = spread + delta * (mean - means)  # count x the variance of the means
+            variances = variances + variance
+            self.layers[layer] = (means, spread, variances)
+            average[layer] = (np.float32(means),
+                              np.float32((variances + spread) / self.count))
+        return average
+
+
+def translate_video(translator, key, path, out, *, progress=None,
+                    norm_stats=NORM_STATS.default):
+    """Translates the video file ``path`` from domain ``key`` into ``out``,
+    with the normalization statistics ``norm_stats`` (see translate_frames).
 
     Returns (sampling.Results of the grid's frames, for
     sampling.write_report; the path of the translated video).
@@ -103,7 +162,8 @@ def translate_video(translator, key, path, out, *, progress=None):
             bar.total = count or None
             bar.refresh()
             for translation, (index, frame, tag) in translate_frames(
-                    translator, direction, ((f, (i, f, t)) for i, (f, t) in enumerate(frames))):
+                    translator, direction, ((f, (i, f, t)) for i, (f, t) in enumerate(frames)),
+                    norm_stats):
                 translation = _rgb(translation)
                 grid.offer(index, count, frame, translation)
                 bar.update(1)
@@ -222,8 +282,11 @@ def _transcode_av(path, target, translate):
         if not source.streams.video:
             raise VideoError(f'{path} holds no video stream')
         stream = source.streams.video[0]
+        matrix = _display_matrix(av, path)
         with fileio.atomic_write(target) as f, av.open(f, 'w', format=_FORMATS[ext]) as sink:
             encoder = _video_stream(sink, stream, ext)
+            if matrix is not None:  # before the header, which the first packet writes
+                encoder.set_display_matrix(matrix)
             audio = _audio_streams(sink, source, path, ext)
             frames = _demux(av, source, stream, audio, sink, path)
             count = 0
@@ -248,6 +311,25 @@ def _video_stream(sink, stream, ext):
     encoder.time_base = stream.time_base
     encoder.options = {'crf': '30', 'b': '0'} if ext == '.webm' else {'crf': '17'}
     return encoder
+
+
+def _display_matrix(av, path):
+    """The display matrix of the first video stream of ``path`` (9 ints, as
+    FFmpeg's AV_PKT_DATA_DISPLAYMATRIX: a phone's rotation and flips), or
+    None. PyAV 18 shows it on decoded frames only (VideoFrame.side_data), so
+    the first frame is decoded from the file opened a second time, before
+    the translation's header is written; a file that cannot be read gives
+    None here and its VideoError in the pass that translates it."""
+    import struct
+
+    try:
+        with av.open(path) as source:
+            for frame in source.decode(video=0):
+                data = frame.side_data.get('DISPLAYMATRIX')
+                return list(struct.unpack('9i', bytes(data))) if data is not None else None
+    except av.error.FFmpegError:
+        return None
+    return None
 
 
 def _audio_streams(sink, source, path, ext):

@@ -7,10 +7,17 @@
   between the smallest and the largest count (start-up cancels out); flat
   memory is the same peak RSS for both. ``--pythonpath`` measures another
   checkout (e.g. an older commit's files) the same way.
-* Flicker: a still scene (a test image of the run's dataset) with Gaussian
-  noise of --noise levels per frame, --frames frames, translated by
-  evaluation/video.translate_frames; the mean absolute difference between
-  consecutive frames (8-bit levels) of the input and of the translation.
+* Flicker, for each --video_norm_stats (first, each, frame): --clips clips
+  of --frames frames, each a test image of the run's dataset (the clip's
+  noise seeded by its number) with fresh Gaussian noise of --noise levels per
+  frame, translated by evaluation/video.translate_frames. A still scene, and
+  one that pans --pan px a frame across the image and its mirror image. The
+  mean absolute difference between consecutive frames (8-bit levels) of the
+  input and of the translation, per clip, then its mean +- standard deviation
+  over the clips (and those of its difference to frame's, clip by clip); for
+  the pan also after undoing the motion (the frames compared on their
+  overlap, --pan px apart, less 8 px at each side), where only flicker is
+  left.
 * A video: a --seconds clip at 24 fps of --size px (H.264 in .mp4) through
   ``sample.py --input clip.mp4``, in frames/s (PyAV needed; skipped without it).
 
@@ -103,34 +110,84 @@ def folder_numbers(run, work, counts, size, repeats, pythonpath):
 
 def still_scene(image, frames, noise, seed=0):
     """``frames`` copies of ``image`` (uint8) with fresh Gaussian noise each."""
+    return panning_scene(image, frames, noise, 0, seed)
+
+
+def panning_scene(image, frames, noise, pan, seed=0):
+    """``frames`` windows of ``image``'s size (uint8) moving ``pan`` px a
+    frame to the right over it and its mirror image, side by side, with
+    fresh Gaussian noise each."""
     rng = np.random.default_rng(seed)
-    for _ in range(frames):
-        yield np.clip(np.round(image + rng.normal(0, noise, image.shape)), 0, 255).astype(
+    width = image.shape[1]
+    copies = 1 + pan * frames // width
+    wide = np.concatenate([image, image[:, ::-1]] * (copies // 2 + 1), axis=1).astype(
+        np.float64)
+    for index in range(frames):
+        window = wide[:, pan * index:pan * index + width]
+        yield np.clip(np.round(window + rng.normal(0, noise, window.shape)), 0, 255).astype(
             np.uint8)
 
 
-def flicker(frames):
-    """Mean absolute difference between consecutive frames, in 8-bit levels."""
-    diffs = [np.mean(np.abs(b.astype(np.float64) - a)) for a, b in zip(frames, frames[1:])]
+def flicker(frames, pan=0, border=0):
+    """Mean absolute difference between consecutive frames, in 8-bit levels
+    (the mean over the pairs, and their standard deviation); with ``pan``,
+    each frame compared to the one before moved ``pan`` px to the left, on
+    their overlap less ``border`` px at each side."""
+    width = frames[0].shape[1]
+    diffs = [np.mean(np.abs(b[:, border:width - pan - border].astype(np.float64)
+                            - a[:, pan + border:width - border]))
+             for a, b in zip(frames, frames[1:])]
     return float(np.mean(diffs)), float(np.std(diffs))
 
 
-def flicker_numbers(run, frames, noise):
+def flicker_numbers(run, frames, noise, clips, pan):
+    """Prints the flicker of each --video_norm_stats on --clips clips of a
+    still and a panning scene (mean +- std over the clips)."""
     from cyclegan_tf import inference
     from cyclegan_tf.data import layouts, pipeline
     from cyclegan_tf.evaluation import video
 
-    with inference.Translator.from_run(run) as translator:
+    with inference.Translator.from_run(run, given_statistics=True) as translator:
         root = os.path.join(translator.cfg.data_root, translator.cfg.dataset, 'testA')
-        image = pipeline.read_uint8(layouts.list_images(root)[0])
-        for sigma in (0.0, noise):
-            inputs = list(still_scene(image, frames, sigma))
-            outputs = [out for out, _ in video.translate_frames(
-                translator, 'AtoB', ((f, None) for f in inputs))]
-            (fi, si), (fo, so) = flicker(inputs), flicker(outputs)
-            print(f'flicker, still scene + noise sigma {sigma:g} levels, {frames} frames, '
-                  f'per-frame statistics (each): input {fi:.3f} +- {si:.3f}, translation '
-                  f'{fo:.3f} +- {so:.3f} levels', flush=True)
+        paths = layouts.list_images(root)
+        images = [pipeline.read_uint8(paths[clip % len(paths)]) for clip in range(clips)]
+        for scene, step in (('still', 0), (f'panning {pan} px a frame', pan)):
+            measures = [('', 0, 0)] + ([(', motion undone', pan, 8)] if step else [])
+            found = _scene_flicker(translator, images, frames, noise, step, measures)
+            for label, _, _ in measures:
+                print(f'flicker, {scene}{label}, noise sigma {noise:g} levels, {clips} clips '
+                      f'of {frames} frames: input {_spread(found["input", label])}',
+                      flush=True)
+                for mode in video.NORM_STATS.choices:
+                    paired = np.subtract(found[mode, label], found['frame', label])
+                    print(f'  --video_norm_stats {mode}: {_spread(found[mode, label])} '
+                          f'({np.mean(found[mode, "seconds"]):.2f} s a clip)'
+                          + ('' if mode == 'frame' else f'; minus frame\'s, clip by clip: '
+                             f'{_spread(paired)}'), flush=True)
+
+
+def _scene_flicker(translator, images, frames, noise, pan, measures):
+    """{(mode or 'input', label): [flicker of each clip], (mode, 'seconds'): [...]}."""
+    from cyclegan_tf.evaluation import video
+
+    found = {}
+    for clip, image in enumerate(images):
+        inputs = list(panning_scene(image, frames, noise, pan, seed=clip))
+        runs = {'input': inputs}
+        for mode in video.NORM_STATS.choices:
+            start = time.perf_counter()
+            runs[mode] = [out for out, _ in video.translate_frames(
+                translator, 'AtoB', ((f, None) for f in inputs), mode)]
+            found.setdefault((mode, 'seconds'), []).append(time.perf_counter() - start)
+        for name, outputs in runs.items():
+            for label, shift, border in measures:
+                found.setdefault((name, label), []).append(flicker(outputs, shift, border)[0])
+    return found
+
+
+def _spread(values):
+    return (f'{np.mean(values):.3f} +- {np.std(values):.3f} (range {min(values):.3f} to '
+            f'{max(values):.3f})')
 
 
 def video_numbers(run, work, seconds, size):
@@ -175,8 +232,10 @@ def main():
     parser.add_argument('--counts', default='200,2000', help='folder sizes, comma-separated')
     parser.add_argument('--size', type=int, default=64, help='image and frame size, px')
     parser.add_argument('--repeats', type=int, default=2, help='runs of each folder size')
-    parser.add_argument('--frames', type=int, default=30, help='frames of the still scene')
+    parser.add_argument('--frames', type=int, default=30, help='frames of each flicker clip')
     parser.add_argument('--noise', type=float, default=2.0, help='its noise, 8-bit levels')
+    parser.add_argument('--clips', type=int, default=5, help='clips of each flicker scene')
+    parser.add_argument('--pan', type=int, default=4, help='px a frame of the panning scene')
     parser.add_argument('--seconds', type=float, default=10.0, help='length of the video')
     parser.add_argument('--pythonpath', default='', help='PYTHONPATH of the folder runs')
     parser.add_argument('--skip', default='', help='comma-separated: folder, flicker, video')
@@ -193,7 +252,7 @@ def main():
             folder_numbers(run, work, counts, options.size, options.repeats,
                            options.pythonpath)
         if 'flicker' not in skip:
-            flicker_numbers(run, options.frames, options.noise)
+            flicker_numbers(run, options.frames, options.noise, options.clips, options.pan)
         if 'video' not in skip:
             video_numbers(run, work, options.seconds, options.size)
 
