@@ -127,7 +127,7 @@ def _translations(graph, y, x, tiled, image, *how):
             if isinstance(a, int):
                 results.append(tiled.translate(sess, image, tile=a, stats_size=b))
             else:
-                feed = tiled.statistics(sess, image, 0)
+                feed = tiled.feed(tiled.record(sess, image, 0))
                 feed[tiled.window] = image[None, a[0]:a[1], b[0]:b[1]]
                 results.append(sess.run(tiled.output, feed)[0])
     return results
