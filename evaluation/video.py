@@ -86,7 +86,7 @@ def translate_frames(translator, direction, frames, norm_stats=NORM_STATS.defaul
     frames so far, that frame included (:class:`RunningStatistics`; a
     statistics pass per frame); 'frame', each frame's own (each frame
     translated as an image). Where the translator gives no statistics (a
-    model without Model.inference_generators, CUT) each frame has its own,
+    model without Model.inference_generators) each frame has its own,
     with a warning.
     """
     if norm_stats not in NORM_STATS.choices:

@@ -279,6 +279,14 @@ def test_translator_and_export_give_fake_B(cut_run, capsys):
         assert translator.keys == ('A',)
         fake = translator.translate(image)
         floats = translator('A', image.astype(np.float32) / 127.5 - 1)['translation']
+    # A video's frames take the first frame's statistics (--video_norm_stats first).
+    with inference.Translator.from_run(str(run_dir), eval=True, tile_size=0,
+                                       given_statistics=True) as translator:
+        statistics = translator.statistics(image)
+        assert statistics and np.array_equal(translator.translate(image), fake)
+        other = np.random.default_rng(2).integers(0, 256, [20, 28, 3], dtype=np.uint8)
+        assert not np.array_equal(translator.translate(other, statistics=statistics),
+                                  translator.translate(other))
     assert fake.shape == (20, 28, 3) and fake.dtype == np.uint8
     assert export.main(['export.py', f'--run={run_dir}']) == 0
     folder = run_dir / 'export'

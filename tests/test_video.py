@@ -377,7 +377,7 @@ def test_a_translator_without_the_tile_passes_translates_each_frame_with_a_warni
     whole, tiled = translators
     frames = _frames(2)
     own = _translated(whole, frames, 'frame')
-    monkeypatch.setattr(tiled, 'tiled', {})  # as a model without inference_generators (CUT)
+    monkeypatch.setattr(tiled, 'tiled', {})  # as a model without inference_generators
     assert whole.statistics(frames[0]) is None
     assert all(np.array_equal(a, b) for a, b in zip(_translated(whole, frames, 'first'), own))
     assert 'translates each frame with its own normalization statistics' in caplog.text
