@@ -234,6 +234,8 @@ def test_a_50_megapixel_photo_is_scaled_down_with_a_note(served, tmp_path):
 
 
 def _chrome():
+    """Headless Chromium; its camera is Chromium's synthetic one (a green frame,
+    no permission prompt): --use-fake-*-for-media-stream."""
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -245,37 +247,113 @@ def _chrome():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage',
-                     '--window-size=1400,1100'):
+                     '--window-size=1400,1100', '--lang=en-US',
+                     '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'):
         options.add_argument(argument)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
-def test_an_upload_in_a_real_browser_comes_back_as_sample_py_translates_it(served, capsys):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as seen
+@pytest.fixture(scope='module')
+def browser(served):
+    """(driver, wait): one headless Chromium for the browser tests, on a fresh
+    load of the served page at each test."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver = _chrome()
     try:
-        driver.get(served['url'])
-        wait = WebDriverWait(driver, 60)
-        upload = wait.until(seen.presence_of_element_located(
-            (By.CSS_SELECTOR, '#input input[type=file]')))
-        upload.send_keys(os.path.join(served['test'], 'testA', '0002.png'))
-        image = wait.until(seen.presence_of_element_located(
-            (By.CSS_SELECTOR, '#translation img[src]')))
-        link = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, '#download a')))
-        os.makedirs(SCREENSHOTS, exist_ok=True)
-        screenshot = os.path.join(SCREENSHOTS, 'demo_page.png')
-        assert driver.save_screenshot(screenshot)
-        with capsys.disabled():  # in the test output, passed or not (-n 0)
-            print(f'\nscreenshot of the demo page: {screenshot}')
-        shown = _fetch_png(image.get_attribute('src'))
-        downloaded = _fetch_png(link.get_attribute('href'))
+        yield driver, WebDriverWait(driver, 60)
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def page_in(browser, served):
+    """browser's (driver, wait) after loading the served page."""
+    driver, _ = browser
+    driver.get(served['url'])
+    return browser
+
+
+def _find(wait, selector):
+    """The element of CSS ``selector``, once it is on the page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+
+    return wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, selector)))
+
+
+def _screenshot(driver, name, capsys):
+    """Saves the page to SCREENSHOTS/<name> and prints its path (passed or not, -n 0)."""
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    path = os.path.join(SCREENSHOTS, name)
+    assert driver.save_screenshot(path)
+    with capsys.disabled():
+        print(f'\nscreenshot of the demo page: {path}')
+
+
+def _errors_on_page(driver):
+    """The texts of the page's error toasts (gr.Error's messages)."""
+    from selenium.webdriver.common.by import By
+
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid=toast-body]')]
+
+
+def test_an_upload_in_a_real_browser_comes_back_as_sample_py_translates_it(served, page_in,
+                                                                           capsys):
+    driver, wait = page_in
+    upload = _find(wait, '#input input[type=file]')
+    upload.send_keys(os.path.join(served['test'], 'testA', '0002.png'))
+    image = _find(wait, '#translation img[src]')
+    link = _find(wait, '#download a')
+    _screenshot(driver, 'demo_page.png', capsys)
+    shown = _fetch_png(image.get_attribute('src'))
+    downloaded = _fetch_png(link.get_attribute('href'))
     expected = _png(served['sampled'] / '0002_fake_B.png')
     assert _close(shown, expected) and _close(downloaded, expected)
+
+
+def test_clicking_an_example_in_a_real_browser_translates_it_as_sample_py_does(
+        served, page_in, capsys):
+    """The second example of B (testB/0001.png): its row sets input and direction
+    and translates them at once."""
+    driver, wait = page_in
+    path, direction = served['page'].examples[5]
+    assert direction == 'BtoA' and np.array_equal(
+        _png(path), _png(os.path.join(served['test'], 'testB', '0001.png')))
+    cell = _find(wait, f'tr.tr-body img[src$="/{os.path.basename(path)}"]')
+    driver.execute_script('arguments[0].closest("tr").click()', cell)
+    translation = _find(wait, '#translation img[src]')
+    reconstruction = _find(wait, '#reconstruction img[src]')
+    _screenshot(driver, 'demo_example.png', capsys)
+    assert _close(_fetch_png(translation.get_attribute('src')),
+                  _png(served['sampled'] / '0001_fake_A.png'))
+    assert _close(_fetch_png(reconstruction.get_attribute('src')),
+                  _png(served['sampled'] / '0001_rec_B.png'))
+    assert _find(wait, '#direction input[value=BtoA]').is_selected()
+    assert _errors_on_page(driver) == []
+
+
+def test_a_webcam_frame_in_a_real_browser_is_translated(served, page_in, capsys, tmp_path):
+    """Chromium's synthetic camera: the page switches to the webcam, takes a
+    photo, uploads it and translates it; the translation shown is the one of
+    the photo the page shows as its input."""
+    driver, wait = page_in
+    _find(wait, '#input button[aria-label="Capture from camera"]').click()
+    _find(wait, '#input [title="grant webcam access"] button').click()
+    video = _find(wait, '#input video')
+    wait.until(lambda _: driver.execute_script(
+        'return arguments[0].readyState >= 2 && arguments[0].videoWidth > 0', video))
+    _find(wait, '#input button[aria-label="capture photo"]').click()
+    translation = _find(wait, '#translation img[src]')
+    photo = _fetch_png(_find(wait, '#input img[src]').get_attribute('src'))
+    _screenshot(driver, 'demo_webcam.png', capsys)
+    assert photo.ndim == 3 and photo[..., 1].mean() > photo[..., 0].mean() + 40  # green
+    Image.fromarray(photo).save(tmp_path / 'photo.png')
+    expected, _, _, note = served['page'].translate(str(tmp_path / 'photo.png'), 'AtoB')
+    shown = _fetch_png(translation.get_attribute('src'))
+    width, height = demo.fit(Image.fromarray(photo), 64)[0].size
+    assert shown.shape == (height, width, 3) and _close(shown, expected)
+    assert _find(wait, '#note').text == note and _errors_on_page(driver) == []
 
 
 def _fetch_png(url):
