@@ -321,7 +321,7 @@ def test_clicking_an_example_in_a_real_browser_translates_it_as_sample_py_does(
     assert direction == 'BtoA' and np.array_equal(
         _png(path), _png(os.path.join(served['test'], 'testB', '0001.png')))
     cell = _find(wait, f'tr.tr-body img[src$="/{os.path.basename(path)}"]')
-    driver.execute_script('arguments[0].closest("tr").click()', cell)
+    cell.click()  # Selenium scrolls it into view
     translation = _find(wait, '#translation img[src]')
     reconstruction = _find(wait, '#reconstruction img[src]')
     _screenshot(driver, 'demo_example.png', capsys)
