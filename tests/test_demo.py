@@ -87,6 +87,23 @@ def test_the_core_install_leaves_gradio_out():
         'console_scripts']
 
 
+def test_the_core_pins_a_pillow_that_gradio_accepts(gr):
+    """One environment holds the core and the demo (.ci/run): requirements.txt's
+    pillow is within the installed Gradio's requirement (pillow < 13 for 6.31)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    pins = [Requirement(line) for line in (ROOT / 'requirements.txt').read_text().splitlines()
+            if line.lower().startswith('pillow==')]
+    wanted = [Requirement(r) for r in metadata.requires('gradio') if r.lower().startswith('pillow')]
+    assert len(pins) == 1 and len(wanted) == 1, (pins, wanted)
+    version = str(pins[0].specifier).removeprefix('==')
+    assert wanted[0].specifier.contains(version), f'pillow {version}: gradio wants {wanted[0]}'
+    demo_pins = (ROOT / 'requirements-demo.txt').read_text().lower().splitlines()
+    assert not [line for line in demo_pins if line.startswith('pillow')]  # no second pin
+
+
 def test_without_gradio_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(__import__('sys').modules, 'gradio', None)  # import gradio fails
     assert demo.main(['demo.py', f'--run={tmp_path}']) == 2
