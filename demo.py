@@ -212,11 +212,15 @@ class Page:
         """Whether the model reconstructs its input (CycleGAN with both generators)."""
         return any('reconstruction' in self.model.fetches(key) for key in self.keys)
 
+    def refuse_direction(self, direction):
+        """The page's line for a ``direction`` the model does not translate."""
+        return f'Choose a direction: {" or ".join(self.directions)} (not {direction!r}).'
+
     def translate(self, path, direction):
         """(translation, reconstruction or None, PNG path, note) of the upload
         ``path`` in ``direction``; UploadError or RunError for a bad request."""
         if direction not in self.directions:
-            raise UploadError(f'Choose a direction: {" or ".join(self.directions)}.')
+            raise UploadError(self.refuse_direction(direction))
         image, note = read_upload(path, self.dcfg)
         with self.lock:
             results = self.model.results(image, direction)
@@ -265,27 +269,31 @@ def _on_page(gr, function):
     return handler
 
 
-def _guard_upload(gr, component):
-    """Makes a file that Gradio cannot open as an image a message on the page
-    (Gradio's own preprocessing opens it before the handler sees it)."""
+def _guard(gr, component, message):
+    """Makes what Gradio's own preprocessing of ``component`` refuses (before
+    the handler sees it) a message on the page, ``message(error, payload)``,
+    instead of a traceback on the server's console."""
     preprocess = component.preprocess
 
     def guarded(payload):
         try:
             return preprocess(payload)
-        except Exception as e:  # whatever PIL raises on a file that is no image
-            raise gr.Error(unreadable(e, getattr(payload, 'path', '') or ''),
-                           print_exception=False) from None
+        except Exception as e:  # whatever PIL raises on a file that is no image, gr.Error
+            raise gr.Error(message(e, payload), print_exception=False) from None
     component.preprocess = guarded
     return component
+
+
+def _unreadable_upload(error, payload):
+    return unreadable(error, getattr(payload, 'path', '') or '')
 
 
 def image_page(gr, page):
     """The widgets and events of an image model's page (inside gr.Blocks)."""
     with gr.Row():
-        upload = _guard_upload(gr, gr.Image(
+        upload = _guard(gr, gr.Image(
             type='filepath', label='input', sources=['upload', 'webcam', 'clipboard'],
-            height=HEIGHT, elem_id='input'))
+            height=HEIGHT, elem_id='input'), _unreadable_upload)
         translation = gr.Image(type='numpy', format='png', label='translation', height=HEIGHT,
                                interactive=False, buttons=['download', 'fullscreen'],
                                elem_id='translation')
@@ -293,8 +301,10 @@ def image_page(gr, page):
                                   height=HEIGHT, interactive=False, visible=page.reconstructs,
                                   buttons=['download', 'fullscreen'], elem_id='reconstruction')
     with gr.Row():
-        direction = gr.Radio(page.directions, value=page.directions[0], label='direction',
-                             visible=len(page.directions) > 1, elem_id='direction')
+        direction = _guard(gr, gr.Radio(
+            page.directions, value=page.directions[0], label='direction',
+            visible=len(page.directions) > 1, elem_id='direction'),
+            lambda _, value: page.refuse_direction(value))
         button = gr.Button('Translate', variant='primary', elem_id='translate')
     note = gr.Markdown(elem_id='note')
     download = gr.File(label='the translation as PNG', interactive=False, elem_id='download')

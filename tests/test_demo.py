@@ -87,6 +87,23 @@ def test_the_core_install_leaves_gradio_out():
         'console_scripts']
 
 
+def test_the_core_pins_a_pillow_that_gradio_accepts(gr):
+    """One environment holds the core and the demo (.ci/run): requirements.txt's
+    pillow is within the installed Gradio's requirement (pillow < 13 for 6.31)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    pins = [Requirement(line) for line in (ROOT / 'requirements.txt').read_text().splitlines()
+            if line.lower().startswith('pillow==')]
+    wanted = [Requirement(r) for r in metadata.requires('gradio') if r.lower().startswith('pillow')]
+    assert len(pins) == 1 and len(wanted) == 1, (pins, wanted)
+    version = str(pins[0].specifier).removeprefix('==')
+    assert wanted[0].specifier.contains(version), f'pillow {version}: gradio wants {wanted[0]}'
+    demo_pins = (ROOT / 'requirements-demo.txt').read_text().lower().splitlines()
+    assert not [line for line in demo_pins if line.startswith('pillow')]  # no second pin
+
+
 def test_without_gradio_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(__import__('sys').modules, 'gradio', None)  # import gradio fails
     assert demo.main(['demo.py', f'--run={tmp_path}']) == 2
@@ -234,6 +251,8 @@ def test_a_50_megapixel_photo_is_scaled_down_with_a_note(served, tmp_path):
 
 
 def _chrome():
+    """Headless Chromium; its camera is Chromium's synthetic one (a green frame,
+    no permission prompt): --use-fake-*-for-media-stream."""
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -245,37 +264,113 @@ def _chrome():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage',
-                     '--window-size=1400,1100'):
+                     '--window-size=1400,1100', '--lang=en-US',
+                     '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'):
         options.add_argument(argument)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
-def test_an_upload_in_a_real_browser_comes_back_as_sample_py_translates_it(served, capsys):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as seen
+@pytest.fixture(scope='module')
+def browser(served):
+    """(driver, wait): one headless Chromium for the browser tests, on a fresh
+    load of the served page at each test."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver = _chrome()
     try:
-        driver.get(served['url'])
-        wait = WebDriverWait(driver, 60)
-        upload = wait.until(seen.presence_of_element_located(
-            (By.CSS_SELECTOR, '#input input[type=file]')))
-        upload.send_keys(os.path.join(served['test'], 'testA', '0002.png'))
-        image = wait.until(seen.presence_of_element_located(
-            (By.CSS_SELECTOR, '#translation img[src]')))
-        link = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, '#download a')))
-        os.makedirs(SCREENSHOTS, exist_ok=True)
-        screenshot = os.path.join(SCREENSHOTS, 'demo_page.png')
-        assert driver.save_screenshot(screenshot)
-        with capsys.disabled():  # in the test output, passed or not (-n 0)
-            print(f'\nscreenshot of the demo page: {screenshot}')
-        shown = _fetch_png(image.get_attribute('src'))
-        downloaded = _fetch_png(link.get_attribute('href'))
+        yield driver, WebDriverWait(driver, 60)
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def page_in(browser, served):
+    """browser's (driver, wait) after loading the served page."""
+    driver, _ = browser
+    driver.get(served['url'])
+    return browser
+
+
+def _find(wait, selector):
+    """The element of CSS ``selector``, once it is on the page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+
+    return wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, selector)))
+
+
+def _screenshot(driver, name, capsys):
+    """Saves the page to SCREENSHOTS/<name> and prints its path (passed or not, -n 0)."""
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    path = os.path.join(SCREENSHOTS, name)
+    assert driver.save_screenshot(path)
+    with capsys.disabled():
+        print(f'\nscreenshot of the demo page: {path}')
+
+
+def _errors_on_page(driver):
+    """The texts of the page's error toasts (gr.Error's messages)."""
+    from selenium.webdriver.common.by import By
+
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid=toast-body]')]
+
+
+def test_an_upload_in_a_real_browser_comes_back_as_sample_py_translates_it(served, page_in,
+                                                                           capsys):
+    driver, wait = page_in
+    upload = _find(wait, '#input input[type=file]')
+    upload.send_keys(os.path.join(served['test'], 'testA', '0002.png'))
+    image = _find(wait, '#translation img[src]')
+    link = _find(wait, '#download a')
+    _screenshot(driver, 'demo_page.png', capsys)
+    shown = _fetch_png(image.get_attribute('src'))
+    downloaded = _fetch_png(link.get_attribute('href'))
     expected = _png(served['sampled'] / '0002_fake_B.png')
     assert _close(shown, expected) and _close(downloaded, expected)
+
+
+def test_clicking_an_example_in_a_real_browser_translates_it_as_sample_py_does(
+        served, page_in, capsys):
+    """The second example of B (testB/0001.png): its row sets input and direction
+    and translates them at once."""
+    driver, wait = page_in
+    path, direction = served['page'].examples[5]
+    assert direction == 'BtoA' and np.array_equal(
+        _png(path), _png(os.path.join(served['test'], 'testB', '0001.png')))
+    cell = _find(wait, f'tr.tr-body img[src$="/{os.path.basename(path)}"]')
+    cell.click()  # Selenium scrolls it into view
+    translation = _find(wait, '#translation img[src]')
+    reconstruction = _find(wait, '#reconstruction img[src]')
+    _screenshot(driver, 'demo_example.png', capsys)
+    assert _close(_fetch_png(translation.get_attribute('src')),
+                  _png(served['sampled'] / '0001_fake_A.png'))
+    assert _close(_fetch_png(reconstruction.get_attribute('src')),
+                  _png(served['sampled'] / '0001_rec_B.png'))
+    assert _find(wait, '#direction input[value=BtoA]').is_selected()
+    assert _errors_on_page(driver) == []
+
+
+def test_a_webcam_frame_in_a_real_browser_is_translated(served, page_in, capsys, tmp_path):
+    """Chromium's synthetic camera: the page switches to the webcam, takes a
+    photo, uploads it and translates it; the translation shown is the one of
+    the photo the page shows as its input."""
+    driver, wait = page_in
+    _find(wait, '#input button[aria-label="Capture from camera"]').click()
+    _find(wait, '#input [title="grant webcam access"] button').click()
+    video = _find(wait, '#input video')
+    wait.until(lambda _: driver.execute_script(
+        'return arguments[0].readyState >= 2 && arguments[0].videoWidth > 0', video))
+    _find(wait, '#input button[aria-label="capture photo"]').click()
+    translation = _find(wait, '#translation img[src]')
+    photo = _fetch_png(_find(wait, '#input img[src]').get_attribute('src'))
+    _screenshot(driver, 'demo_webcam.png', capsys)
+    assert photo.ndim == 3 and photo[..., 1].mean() > photo[..., 0].mean() + 40  # green
+    Image.fromarray(photo).save(tmp_path / 'photo.png')
+    expected, _, _, note = served['page'].translate(str(tmp_path / 'photo.png'), 'AtoB')
+    shown = _fetch_png(translation.get_attribute('src'))
+    width, height = demo.fit(Image.fromarray(photo), 64)[0].size
+    assert shown.shape == (height, width, 3) and _close(shown, expected)
+    assert _find(wait, '#note').text == note and _errors_on_page(driver) == []
 
 
 def _fetch_png(url):
@@ -290,7 +385,8 @@ TOY = ['--steps_per_epoch=5', '--n_epochs=1', '--n_epochs_decay=1', '--hidden_un
        '--batch_size=16', '--print_freq=5']
 
 
-@pytest.mark.parametrize('name', sorted(set(registry.MODELS) - {'cycle_gan'}))
+# CycleGAN's page is the served one's above, CUT's that of its own test below.
+@pytest.mark.parametrize('name', sorted(set(registry.MODELS) - {'cycle_gan', 'cut'}))
 def test_every_models_page_translates_or_draws(name, gr, tmp_path):
     spec = registry.get(name)
     extra = TOY
@@ -323,6 +419,53 @@ def test_every_models_page_translates_or_draws(name, gr, tmp_path):
     finally:
         page.close()
         shutil.rmtree(tmp_path / 'datasets', ignore_errors=True)
+
+
+def _page_config(url):
+    """{elem_id: the component's props} of the served page, as its /config tells the browser."""
+    import json
+
+    with urllib.request.urlopen(url + 'config', timeout=30) as response:
+        components = json.load(response)['components']
+    return {c['props']['elem_id']: c['props'] for c in components if c['props'].get('elem_id')}
+
+
+def test_a_cut_runs_page_translates_a_to_b_as_sample_py_does(gr, tmp_path):
+    """A tiny CUT run served (one generator, A to B, no reconstruction): a
+    request through gradio_client comes back as sample.py translates the same
+    image, and the page says model cut, one direction, no reconstruction; a
+    request for B to A is the page's message."""
+    from gradio_client.exceptions import AppError
+
+    data_root = make_data_root(tmp_path / 'datasets')
+    small = [a for a in TINY if not a.startswith('--pool_size')] + ['--num_patches=8',
+                                                                    '--netF_nc=8']
+    assert train.main(['train.py', '--model=cut', f'--runs_dir={tmp_path}', '--name=cut',
+                       *small, '--dataset=shapes2stripes', f'--data_root={data_root}',
+                       '--max_steps=1']) == 0
+    image = os.path.join(data_root, 'shapes2stripes', 'testA', '0003.png')
+    assert sample.main(['sample.py', f'--run={tmp_path / "cut"}', f'--input={image}',
+                        f'--results_dir={tmp_path / "sampled"}']) == 0
+    dcfg = config.DemoConfig(port=_free_port(), num_examples=1)
+    page = demo.Page(dcfg, str(tmp_path / 'cut'), None)
+    app = demo.build(gr, page)
+    demo.launch(app, dcfg, prevent_thread_lock=True, quiet=True)
+    try:
+        url = f'http://127.0.0.1:{dcfg.port}/'
+        shown = _page_config(url)
+        assert '**model** cut' in shown['about']['value'] and 'step 1' in shown['about']['value']
+        assert not shown['reconstruction']['visible'] and not shown['direction']['visible']
+        assert [d for _, d in page.examples] == ['AtoB']
+        client = _client({'url': url})
+        translation, reconstruction, png, note = _translate(client, image, 'AtoB')
+        expected = _png(tmp_path / 'sampled' / 'images' / '0003_fake_B.png')
+        assert _close(_png(translation), expected) and _close(_png(png), expected)
+        assert reconstruction is None and note == ''
+        with pytest.raises(AppError, match="Choose a direction: AtoB \\(not 'BtoA'\\)"):
+            _translate(client, image, 'BtoA')  # demo.py's line: Gradio's radio printed a traceback
+    finally:
+        app.close()
+        page.close()
 
 
 def test_an_imported_generator_translates_its_direction_only(gr, fixtures_dir, tmp_path):
