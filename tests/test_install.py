@@ -37,7 +37,7 @@ USER_MODULES = ('config', 'data', 'datasets', 'model', 'models', 'runs', 'metric
 # The names of .gitignore, and .git: what a fresh clone does not have.
 NOT_SOURCE = shutil.ignore_patterns('.git', '*.egg-info', '*.pyc', '__pycache__', '.gl',
                                     '.pytest_cache', '.venv', '.whl', 'build', 'datasets',
-                                    'results', 'runs', 'venv', '.venv-demo')
+                                    'results', 'runs', 'venv')
 
 
 def make_venv(path):
